@@ -1,0 +1,114 @@
+"""Featurise examples into Voxtral transcription sequences and collate them into batches.
+
+A training sequence is the processor's transcription prompt followed by the transcript:
+
+    <s>[INST][BEGIN_AUDIO][AUDIO]*375k[/INST]lang:xx[TRANSCRIBE] text tokens </s> <pad>...
+    labels: -100 ........................................... text tokens </s> -100...
+
+The featuriser runs per example inside DataLoader workers (audio decoding, resampling, mel
+features, tokenisation); the collator only pads and stacks, so the training process never
+waits on audio work. Generation uses the very same prompt (``Featurizer.prompt``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import VoxtralProcessor
+
+from voxtral_exp.data.audio import TARGET_RATE, load_audio
+from voxtral_exp.data.example import Example
+
+IGNORE_INDEX = -100
+
+
+def normalize_transcript(text: str) -> str:
+    """The one text convention for targets, generation and scoring: no surrounding spaces.
+
+    Tekken tokenises "hello" and " hello" differently; the target is always the stripped text,
+    and decoded generations are stripped the same way before scoring.
+    """
+    return " ".join(text.split())
+
+
+class Featurizer:
+    """Example -> {"prompt_ids", "target_ids", "input_features"} (plain tensors, picklable)."""
+
+    def __init__(self, processor: VoxtralProcessor, model_id: str, default_language: str | None = None):
+        self.processor = processor
+        self.model_id = model_id
+        self.default_language = default_language
+        self.eos_id = processor.tokenizer.eos_token_id
+
+    def prompt(self, audio, language: str | None) -> dict[str, torch.Tensor]:
+        """Prompt ids (1-D) and mel features (n_chunks, 128, 3000) for 16 kHz mono ``audio``."""
+        out = self.processor.apply_transcription_request(
+            language=language or self.default_language,
+            audio=audio,
+            sampling_rate=TARGET_RATE,
+            format="wav",
+            model_id=self.model_id,
+        )
+        return {"prompt_ids": out["input_ids"][0], "input_features": out["input_features"]}
+
+    def target(self, text: str) -> torch.Tensor:
+        """Transcript token ids followed by EOS, so the model learns to stop."""
+        ids = self.processor.tokenizer.encode(normalize_transcript(text), add_special_tokens=False)
+        return torch.tensor([*ids, self.eos_id], dtype=torch.long)
+
+    def __call__(self, example: Example) -> dict[str, Any]:
+        audio = load_audio(example.audio, example.offset, example.duration)
+        features = self.prompt(audio, example.language)
+        features["target_ids"] = self.target(example.text)
+        features["language"] = example.language or self.default_language
+        features["text"] = example.text
+        return features
+
+
+class TranscriptionCollator:
+    """Right-pads prompt + target sequences; labels cover exactly the target tokens."""
+
+    def __init__(self, pad_token_id: int, label_only_logits: bool = False):
+        self.pad_token_id = pad_token_id
+        self.label_only_logits = label_only_logits  # add the mask voxtral_exp.loss uses
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        sequences = [torch.cat([f["prompt_ids"], f["target_ids"]]) for f in features]
+        length = max(len(s) for s in sequences)
+        input_ids = torch.full((len(features), length), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), length), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(features), length), dtype=torch.long)
+        for i, (f, seq) in enumerate(zip(features, sequences)):
+            n_prompt = len(f["prompt_ids"])
+            input_ids[i, : len(seq)] = seq
+            labels[i, n_prompt : len(seq)] = f["target_ids"]
+            attention_mask[i, : len(seq)] = 1
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+            # every clip contributes one (128, 3000) slice per started 30 s chunk
+            "input_features": torch.cat([f["input_features"] for f in features]),
+        }
+        if self.label_only_logits:
+            # positions whose next token is a label: the only logits the loss needs
+            batch["logits_to_keep"] = torch.zeros_like(labels, dtype=torch.bool)
+            batch["logits_to_keep"][:, :-1] = labels[:, 1:] != IGNORE_INDEX
+        return batch
+
+
+def collate_prompts(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Left-pads prompts for batched generation (new tokens are appended on the right)."""
+    length = max(len(f["prompt_ids"]) for f in features)
+    input_ids = torch.full((len(features), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(features), length), dtype=torch.long)
+    for i, f in enumerate(features):
+        n = len(f["prompt_ids"])
+        input_ids[i, length - n :] = f["prompt_ids"]
+        attention_mask[i, length - n :] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "input_features": torch.cat([f["input_features"] for f in features]),
+    }

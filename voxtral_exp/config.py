@@ -1,0 +1,119 @@
+"""Config helpers: OmegaConf resolvers, validation before anything heavy loads, redaction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parent.parent
+REDACTED = "<redacted>"
+SECRET_KEY = re.compile(r"(token|secret|password|api_key|apikey)", re.IGNORECASE)
+OBJECTIVES = ("eval_loss", "eval_wer", "eval_cer")
+NORMALIZERS = ("none", "basic", "whisper_english")
+
+
+def register_resolvers() -> None:
+    """`${voxtral.*:}` resolvers used by conf/ (idempotent)."""
+    resolvers = {
+        "voxtral.root": lambda: str(ROOT),
+        "voxtral.device": lambda: "cuda" if torch.cuda.is_available() else "cpu",
+        "voxtral.bf16_supported": lambda: torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        "voxtral.eq": lambda a, b: str(a) == str(b),
+    }
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config, each naming its key and what to do."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the resolved config; raise one ConfigError listing all problems."""
+    problems: list[str] = []
+    t, m, model, data = cfg.trainer, cfg.method, cfg.model, cfg.dataset
+
+    if not t.learning_rate or t.learning_rate <= 0:
+        problems.append(f"trainer.learning_rate={t.learning_rate}: must be > 0 (e.g. 1e-4 for LoRA)")
+    if t.max_steps <= 0 and t.num_train_epochs <= 0:
+        problems.append("trainer.max_steps and trainer.num_train_epochs are both <= 0: set one of them")
+    for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if t[key] < 1:
+            problems.append(f"trainer.{key}={t[key]}: must be >= 1")
+
+    if m.name == "lora":
+        if not isinstance(m.r, int) or m.r < 1:
+            problems.append(f"method.r={m.r}: the LoRA rank must be an integer >= 1 (e.g. 8, 16, 32)")
+        if m.alpha <= 0:
+            problems.append(f"method.alpha={m.alpha}: must be > 0 (scaling is alpha / r)")
+        if not 0 <= m.dropout < 1:
+            problems.append(f"method.dropout={m.dropout}: must be in [0, 1)")
+        if not m.target_modules:
+            problems.append("method.target_modules is empty: name at least one module, e.g. [q_proj, v_proj]")
+
+    if not model.random_init and not model.name_or_path:
+        problems.append(f"model.name_or_path is null for model={model.name}: name a checkpoint or set model.random_init=true")
+    elif not model.random_init and _looks_local(model.name_or_path) and not Path(model.name_or_path).expanduser().exists():
+        problems.append(f"model.name_or_path={model.name_or_path}: folder does not exist")
+    if model.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        problems.append(f"model.dtype={model.dtype}: expected auto | float32 | bfloat16 | float16")
+    audio = model.audio_config
+    if model.random_init and "hidden_size" in audio and audio.get("intermediate_size") != 4 * audio.hidden_size:
+        problems.append(
+            f"model.audio_config.intermediate_size={audio.get('intermediate_size')}: must be 4 * "
+            f"model.audio_config.hidden_size ({4 * audio.hidden_size}); the projector stacks 4 frames"
+        )
+
+    if cfg.hardware.device == "cpu" and (t.bf16 or t.get("fp16")):
+        problems.append("trainer.bf16/fp16 is on but hardware.device=cpu: use hardware=cpu (fp32) or run on a GPU")
+    if cfg.hardware.device == "cuda" and not torch.cuda.is_available():
+        problems.append("hardware=gpu but torch.cuda.is_available() is False: use hardware=cpu or hardware=auto")
+
+    if data.name == "jsonl":
+        for key in ("train_manifest", "eval_manifest"):
+            path = data.get(key)
+            if path and not Path(path).expanduser().is_file():
+                problems.append(f"dataset.{key}={path}: file not found")
+        if not data.train_manifest:
+            problems.append("dataset.train_manifest is null: point it at a JSONL manifest")
+        if not data.eval_manifest and not 0 < data.eval_fraction < 1:
+            problems.append(f"dataset.eval_fraction={data.eval_fraction}: must be in (0, 1) when eval_manifest is null")
+
+    if cfg.objective not in OBJECTIVES:
+        problems.append(f"objective={cfg.objective}: expected one of {list(OBJECTIVES)}")
+    if cfg.objective != "eval_loss" and not cfg.evaluation.wer_at_end:
+        problems.append(f"objective={cfg.objective} needs evaluation.wer_at_end=true")
+    if cfg.evaluation.normalizer not in NORMALIZERS:
+        problems.append(f"evaluation.normalizer={cfg.evaluation.normalizer}: expected one of {list(NORMALIZERS)}")
+    if problems:
+        raise ConfigError(problems)
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
+
+
+def redact(value: Any) -> Any:
+    """A plain-Python copy with every secret-looking key's value replaced."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if SECRET_KEY.search(str(k)) and v else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def resolved_container(cfg: DictConfig) -> dict:
+    """The fully resolved config as plain Python, secrets redacted."""
+    return redact(OmegaConf.to_container(cfg, resolve=True))

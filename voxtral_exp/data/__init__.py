@@ -1,0 +1,1 @@
+"""Speech data: audio decoding, manifests and data sources, featurisation for Voxtral."""

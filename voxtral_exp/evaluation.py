@@ -1,0 +1,111 @@
+"""WER/CER by generation: transcribe the eval set with the training prompt and score with jiwer."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import jiwer
+import torch
+from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
+
+from voxtral_exp.collator import Featurizer, collate_prompts, normalize_transcript
+from voxtral_exp.data.example import Example
+
+log = logging.getLogger(__name__)
+
+
+def text_normalizer(name: str) -> Callable[[str], str]:
+    """`evaluation.normalizer`: none | basic (lowercase, no punctuation) | whisper_english.
+
+    whisper_english is transformers' Whisper English normaliser without the British->American
+    spelling table (that table ships with Whisper checkpoints, not with transformers).
+    """
+    if name == "none":
+        return normalize_transcript
+    if name == "basic":
+        basic = BasicTextNormalizer()
+        return lambda s: " ".join(basic(s).split())
+    if name == "whisper_english":
+        english = EnglishTextNormalizer({})
+        return lambda s: " ".join(english(s).split())
+    raise ValueError(f"evaluation.normalizer={name!r}: expected none | basic | whisper_english")
+
+
+def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float]:
+    """Corpus WER and CER (errors / reference words or characters). Empty references count
+    every hypothesis word as an insertion rather than failing."""
+    words = jiwer.process_words(references, hypotheses)
+    chars = jiwer.process_characters(references, hypotheses)
+    return {"wer": words.wer, "cer": chars.cer}
+
+
+@torch.no_grad()
+def transcribe(
+    model: torch.nn.Module,
+    featurizer: Featurizer,
+    audios: list,
+    languages: list[str | None],
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    num_beams: int = 1,
+) -> list[str]:
+    """Greedy (or beam) transcripts of 16 kHz mono arrays, with exactly the training prompt."""
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    tokenizer = featurizer.processor.tokenizer
+    was_training = model.training
+    model.eval()
+    texts = []
+    for start in range(0, len(audios), batch_size):
+        prompts = [featurizer.prompt(a, lang) for a, lang in zip(audios[start : start + batch_size], languages[start : start + batch_size])]
+        batch = collate_prompts(prompts, tokenizer.pad_token_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        batch["input_features"] = batch["input_features"].to(dtype)
+        out = model.generate(
+            **batch, max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )  # fmt: skip
+        new_tokens = out[:, batch["input_ids"].shape[1] :]
+        texts += [normalize_transcript(t) for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+    model.train(was_training)
+    return texts
+
+
+def evaluate_wer(
+    model: torch.nn.Module, featurizer: Featurizer, examples: list[Example], cfg
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(metrics, predictions) for `examples`; metrics overall and per language."""
+    from voxtral_exp.data.audio import load_audio
+
+    audios = [load_audio(e.audio, e.offset, e.duration) for e in examples]
+    languages = [e.language or featurizer.default_language for e in examples]
+    hypotheses = transcribe(
+        model, featurizer, audios, languages, cfg.batch_size, cfg.max_new_tokens, cfg.num_beams
+    )
+    normalize = text_normalizer(cfg.normalizer)
+    refs = [normalize(e.text) for e in examples]
+    hyps = [normalize(h) for h in hypotheses]
+    metrics: dict[str, Any] = {f"eval_{k}": v for k, v in error_rates(refs, hyps).items()}
+    by_language = defaultdict(list)
+    for i, lang in enumerate(languages):
+        by_language[lang or "unknown"].append(i)
+    metrics["per_language"] = {
+        lang: {**error_rates([refs[i] for i in ids], [hyps[i] for i in ids]), "n": len(ids)}
+        for lang, ids in sorted(by_language.items())
+    }
+    predictions = [
+        {
+            "origin": e.origin,
+            "language": lang,
+            "reference": e.text,
+            "hypothesis": h,
+            **error_rates([r], [hn]),
+        }
+        for e, lang, h, r, hn in zip(examples, languages, hypotheses, refs, hyps)
+    ]
+    log.info("WER <evaluation.normalizer=%s>: wer=%.4f cer=%.4f on %d clips",
+             cfg.normalizer, metrics["eval_wer"], metrics["eval_cer"], len(examples))  # fmt: skip
+    return metrics, predictions

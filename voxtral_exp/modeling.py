@@ -1,0 +1,116 @@
+"""Build the Voxtral model (checkpoint or random weights) and apply the fine-tuning method."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import VoxtralConfig, VoxtralForConditionalGeneration
+
+log = logging.getLogger(__name__)
+
+AUDIO_TOKEN_ID = 24  # [AUDIO] in Voxtral's tokenizer; VoxtralConfig leaves it None
+
+
+def torch_dtype(name: str, bf16: bool) -> torch.dtype:
+    """`model.dtype`: auto follows the hardware's precision (bf16 weights with bf16 training)."""
+    if name == "auto":
+        return torch.bfloat16 if bf16 else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def random_config(cfg: DictConfig) -> VoxtralConfig:
+    """Voxtral-Mini-3B's architecture with `model.text_config` / `model.audio_config` overrides."""
+    text = OmegaConf.to_container(cfg.text_config, resolve=True)
+    audio = OmegaConf.to_container(cfg.audio_config, resolve=True)
+    config = VoxtralConfig(
+        text_config=text,  # a dict is merged onto the 3B text defaults by VoxtralConfig
+        audio_config={"model_type": "voxtral_encoder", **audio},
+        audio_token_id=AUDIO_TOKEN_ID,
+    )
+    config.text_config.pad_token_id = 11
+    return config
+
+
+def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForConditionalGeneration:
+    """`model` node -> a VoxtralForConditionalGeneration (random weights or from_pretrained)."""
+    if cfg.random_init:
+        torch.manual_seed(seed)  # the same seed gives the same initial weights
+        model = VoxtralForConditionalGeneration(random_config(cfg)).to(dtype)
+        model.config._attn_implementation = cfg.attn_implementation
+        log.info("Model <model=%s>: random weights, %s", cfg.name, dtype)
+        return model
+    log.info("Model <model=%s>: loading %s (revision %s), %s", cfg.name, cfg.name_or_path, cfg.revision, dtype)
+    return VoxtralForConditionalGeneration.from_pretrained(
+        cfg.name_or_path, revision=cfg.revision, dtype=dtype, attn_implementation=cfg.attn_implementation
+    )
+
+
+def lora_target_regex(target_modules: list[str]) -> str:
+    """Match the given module names inside the language model only.
+
+    The audio encoder's attention has the same names (q_proj, k_proj, ...): a plain name list
+    would put adapters into the encoder too.
+    """
+    names = "|".join(target_modules)
+    return rf".*language_model\..*\.({names})"
+
+
+def apply_method(model: VoxtralForConditionalGeneration, cfg: DictConfig) -> torch.nn.Module:
+    """`method` node -> the trainable model: LoRA adapters (PeftModel) or selected full weights."""
+    if cfg.name == "lora":
+        lora = LoraConfig(
+            r=cfg.r,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            target_modules=lora_target_regex(list(cfg.target_modules)),
+            modules_to_save=["multi_modal_projector"] if cfg.train_projector else None,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)  # freezes every base weight
+    elif cfg.name == "full":
+        for name, param in model.named_parameters():
+            in_tower = name.startswith("model.audio_tower.")
+            in_projector = name.startswith("model.multi_modal_projector.")
+            param.requires_grad = not (
+                (in_tower and cfg.freeze_audio_tower) or (in_projector and not cfg.train_projector)
+            )
+    else:
+        raise ValueError(f"method.name={cfg.name!r}: expected 'lora' or 'full'")
+    total, trainable = count_parameters(model)
+    log.info(
+        "Method <method=%s>: %s trainable of %s parameters (%.2f%%)",
+        cfg.name, f"{trainable:,}", f"{total:,}", 100 * trainable / total,
+    )  # fmt: skip
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def load_trained(path: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """Reload a saved `final/` (full model, or base + LoRA adapter) for inference."""
+    from pathlib import Path
+
+    if (Path(path) / "adapter_config.json").exists():
+        return PeftModel.from_pretrained(_adapter_base(path, dtype), path)
+    return VoxtralForConditionalGeneration.from_pretrained(path, dtype=dtype)
+
+
+def _adapter_base(path: str, dtype: torch.dtype) -> VoxtralForConditionalGeneration:
+    """The base model an adapter was trained on: saved next to it for random-weight bases."""
+    from pathlib import Path
+
+    from peft import PeftConfig
+
+    base_dir = Path(path) / "base_model"
+    if base_dir.exists():
+        return VoxtralForConditionalGeneration.from_pretrained(base_dir, dtype=dtype)
+    base = PeftConfig.from_pretrained(path).base_model_name_or_path
+    return VoxtralForConditionalGeneration.from_pretrained(base, dtype=dtype)

@@ -1,0 +1,79 @@
+"""The Voxtral processor: the real one from a checkpoint, or an offline one for random models.
+
+Random-weight models (``model=tiny``, ``model.random_init=true``) need a processor without a
+download. Mistral's tokenizer file is not on this machine, but the mistral-common wheel ships a
+tekken (v3) file with the same ordinary vocabulary layout. Rewritten as a v7 tokenizer with
+Voxtral's special tokens and an audio section, it loads into transformers' ``VoxtralProcessor``
+and produces exactly Voxtral's prompt layout (special-token ids match the real model's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import mistral_common
+from transformers import VoxtralProcessor, WhisperFeatureExtractor
+from transformers.tokenization_mistral_common import MistralCommonBackend
+
+log = logging.getLogger(__name__)
+
+SOURCE_TOKENIZER = Path(mistral_common.__file__).parent / "data" / "tekken_240911.json"
+# Voxtral's control tokens and their ids (ranks); the gaps are filled with placeholders.
+VOXTRAL_SPECIAL_TOKENS = {
+    0: "<unk>", 1: "<s>", 2: "</s>", 3: "[INST]", 4: "[/INST]", 5: "[AVAILABLE_TOOLS]",
+    6: "[/AVAILABLE_TOOLS]", 7: "[TOOL_RESULTS]", 8: "[/TOOL_RESULTS]", 9: "[TOOL_CALLS]",
+    10: "[IMG]", 11: "<pad>", 12: "[IMG_BREAK]", 13: "[IMG_END]", 14: "[PREFIX]",
+    15: "[MIDDLE]", 16: "[SUFFIX]", 17: "[SYSTEM_PROMPT]", 18: "[/SYSTEM_PROMPT]",
+    19: "[TOOL_CONTENT]", 20: "[ARGS]", 21: "[CALL_ID]", 24: "[AUDIO]", 25: "[BEGIN_AUDIO]",
+    34: "[TRANSCRIBE]",
+}  # fmt: skip
+AUDIO_SECTION = {
+    "sampling_rate": 16000,
+    "frame_rate": 12.5,  # 375 audio tokens per 30 s chunk
+    "audio_encoding_config": {"num_mel_bins": 128, "hop_length": 160, "window_size": 400},
+    "chunk_length_s": 30.0,
+}
+OFFLINE_MODEL_ID = "voxtral-exp/offline-tekken"  # a label only: never fetched
+
+
+def offline_tokenizer_file(cache_dir: str | Path | None = None) -> Path:
+    """Write (once) the Voxtral-compatible tekken file derived from mistral-common's and return it."""
+    cache_dir = Path(cache_dir or os.environ.get("VOXTRAL_EXP_CACHE", Path.home() / ".cache" / "voxtral_exp"))
+    data = json.loads(SOURCE_TOKENIZER.read_text(encoding="utf-8"))
+    data["config"]["version"] = "v7"
+    data.pop("image", None)
+    data["special_tokens"] = [
+        {"rank": rank, "token_str": VOXTRAL_SPECIAL_TOKENS.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
+        for rank in range(max(VOXTRAL_SPECIAL_TOKENS) + 1)
+    ]
+    data["audio"] = AUDIO_SECTION
+    text = json.dumps(data)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = cache_dir / f"tekken-{digest}" / "tekken.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)  # atomic: concurrent ranks or jobs never see half a file
+    return path
+
+
+def build_offline_processor() -> VoxtralProcessor:
+    """A VoxtralProcessor that needs no download, for models with random weights."""
+    tokenizer = MistralCommonBackend(tokenizer_path=str(offline_tokenizer_file()))
+    feature_extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000)
+    return VoxtralProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+
+def load_processor(name_or_path: str | None, revision: str | None = None) -> VoxtralProcessor:
+    """The processor saved with a checkpoint (Hub id or folder), or the offline one if None."""
+    if name_or_path is None:
+        log.info("Building the offline Voxtral processor from %s", SOURCE_TOKENIZER.name)
+        return build_offline_processor()
+    # mistral_format keeps the tokenizer a MistralCommonBackend (apply_transcription_request
+    # needs it) even in folders that hold no model config.json, e.g. a LoRA adapter's.
+    return VoxtralProcessor.from_pretrained(name_or_path, revision=revision, mistral_format=True)

@@ -1,0 +1,114 @@
+"""What a run directory records about itself: resolved config, run.json, result files.
+
+Every file is written atomically (temporary file + rename), so a crash or kill never leaves a
+half-written record behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from voxtral_exp.config import REDACTED, ROOT, SECRET_KEY
+
+PACKAGES = (
+    "torch", "torchaudio", "transformers", "peft", "accelerate", "datasets", "hydra-core",
+    "omegaconf", "trackio", "mistral-common", "soundfile", "jiwer",
+)  # fmt: skip
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_resolved_config(run_dir: Path, resolved: dict) -> None:
+    write_atomic(run_dir / "resolved_config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+
+def git_state() -> dict[str, Any]:
+    """Commit of the project checkout and whether it had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return {"commit": None, "dirty": None}
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def hardware_info() -> dict[str, Any]:
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count()}
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunRecord:
+    """`run.json`: who ran what, on which code and machine, and how it ended."""
+
+    def __init__(self, run_dir: Path, overrides: list[str]):
+        self.path = run_dir / "run.json"
+        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data.update(
+            {
+                "status": "running",
+                "command": redact_argv(sys.argv),
+                "overrides": redact_argv(overrides),
+                "run_dir": str(run_dir),
+                "git": git_state(),
+                "packages": package_versions(),
+                "hardware": hardware_info(),
+            }
+        )
+        self.data.setdefault("start_time", now())
+        self.data.setdefault("attempts", [])
+        self.data["attempts"].append({"start_time": now()})
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+    def finish(self, status: str, **extra: Any) -> None:
+        self.data.update(status=status, end_time=now(), **extra)
+        self.data["attempts"][-1].update(end_time=now(), status=status)
+        self.save()
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """Command-line words with the value of any secret-looking `key=value` replaced."""
+    words = []
+    for word in argv:
+        key, sep, _ = word.partition("=")
+        words.append(f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) else word)
+    return words

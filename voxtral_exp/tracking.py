@@ -1,0 +1,79 @@
+"""trackio: exactly one run per training run, and tracking never kills training.
+
+The Trainer's built-in TrackioCallback logs TrainingArguments rather than the Hydra config and
+finishes the run at train end (before the final WER), so voxtral_exp drives trackio itself:
+``Tracker`` owns the run, ``TrackioLogger`` forwards the Trainer's metrics to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+
+class Tracker:
+    """A trackio run that turns every tracking error into one warning and carries on."""
+
+    def __init__(self) -> None:
+        self.run = None
+        self._warned = False
+
+    def start(self, project: str, name: str, group: str | None, config: dict, space_id: str | None) -> None:
+        def init():
+            import trackio
+
+            self.run = trackio.init(
+                project=project, name=name, group=group, config=config, space_id=space_id,
+                resume="allow",  # a resumed run continues the same trackio run
+                embed=False,
+            )  # fmt: skip
+            log.info("Tracking <tracking.project=%s>: trackio run %r (group %r)", project, name, group)
+
+        self._guard(init)
+
+    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        if self.run is not None:
+            numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self._guard(lambda: self.run.log(numbers, step=step))
+
+    def finish(self) -> None:
+        if self.run is not None:
+            self._guard(self.run.finish)
+            self.run = None
+
+    def _guard(self, action) -> None:
+        try:
+            action()
+        except Exception as e:  # noqa: BLE001 - tracking must never stop training
+            if not self._warned:
+                log.warning("trackio failed (%s: %s); training continues without tracking", type(e).__name__, e)
+                self._warned = True
+            self.run = None
+
+
+class TrackioLogger(TrainerCallback):
+    """Sends the Trainer's logs to the Tracker as ``train/*`` and ``eval/*`` metrics (rank 0 only)."""
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            self.tracker.log(prefix_metrics(logs), step=state.global_step)
+
+
+def prefix_metrics(logs: dict[str, Any]) -> dict[str, Any]:
+    """Trainer log keys -> dashboard keys: eval_loss -> eval/loss, loss -> train/loss."""
+    out = {}
+    for key, value in logs.items():
+        if key.startswith("eval_"):
+            out["eval/" + key[len("eval_") :]] = value
+        elif key.startswith("test_"):
+            out["test/" + key[len("test_") :]] = value
+        else:
+            out["train/" + key] = value
+    return out

@@ -1,0 +1,158 @@
+"""`train(cfg)`: one fine-tuning run, top to bottom.
+
+validate -> record the run -> processor -> data -> model + method -> Trainer -> train ->
+save final/ -> evaluate (loss, WER/CER) -> write results -> close the run record and tracker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from transformers import Trainer, TrainingArguments, set_seed
+
+from voxtral_exp.collator import Featurizer, TranscriptionCollator
+from voxtral_exp.config import resolved_container, validate
+from voxtral_exp.data.dataset import SpeechDataset
+from voxtral_exp.data.sources import load_examples
+from voxtral_exp.evaluation import evaluate_wer
+from voxtral_exp.loss import label_only_loss
+from voxtral_exp.modeling import apply_method, build_model, count_parameters, torch_dtype
+from voxtral_exp.processor import OFFLINE_MODEL_ID, load_processor
+from voxtral_exp.run_record import RunRecord, git_state, write_json, write_resolved_config
+from voxtral_exp.tracking import Tracker, TrackioLogger, prefix_metrics
+
+log = logging.getLogger(__name__)
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun/accelerate, or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job described by the composed config; return its final metrics."""
+    validate(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    resolved = resolved_container(cfg)
+    main = is_main_process()
+    record = None
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_resolved_config(run_dir, resolved)
+        record = RunRecord(run_dir, _overrides())
+    log.info(
+        "Run <%s>: model=%s (%s) dataset=%s method=%s hardware=%s",
+        run_dir, cfg.model.name, cfg.model.name_or_path or "random weights", cfg.dataset.name,
+        cfg.method.name, cfg.hardware.device,
+    )  # fmt: skip
+    tracker = Tracker()
+    try:
+        metrics = _run(cfg, run_dir, resolved, tracker, main)
+        if record:
+            record.finish("completed", metrics=metrics)
+        return metrics
+    except BaseException as e:
+        if record:
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            record.finish(status, error=f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        tracker.finish()
+
+
+def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main: bool) -> dict[str, Any]:
+    set_seed(cfg.seed)
+    processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision)
+    featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, cfg.dataset.language)
+    train_examples, eval_examples = load_examples(cfg.dataset, cfg.seed)
+
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    args = TrainingArguments(
+        **trainer_kwargs,
+        output_dir=str(run_dir / "checkpoints"),
+        run_name=_run_name(cfg, run_dir),
+        report_to="none",  # trackio is driven by voxtral_exp.tracking
+        prediction_loss_only=True,  # eval loss only; WER/CER come from generation
+    )
+    dtype = torch_dtype(cfg.model.dtype, args.bf16)
+    model = apply_method(build_model(cfg.model, dtype, cfg.seed), cfg.method)
+    total, trainable = count_parameters(model)
+
+    if main and cfg.tracking.enabled:
+        tracker.start(
+            project=cfg.tracking.project,
+            name=args.run_name,
+            group=_run_group(cfg),
+            config={**resolved, "run_dir": str(run_dir), "git": git_state(),
+                    "parameters": {"total": total, "trainable": trainable}},
+            space_id=cfg.tracking.space_id,
+        )  # fmt: skip
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=SpeechDataset(train_examples, featurizer),
+        eval_dataset=SpeechDataset(eval_examples, featurizer),
+        data_collator=TranscriptionCollator(processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
+        processing_class=processor,
+        compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
+        callbacks=[TrackioLogger(tracker)],
+    )
+    result = trainer.train(resume_from_checkpoint=cfg.training.resume_from_checkpoint)
+
+    final_dir = run_dir / "final"
+    trainer.save_model(str(final_dir))  # the best checkpoint's weights when load_best_model_at_end
+    eval_metrics = trainer.evaluate()
+    if not main:
+        return eval_metrics
+    processor.save_pretrained(str(final_dir))
+    if cfg.method.name == "lora" and cfg.model.random_init:
+        # a random base cannot be re-downloaded: keep it beside the adapter so final/ reloads
+        trainer.model.get_base_model().save_pretrained(str(final_dir / "base_model"))
+
+    train_results = {**result.metrics, "parameters_total": total, "parameters_trainable": trainable}
+    write_json(run_dir / "train_results.json", train_results)
+    if cfg.evaluation.wer_at_end:
+        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, eval_examples, cfg.evaluation)
+        eval_metrics.update(wer_metrics)
+        with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+    write_json(run_dir / "eval_results.json", eval_metrics)
+    tracker.log(prefix_metrics({k: v for k, v in eval_metrics.items() if k != "per_language"}),
+                step=trainer.state.global_step)  # fmt: skip
+    log.info("Done <%s>: %s", run_dir, {k: v for k, v in eval_metrics.items() if k != "per_language"})
+    return {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
+
+
+def _overrides() -> list[str]:
+    if HydraConfig.initialized():
+        return list(HydraConfig.get().overrides.task)
+    return []
+
+
+def _is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _run_name(cfg: DictConfig, run_dir: Path) -> str:
+    """`tracking.name`, else <experiment>/<run dir> or, in a sweep, <sweep dir>/<job number>."""
+    if cfg.tracking.name:
+        return cfg.tracking.name
+    if _is_multirun():
+        return f"{run_dir.parent.parent.name}_{run_dir.parent.name}/{run_dir.name}"
+    return f"{cfg.experiment_name}/{run_dir.name}"
+
+
+def _run_group(cfg: DictConfig) -> str:
+    if cfg.tracking.group:
+        return cfg.tracking.group
+    if _is_multirun():
+        sweep_dir = Path(HydraConfig.get().sweep.dir)
+        return f"sweep-{sweep_dir.parent.name}_{sweep_dir.name}"
+    return cfg.experiment_name
