@@ -1,0 +1,26 @@
+# Every target creates the virtual environment (.venv/) on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run test test-all benchmarks clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install voxtral_exp with its dev tools
+
+run: setup  ## the main job: tiny Voxtral fine-tuned on the bundled sample speech (offline, CPU)
+	$(PY) train.py experiment=quickstart
+
+test: setup  ## the test suite (slow tests excluded; see test-all)
+	$(PY) -m pytest -q
+
+test-all: setup  ## every test, slow ones included
+	$(PY) -m pytest -q -m ""
+
+clean:  ## remove run outputs (keeps .venv)
+	rm -rf outputs multirun/2*

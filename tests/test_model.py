@@ -1,0 +1,73 @@
+"""Model building, method application, and the label-only loss head."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import compose_config
+from voxtral_exp.collator import Featurizer, TranscriptionCollator
+from voxtral_exp.loss import label_only_loss
+from voxtral_exp.modeling import apply_method, build_model, count_parameters
+from voxtral_exp.processor import build_offline_processor
+
+
+@pytest.fixture(scope="module")
+def batch():
+    featurizer = Featurizer(build_offline_processor(), "offline")
+    rng = np.random.default_rng(0)
+    feats = []
+    for seconds, text, lang in [(2.0, "hello there", "en"), (31.0, "bonjour tout le monde", "fr")]:
+        f = featurizer.prompt(rng.standard_normal(int(seconds * 16000)).astype(np.float32) * 0.1, lang)
+        f["target_ids"] = featurizer.target(text)
+        feats.append(f)
+    return feats
+
+
+def tiny(method: str):
+    cfg = compose_config(["model=tiny", f"method={method}", "hardware=cpu"])
+    return apply_method(build_model(cfg.model, torch.float32, seed=0), cfg.method), cfg
+
+
+def test_tiny_model_is_seeded_and_uses_voxtral_interfaces():
+    cfg = compose_config(["model=tiny"])
+    a, b = build_model(cfg.model, torch.float32, 0), build_model(cfg.model, torch.float32, 0)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert a.config.audio_token_id == 24 and a.config.text_config.vocab_size == 131072
+    assert count_parameters(a)[0] < 10_000_000
+
+
+def test_lora_adapts_only_the_language_model():
+    model, _ = tiny("lora")
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".language_model." in n and ".lora_" in n for n in trainable)
+    assert not any("audio_tower" in n and "lora" in n for n, _ in model.named_parameters())
+
+
+def test_lora_can_train_the_projector():
+    cfg = compose_config(["model=tiny", "method=lora", "method.train_projector=true"])
+    model = apply_method(build_model(cfg.model, torch.float32, 0), cfg.method)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("multi_modal_projector" in n for n in trainable)
+    assert not any("audio_tower" in n for n in trainable)
+
+
+def test_full_trains_language_model_and_freezes_the_audio_tower():
+    model, _ = tiny("full")
+    for name, p in model.named_parameters():
+        assert p.requires_grad == (not name.startswith("model.audio_tower.")), name
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_label_only_loss_equals_full_logits_loss(batch, method):
+    model, _ = tiny(method)
+    plain = TranscriptionCollator(11)(batch)
+    fast = TranscriptionCollator(11, label_only_logits=True)(batch)
+    reference = model(**plain).loss
+    labels = fast.pop("labels")
+    outputs = model(**fast)
+    n_targets = (labels != -100).sum()
+    assert outputs.logits.shape[0] == n_targets  # only the label positions were projected
+    loss = label_only_loss(outputs, labels)
+    torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-5)
+    loss.backward()  # and it trains
+    assert any(p.grad is not None for p in model.parameters() if p.requires_grad)

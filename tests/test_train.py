@@ -1,0 +1,119 @@
+"""`python train.py` end to end on the tiny model: it learns, records, saves, tracks."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import FAST, compose_config, read_jsonl, read_trackio, run_train
+from voxtral_exp.collator import Featurizer
+from voxtral_exp.evaluation import transcribe
+from voxtral_exp.modeling import build_model, load_trained
+from voxtral_exp.processor import load_processor
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("full")
+    run_dir, trackio_dir = tmp / "run", tmp / "trackio"
+    proc = run_train(
+        [*FAST, "method=full", "trainer.learning_rate=3e-3", "trainer.warmup_steps=2", "trainer.max_steps=30",
+         "trainer.eval_steps=15", "trainer.save_steps=15", f"hydra.run.dir={run_dir}",
+         "tracking.name=full-run"],
+        trackio_dir,
+    )
+    return run_dir, trackio_dir, proc
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lora")
+    run_dir, trackio_dir = tmp / "run", tmp / "trackio"
+    run_train([*FAST, "method=lora", "trainer.max_steps=6", "trainer.eval_steps=3", "trainer.save_steps=3",
+               "method.r=4", f"hydra.run.dir={run_dir}"], trackio_dir)
+    return run_dir, trackio_dir
+
+
+def train_losses(run_dir: Path) -> list[float]:
+    last = max((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    state = json.loads((last / "trainer_state.json").read_text())
+    return [e["loss"] for e in state["log_history"] if "loss" in e]
+
+
+def test_training_loss_falls(full_run):
+    losses = train_losses(full_run[0])
+    assert len(losses) == 30
+    start, end = np.mean(losses[:3]), np.mean(losses[-3:])
+    assert end < start - 1.0, (start, end)
+
+
+def test_run_directory_holds_the_whole_record(full_run):
+    run_dir = full_run[0]
+    for name in (".hydra/config.yaml", "resolved_config.yaml", "run.json", "train_results.json",
+                 "eval_results.json", "predictions.jsonl", "train.log"):
+        assert (run_dir / name).is_file(), name
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-15", "checkpoint-30"]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "completed"
+    assert "method=full" in run["overrides"] and run["git"]["commit"] is not None
+    assert run["packages"]["transformers"] and run["start_time"] <= run["end_time"]
+    resolved = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+    assert resolved["paths"]["output_dir"] == str(run_dir)  # no ${...} left
+    assert resolved["trainer"]["max_steps"] == 30 and resolved["hardware"]["device"] == "cpu"
+    evaluation = json.loads((run_dir / "eval_results.json").read_text())
+    assert {"eval_loss", "eval_wer", "eval_cer", "per_language"} <= evaluation.keys()
+    assert set(evaluation["per_language"]) == {"en", "fr", "de", "es"}
+    assert len(read_jsonl(run_dir / "predictions.jsonl")) == 9
+    train_results = json.loads((run_dir / "train_results.json").read_text())
+    assert train_results["parameters_trainable"] < train_results["parameters_total"]
+
+
+def test_final_model_reloads_and_generates(full_run):
+    final = full_run[0] / "final"
+    model = load_trained(str(final))
+    featurizer = Featurizer(load_processor(str(final)), "offline")
+    texts = transcribe(model, featurizer, [np.zeros(16000, np.float32)], ["en"], max_new_tokens=4)
+    assert len(texts) == 1 and isinstance(texts[0], str)
+
+
+def test_full_method_leaves_the_frozen_audio_tower_unchanged(full_run):
+    trained = load_trained(str(full_run[0] / "final")).state_dict()
+    initial = build_model(compose_config(["model=tiny"]).model, torch.float32, seed=42).state_dict()
+    tower = [k for k in trained if k.startswith("model.audio_tower.")]
+    assert tower and all(torch.equal(trained[k], initial[k]) for k in tower)
+    lm = [k for k in trained if k.startswith("model.language_model.layers.")]
+    assert any(not torch.equal(trained[k], initial[k]) for k in lm)
+
+
+def test_trackio_holds_one_run_with_config_and_losses(full_run):
+    run_dir, trackio_dir, _ = full_run
+    runs = read_trackio(trackio_dir)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["name"] == "full-run"
+    assert run["config"]["method"]["name"] == "full" and run["config"]["trainer"]["max_steps"] == 30
+    assert run["config"]["run_dir"] == str(run_dir) and run["config"]["git"]["commit"]
+    losses = [row["train/loss"] for row in run["logs"] if "train/loss" in row]
+    assert len(losses) == 30
+    assert any("eval/wer" in row for row in run["logs"])
+
+
+def test_lora_saves_only_language_model_adapters_and_reloads(lora_run):
+    final = lora_run[0] / "final"
+    adapter = load_file(final / "adapter_model.safetensors")
+    assert adapter and all(".language_model." in k and "lora_" in k for k in adapter)
+    model = load_trained(str(final))
+    featurizer = Featurizer(load_processor(str(final)), "offline")
+    assert len(transcribe(model, featurizer, [np.zeros(8000, np.float32)], [None], max_new_tokens=2)) == 1
+
+
+def test_bad_config_fails_before_loading_anything(tmp_path, trackio_dir):
+    proc = run_train(["hardware=cpu", "method.r=0", "trainer.learning_rate=-1", f"hydra.run.dir={tmp_path}/run"],
+                     trackio_dir, check=False)
+    assert proc.returncode != 0
+    assert "method.r=0" in proc.stderr and "trainer.learning_rate=-1" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
