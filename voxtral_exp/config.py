@@ -91,6 +91,18 @@ def validate(cfg: DictConfig) -> None:
         if not data.eval_manifest and not 0 < data.eval_fraction < 1:
             problems.append(f"dataset.eval_fraction={data.eval_fraction}: must be in (0, 1) when eval_manifest is null")
 
+    if data.on_error not in ("raise", "skip"):
+        problems.append(f"dataset.on_error={data.on_error}: expected raise | skip")
+    if data.get("streaming") and t.max_steps <= 0:
+        problems.append(
+            f"dataset={data.name} is streamed (dataset.streaming=true) and a stream has no length: "
+            "set trainer.max_steps instead of epochs"
+        )
+    if data.name == "granary" and data.weights and len(data.weights) != len(data.languages):
+        problems.append(f"dataset.weights has {len(data.weights)} entries for {len(data.languages)} dataset.languages")
+    if data.name in ("hub", "granary") and _looks_local(data.path) and not Path(data.path).expanduser().exists():
+        problems.append(f"dataset.path={data.path}: not found")
+
     if cfg.objective not in OBJECTIVES:
         problems.append(f"objective={cfg.objective}: expected one of {list(OBJECTIVES)}")
     if cfg.objective != "eval_loss" and not cfg.evaluation.wer_at_end:

@@ -19,8 +19,9 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.config import resolved_container, validate
-from voxtral_exp.data.dataset import SpeechDataset
-from voxtral_exp.data.sources import load_examples
+from voxtral_exp.data.dataset import SpeechDataset, stream_features
+from voxtral_exp.data.filters import ExampleChecker
+from voxtral_exp.data.sources import load_data
 from voxtral_exp.evaluation import evaluate_wer
 from voxtral_exp.loss import label_only_loss
 from voxtral_exp.modeling import apply_method, build_model, count_parameters, torch_dtype
@@ -71,7 +72,14 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
     set_seed(cfg.seed)
     processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision)
     featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, cfg.dataset.language)
-    train_examples, eval_examples = load_examples(cfg.dataset, cfg.seed)
+    data = load_data(cfg.dataset, cfg.seed, processor.tokenizer)
+    if main:
+        write_json(run_dir / "data_report.json", data.report)
+    if data.streaming:
+        checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer)
+        train_dataset = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error)
+    else:
+        train_dataset = SpeechDataset(data.train, featurizer, cfg.dataset.on_error)
 
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     args = TrainingArguments(
@@ -97,8 +105,8 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=SpeechDataset(train_examples, featurizer),
-        eval_dataset=SpeechDataset(eval_examples, featurizer),
+        train_dataset=train_dataset,
+        eval_dataset=SpeechDataset(data.eval, featurizer, cfg.dataset.on_error),
         data_collator=TranscriptionCollator(processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
         processing_class=processor,
         compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
@@ -119,7 +127,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
     train_results = {**result.metrics, "parameters_total": total, "parameters_trainable": trainable}
     write_json(run_dir / "train_results.json", train_results)
     if cfg.evaluation.wer_at_end:
-        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, eval_examples, cfg.evaluation)
+        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.eval, cfg.evaluation)
         eval_metrics.update(wer_metrics)
         with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)

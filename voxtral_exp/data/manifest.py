@@ -20,8 +20,12 @@ class ManifestError(ValueError):
     """A manifest line that cannot be used; the message names the file and line."""
 
 
-def read_manifest(path: str | Path, audio_root: str | Path | None = None) -> list[Example]:
-    """Parse every line of ``path``; raise one ManifestError listing all bad lines."""
+def read_manifest(
+    path: str | Path, audio_root: str | Path | None = None, skip_bad_lines: bool = False
+) -> tuple[list[Example], list[str]]:
+    """Parse every line of ``path`` into (examples, bad lines as "file:line: why").
+
+    Bad lines raise one ManifestError listing all of them, unless ``skip_bad_lines``."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist: check dataset.train_manifest / eval_manifest")
@@ -36,13 +40,16 @@ def read_manifest(path: str | Path, audio_root: str | Path | None = None) -> lis
                 examples.append(_parse_row(line, root, where))
             except ManifestError as e:
                 problems.append(str(e))
-    if problems:
+    if problems and not skip_bad_lines:
         shown = "\n  ".join(problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise ManifestError(f"{len(problems)} bad line(s) in {path}:\n  {shown}{more}")
+        raise ManifestError(
+            f"{len(problems)} bad line(s) in {path}:\n  {shown}{more}\n"
+            "Fix them, or set dataset.on_error=skip to drop and count them."
+        )
     if not examples:
-        raise ManifestError(f"manifest {path} has no examples")
-    return examples
+        raise ManifestError(f"manifest {path} has no usable examples")
+    return examples, problems
 
 
 def _parse_row(line: str, root: Path, where: str) -> Example:
