@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from voxtral_exp.config import ROOT
-from voxtral_exp.data.filters import ExampleChecker, SplitReport
+from voxtral_exp.data.filters import FILTERS, ExampleChecker, Finding, SplitReport
 from voxtral_exp.data.hf import iterate_examples
 from voxtral_exp.data.manifest import ManifestError
 from voxtral_exp.data.sources import load_data
@@ -40,18 +40,13 @@ def check(overrides: list[str]) -> dict[str, SplitReport]:
     reports = {}
     for split, examples in (("train", train), ("eval", data.eval)):
         report = reports[split] = SplitReport()
-        for line in data.bad_lines.get(split, []):
-            report.total += 1
-            report.dropped["bad_row"] += 1
-            report.findings.append(line)
+        found_all = [Finding.bad_line(line) for line in data.bad_lines.get(split, [])]
         for index, example in enumerate(examples):
             try:
-                found = checker(example)
+                found_all.append(checker(example))
             except Exception as e:  # noqa: BLE001 - report it and go on scanning
-                report.total += 1
-                report.dropped["bad_row"] += 1
-                report.findings.append(f"{split} row {index}: {e}")
-                continue
+                found_all.append(Finding(f"{split} row {index}", "bad_row", str(e)))
+        for found in found_all:
             report.add(found)
             if found is not None:
                 print(f"{'ERROR ' if found.is_error else 'filter'} {found}")
@@ -70,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for split, report in reports.items():
         dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.dropped.items())) or "nothing"
         print(f"  {split}: {report.total} examples, {report.kept} usable, dropped: {dropped}")
-        errors += sum(n for reason, n in report.dropped.items() if reason not in ("too_short", "too_long", "too_many_label_tokens"))
+        errors += sum(n for reason, n in report.dropped.items() if reason not in FILTERS)
     print(f"{errors} example(s) with errors" if errors else "no errors")
     return 1 if errors else 0
 

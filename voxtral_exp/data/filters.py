@@ -34,6 +34,12 @@ class Finding:
     reason: str  # one of ERRORS or FILTERS
     message: str
 
+    @classmethod
+    def bad_line(cls, text: str) -> "Finding":
+        """From a manifest problem "file:line: why"."""
+        origin, _, message = text.partition(": ")
+        return cls(origin, "bad_row", message)
+
     @property
     def is_error(self) -> bool:
         return self.reason in ERRORS

@@ -52,7 +52,7 @@ def load_data(cfg: DictConfig, seed: int, tokenizer=None) -> Data:
             continue
         keep, report = screen(examples, checker, cfg.on_error, split)
         for line in data.bad_lines.get(split, []):
-            report.add(Finding(line.split(": ", 1)[0], "bad_row", line.split(": ", 1)[-1]))
+            report.add(Finding.bad_line(line))
         data.report[split] = report.as_dict()
         if split == "eval":
             data.eval = [data.eval[i] for i in keep]

@@ -1,0 +1,286 @@
+"""Data sources in every format, streaming, filters, and bad input that names its origin."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tests.conftest import ROOT, compose_config
+from tests.data_fixtures import (
+    granary_folder,
+    hub_folder,
+    hub_parquet,
+    hub_table,
+    mixed_manifest,
+    nemo_manifest,
+    sample_rows,
+    tone,
+    write_jsonl,
+)
+from voxtral_exp.collator import Featurizer
+from voxtral_exp.config import ConfigError, validate
+from voxtral_exp.data.audio import AudioError, load_audio
+from voxtral_exp.data.dataset import stream_features
+from voxtral_exp.data.filters import DataError, ExampleChecker
+from voxtral_exp.data.hf import DataSourceError
+from voxtral_exp.data.manifest import ManifestError
+from voxtral_exp.data.sources import load_data
+from voxtral_exp.processor import build_offline_processor
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return build_offline_processor()
+
+
+def data_cfg(*overrides):
+    return compose_config(["model=tiny", "hardware=cpu", "trainer.max_steps=2", *overrides]).dataset
+
+
+# --- audio ---------------------------------------------------------------------------------
+
+
+def test_every_format_rate_and_channel_count_becomes_16k_mono(tmp_path):
+    manifest = mixed_manifest(tmp_path)
+    for i, row in enumerate(json.loads(line) for line in manifest.read_text().splitlines()):
+        audio = load_audio(str(tmp_path / row["audio_path"]))
+        assert audio.ndim == 1 and audio.dtype == np.float32
+        expected = (1.0 + 0.25 * i) * 16000
+        assert abs(len(audio) - expected) < 0.02 * expected + 1200, row  # MP3 adds encoder padding
+
+
+def test_offset_and_duration_crop_and_bytes_decode(tmp_path):
+    audio = np.concatenate([np.zeros(16000, np.float32), np.ones(8000, np.float32) * 0.5])
+    sf.write(tmp_path / "x.wav", audio, 16000, subtype="FLOAT")
+    cropped = load_audio(str(tmp_path / "x.wav"), offset=1.0, duration=0.25)
+    assert len(cropped) == 4000 and np.allclose(cropped, 0.5)
+    assert len(load_audio((tmp_path / "x.wav").read_bytes())) == 24000
+
+
+def test_resampling_preserves_pitch():
+    audio = load_audio(_wav_bytes(tone(1.0, 44100, freq=1000.0), 44100))
+    peak_hz = np.argmax(np.abs(np.fft.rfft(audio))) * 16000 / len(audio)
+    assert abs(peak_hz - 1000.0) < 5
+
+
+def _wav_bytes(audio, rate):
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format="WAV")
+    return buf.getvalue()
+
+
+# --- jsonl / NeMo ----------------------------------------------------------------------------
+
+
+def test_jsonl_paths_resolve_against_the_manifest_folder(tmp_path, monkeypatch):
+    manifest = mixed_manifest(tmp_path / "set")
+    monkeypatch.chdir("/")
+    data = load_data(data_cfg(f"dataset.train_manifest={manifest}", f"dataset.eval_manifest={manifest}"), 0)
+    assert [Path(e.audio).parent for e in data.train] == [tmp_path / "set" / "clips"] * 4
+    assert all(e.language == "en" for e in data.train)
+
+
+def test_nemo_manifest_with_offsets_into_one_long_file(tmp_path):
+    manifest = nemo_manifest(tmp_path)
+    data = load_data(data_cfg(f"dataset.train_manifest={manifest}", f"dataset.eval_manifest={manifest}"), 0)
+    assert [e.language for e in data.train] == ["fr"] * 4
+    for i, example in enumerate(data.train):
+        audio = load_audio(example.audio, example.offset, example.duration)
+        assert len(audio) == 16000
+        peak_hz = np.argmax(np.abs(np.fft.rfft(audio))) * 16000 / len(audio)
+        assert abs(peak_hz - 200 * (i + 1)) < 3  # each segment is its own tone
+
+
+def test_one_manifest_split_by_seeded_ratio():
+    cfg = data_cfg("dataset.eval_manifest=null", "dataset.eval_fraction=0.25")
+    first, again, other = load_data(cfg, 1), load_data(cfg, 1), load_data(cfg, 2)
+    assert len(first.eval) == 7 and len(first.train) == 20
+    assert [e.origin for e in first.eval] == [e.origin for e in again.eval]
+    assert [e.origin for e in first.eval] != [e.origin for e in other.eval]
+    assert not {e.origin for e in first.eval} & {e.origin for e in first.train}
+
+
+# --- hub -------------------------------------------------------------------------------------
+
+HUB_COLUMNS = ["dataset.columns.text=sentence", "dataset.columns.language=locale"]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hub_parquet_with_embedded_audio(tmp_path, streaming):
+    paths = hub_parquet(tmp_path)
+    cfg = data_cfg("dataset=hub", f"dataset.path={paths['train0']}", "dataset.eval_split=null",
+                   f"dataset.streaming={streaming}", "dataset.max_eval_samples=3", *HUB_COLUMNS)
+    data = load_data(cfg, 0)
+    assert data.streaming == streaming and len(data.eval) == (3 if streaming else 1)
+    example = data.eval[0]
+    assert isinstance(example.audio, bytes) and example.language in {"en", "fr", "de", "es"}
+    assert len(load_audio(example.audio)) > 8000
+
+
+def test_hub_folder_and_save_to_disk_share_one_code_path(tmp_path):
+    folder = hub_folder(tmp_path / "hub")
+    from_folder = load_data(data_cfg("dataset=hub", f"dataset.path={folder}", *HUB_COLUMNS), 0)
+    assert len(from_folder.train) == 27 and len(from_folder.eval) == 9
+    import datasets
+
+    datasets.DatasetDict({"train": hub_table(sample_rows("train")), "validation": hub_table(sample_rows("eval"))}
+                         ).save_to_disk(str(tmp_path / "saved"))
+    saved = load_data(data_cfg("dataset=hub", f"dataset.path={tmp_path / 'saved'}", *HUB_COLUMNS), 0)
+    assert [e.text for e in saved.eval] == [e.text for e in from_folder.eval]
+    assert saved.train[0].audio == from_folder.train[0].audio
+
+
+def test_missing_column_lists_the_columns_that_exist(tmp_path):
+    folder = hub_folder(tmp_path / "hub")
+    with pytest.raises(DataSourceError) as e:
+        load_data(data_cfg("dataset=hub", f"dataset.path={folder}", "dataset.columns.text=transcript"), 0)
+    message = str(e.value)
+    assert "dataset.columns.text='transcript'" in message and "['audio', 'locale', 'sentence']" in message
+
+
+# --- granary ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+def test_granary_both_forms_mix_languages_and_keep_each_rows_language(tmp_path, embedded, processor):
+    folder = granary_folder(tmp_path / "granary", embedded)
+    overrides = ["dataset=granary", f"dataset.path={folder}", "dataset.languages=[en,fr]",
+                 "dataset.weights=[0.5,0.5]", "dataset.max_eval_samples=4"]
+    if not embedded:
+        overrides.append(f"dataset.audio_root={ROOT / 'data' / 'sample'}")
+    data = load_data(data_cfg(*overrides), 0)
+    assert data.streaming and [e.language for e in data.eval] == ["en", "en", "fr", "fr"]
+    featurizer = Featurizer(processor, "offline")
+    checker = ExampleChecker(data_cfg(*overrides).filters, processor.tokenizer)
+    rows = list(stream_features(data.train, data.adapter, featurizer, checker, "raise"))
+    languages = [r["language"] for r in rows]
+    # mixing samples until every language is exhausted: each non-held-out row appears, the
+    # smaller language (fr: 8 rows) is revisited while English (12) lasts
+    eval_texts = {e.text for e in data.eval}
+    all_texts = {r["text"] for r in sample_rows("train") + sample_rows("eval") if r["language"] in ("en", "fr")}
+    assert {r["text"] for r in rows} == all_texts - eval_texts
+    assert set(languages) == {"en", "fr"} and len(rows) >= 16
+    for row in rows:  # the row's language is in its prompt
+        lang_ids = processor.tokenizer.encode(f"lang:{row['language']}", add_special_tokens=False)
+        assert row["prompt_ids"][-len(lang_ids) - 1 : -1].tolist() == lang_ids
+
+
+def test_stream_over_two_workers_yields_each_example_once(tmp_path, processor):
+    folder = hub_folder(tmp_path / "hub")
+    cfg = data_cfg("dataset=hub", f"dataset.path={folder}", "dataset.streaming=true", *HUB_COLUMNS)
+    data = load_data(cfg, 0)
+    assert data.train.num_shards == 2
+    stream = stream_features(data.train, data.adapter, Featurizer(processor, "offline"),
+                             ExampleChecker(cfg.filters, processor.tokenizer), "raise")
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
+    texts = [row["text"] for row in loader]
+    assert sorted(texts) == sorted(r["text"] for r in sample_rows("train"))
+
+
+def test_streaming_with_epochs_asks_for_max_steps(tmp_path):
+    cfg = compose_config(["hardware=cpu", "dataset=hub", "dataset.streaming=true", "trainer.max_steps=-1"])
+    with pytest.raises(ConfigError) as e:
+        validate(cfg)
+    assert "set trainer.max_steps" in str(e.value)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def planted_manifest(folder: Path) -> tuple[Path, dict[str, int]]:
+    """A manifest with one of each problem; returns it and {problem: line number}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = sample_rows("train")[:3]
+    (folder / "garbage.wav").write_bytes(b"RIFF not really audio")
+    sf.write(folder / "empty.wav", np.zeros(0, np.float32), 16000)
+    nan = tone(0.5, 16000)
+    nan[100] = np.nan
+    sf.write(folder / "nan.wav", nan, 16000, subtype="FLOAT")
+    lines = {
+        "ok1": good[0],
+        "missing_file": {"audio_path": "nope.wav", "text": "missing"},
+        "unreadable_audio": {"audio_path": "garbage.wav", "text": "garbage"},
+        "ok2": good[1],
+        "empty_audio": {"audio_path": "empty.wav", "text": "empty"},
+        "nan_audio": {"audio_path": "nan.wav", "text": "not a number"},
+        "malformed": '{"audio_path": "x.wav", "text": ',
+        "missing_column": {"audio_path": good[2]["audio_path"]},
+        "empty_text": {"audio_path": good[2]["audio_path"], "text": "  "},
+        "ok3": good[2],
+    }
+    path = write_jsonl(folder / "planted.jsonl", list(lines.values()))
+    return path, {name: i + 1 for i, name in enumerate(lines)}
+
+
+def test_malformed_lines_are_reported_with_file_and_line(tmp_path):
+    path, line = planted_manifest(tmp_path)
+    with pytest.raises(ManifestError) as e:
+        load_data(data_cfg(f"dataset.train_manifest={path}"), 0)
+    message = str(e.value)
+    assert f"{path}:{line['malformed']}: not valid JSON" in message
+    assert f"{path}:{line['missing_column']}: no 'text' string" in message
+    assert "dataset.on_error=skip" in message
+
+
+def test_raise_lists_every_bad_example_before_training(tmp_path):
+    path, line = planted_manifest(tmp_path)
+    good = write_jsonl(tmp_path / "good.jsonl", sample_rows("eval"))
+    lines = [l for i, l in enumerate(path.read_text().splitlines(), 1) if i not in (line["malformed"], line["missing_column"])]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as e:
+        load_data(data_cfg(f"dataset.train_manifest={path}", f"dataset.eval_manifest={good}"), 0)
+    message = str(e.value)
+    for problem in ("missing_file", "unreadable_audio", "empty_audio", "empty_text"):
+        assert f"{path}:" in message and problem in [f.reason for f in e.value.findings]
+    assert f"{path}:2: audio file" in message and "not found" in message
+
+
+def test_skip_drops_and_counts_every_problem(tmp_path):
+    path, _ = planted_manifest(tmp_path)
+    good = write_jsonl(tmp_path / "good.jsonl", sample_rows("eval"))
+    data = load_data(data_cfg(f"dataset.train_manifest={path}", f"dataset.eval_manifest={good}",
+                              "dataset.on_error=skip"), 0)
+    # the NaN file has a valid header: the up-front screen keeps it, decoding catches it later
+    assert len(data.train) == 4
+    report = data.report["train"]
+    assert report["dropped"] == {"missing_file": 1, "unreadable_audio": 1, "empty_audio": 1, "empty_text": 1,
+                                 "bad_row": 2}
+    assert report["total"] == 10 and report["kept"] == 4
+
+
+def test_nan_samples_are_an_error_that_names_the_file(tmp_path):
+    path, _ = planted_manifest(tmp_path)
+    with pytest.raises(AudioError, match=r"nan\.wav contains NaN"):
+        load_audio(str(tmp_path / "nan.wav"))
+
+
+def test_filters_drop_and_count_by_reason(tmp_path):
+    cfg = data_cfg("dataset.filters.min_duration=1.5", "dataset.filters.max_duration=2.0",
+                   "dataset.filters.max_label_tokens=6")
+    data = load_data(cfg, 0, build_offline_processor().tokenizer)
+    report = data.report["train"]
+    assert set(report["dropped"]) <= {"too_short", "too_long", "too_many_label_tokens"}
+    assert report["kept"] == len(data.train) and report["kept"] + sum(report["dropped"].values()) == 27
+    assert report["dropped"].get("too_short") and report["dropped"].get("too_long")
+
+
+def test_check_command_reports_every_planted_problem_in_one_pass(tmp_path):
+    path, line = planted_manifest(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.data.check", "model=tiny", f"dataset.train_manifest={path}"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    out = proc.stdout
+    for name in ("missing_file", "unreadable_audio", "empty_audio", "nan_audio", "malformed", "missing_column",
+                 "empty_text"):
+        assert f"{path}:{line[name]}:" in out, name
+    assert "train: 10 examples, 3 usable" in out and "7 example(s) with errors" in out
