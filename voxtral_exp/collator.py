@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import VoxtralProcessor
 
 from voxtral_exp.data.audio import TARGET_RATE, load_audio
 from voxtral_exp.data.example import Example
+from voxtral_exp.features import LogMel, pcm16_roundtrip
 
 IGNORE_INDEX = -100
 
@@ -33,24 +35,38 @@ def normalize_transcript(text: str) -> str:
 
 
 class Featurizer:
-    """Example -> {"prompt_ids", "target_ids", "input_features"} (plain tensors, picklable)."""
+    """Example -> {"prompt_ids", "target_ids", "input_features"} (plain tensors, picklable).
+
+    Equal to the processor's ``apply_transcription_request`` output, but faster: the prompt's
+    token ids depend only on the chunk count and language (cached), and the mel features are
+    computed over the clip, not its 30 s padding (voxtral_exp.features).
+    """
 
     def __init__(self, processor: VoxtralProcessor, model_id: str, default_language: str | None = None):
         self.processor = processor
         self.model_id = model_id
         self.default_language = default_language
         self.eos_id = processor.tokenizer.eos_token_id
+        self.log_mel = LogMel(processor.feature_extractor)
+        self._prompt_ids: dict[tuple[int, str | None], torch.Tensor] = {}
 
     def prompt(self, audio, language: str | None) -> dict[str, torch.Tensor]:
         """Prompt ids (1-D) and mel features (n_chunks, 128, 3000) for 16 kHz mono ``audio``."""
-        out = self.processor.apply_transcription_request(
-            language=language or self.default_language,
-            audio=audio,
-            sampling_rate=TARGET_RATE,
-            format="wav",
-            model_id=self.model_id,
-        )
-        return {"prompt_ids": out["input_ids"][0], "input_features": out["input_features"]}
+        audio = pcm16_roundtrip(audio, TARGET_RATE)
+        language = language or self.default_language
+        return {"prompt_ids": self.prompt_ids(self.log_mel.n_chunks(len(audio)), language),
+                "input_features": self.log_mel(audio)}  # fmt: skip
+
+    def prompt_ids(self, n_chunks: int, language: str | None) -> torch.Tensor:
+        """The processor's transcription prompt for ``n_chunks`` chunks of audio (cached)."""
+        key = (n_chunks, language)
+        if key not in self._prompt_ids:
+            silence = np.zeros(n_chunks * self.log_mel.chunk_samples, dtype=np.float32)
+            out = self.processor.apply_transcription_request(
+                language=language, audio=silence, sampling_rate=TARGET_RATE, format="wav", model_id=self.model_id
+            )
+            self._prompt_ids[key] = out["input_ids"][0]
+        return self._prompt_ids[key]
 
     def target(self, text: str) -> torch.Tensor:
         """Transcript token ids followed by EOS, so the model learns to stop."""
