@@ -1,22 +1,39 @@
 """Fine-tune Voxtral: `python train.py [group=option ...] [key=value ...]` (see README.md)."""
 
 import logging
+import math
+import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import voxtral_exp.config  # noqa: F401 - registers the ${voxtral.*:} resolvers conf/ uses
+from voxtral_exp.distributed import quiet_non_zero_ranks, share_run_dir
 from voxtral_exp.training import train
 
 log = logging.getLogger("train")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    """Train, then return the objective so Hydra sweepers (Optuna) can minimise it."""
-    metrics = train(cfg)
-    return metrics.get(cfg.objective)
+def main(cfg: DictConfig) -> float:
+    """Train, then return the objective so Hydra sweepers (Optuna) can minimise it.
+
+    In a sweep a failed job is recorded (run.json status "failed") and returns NaN, so the
+    sweep goes on and the summary still gets written.
+    """
+    share_run_dir(cfg)
+    try:
+        metrics = train(cfg)
+    except Exception:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        log.exception("Job failed; recorded in run.json, the sweep goes on")
+        return math.nan
+    return metrics.get(cfg.objective, math.nan)
 
 
 if __name__ == "__main__":
+    quiet_non_zero_ranks(sys.argv)
     main()

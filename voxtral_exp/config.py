@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parent.parent
 REDACTED = "<redacted>"
-SECRET_KEY = re.compile(r"(token|secret|password|api_key|apikey)", re.IGNORECASE)
+# key names whose values are secrets: hf_token, hub_token, api_key, password ... (not max_new_tokens)
+SECRET_KEY = re.compile(r"(^|[._+])(\w*_)?(token|secret|password|api_?key|access_key)$", re.IGNORECASE)
 OBJECTIVES = ("eval_loss", "eval_wer", "eval_cer")
 NORMALIZERS = ("none", "basic", "whisper_english")
 
@@ -23,10 +24,25 @@ def register_resolvers() -> None:
         "voxtral.device": lambda: "cuda" if torch.cuda.is_available() else "cpu",
         "voxtral.bf16_supported": lambda: torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         "voxtral.eq": lambda a, b: str(a) == str(b),
+        "voxtral.next_trial_dir": next_trial_dir,
+        "voxtral.mkdir": mkdir,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+
+
+def mkdir(path: str) -> str:
+    """Create ``path`` (for files that must exist before Hydra makes the sweep directory)."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def next_trial_dir(sweep_dir: str) -> str:
+    """`trial-N` with N past every trial folder already in the sweep: a continued Optuna study
+    numbers its jobs from 0 again, and must not overwrite the earlier trials' directories."""
+    taken = [int(p.name.split("-")[1]) for p in Path(sweep_dir).glob("trial-*") if p.name.split("-")[1].isdigit()]
+    return f"trial-{max(taken, default=-1) + 1}"
 
 
 register_resolvers()
@@ -124,6 +140,22 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def secret_values(value: Any, prefix: str = "") -> dict[str, str]:
+    """{dotted key: value} for every secret-looking key that holds a string."""
+    found = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key = f"{prefix}{k}"
+            if SECRET_KEY.search(str(k)) and isinstance(v, str) and v:
+                found[key] = v
+            else:
+                found.update(secret_values(v, key + "."))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found.update(secret_values(v, f"{prefix}{i}."))
+    return found
 
 
 def resolved_container(cfg: DictConfig) -> dict:

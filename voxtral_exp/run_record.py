@@ -78,6 +78,7 @@ class RunRecord:
     """`run.json`: who ran what, on which code and machine, and how it ended."""
 
     def __init__(self, run_dir: Path, overrides: list[str]):
+        run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / "run.json"
         self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.data.update(
@@ -112,3 +113,26 @@ def redact_argv(argv: list[str]) -> list[str]:
         key, sep, _ = word.partition("=")
         words.append(f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) else word)
     return words
+
+
+def load_run_config(run_dir: Path):
+    """The run's saved, fully resolved config (not a re-resolution of Hydra's)."""
+    from omegaconf import OmegaConf
+
+    path = run_dir / "resolved_config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a voxtral_exp run directory?")
+    return OmegaConf.create(yaml.safe_load(path.read_text()))
+
+
+def log_to(run_dir: Path) -> None:
+    """Log to the console and append to <run dir>/train.log, as a Hydra run does."""
+    import logging
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)

@@ -14,11 +14,11 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
-from transformers import Trainer, TrainingArguments, set_seed
+from omegaconf import DictConfig, OmegaConf, open_dict
+from transformers import TrainingArguments, set_seed
 
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
-from voxtral_exp.config import resolved_container, validate
+from voxtral_exp.config import REDACTED, ConfigError, resolved_container, secret_values, validate
 from voxtral_exp.data.dataset import SpeechDataset, stream_features
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.sources import load_data
@@ -26,8 +26,9 @@ from voxtral_exp.evaluation import evaluate_wer
 from voxtral_exp.loss import label_only_loss
 from voxtral_exp.modeling import apply_method, build_model, count_parameters, torch_dtype
 from voxtral_exp.processor import OFFLINE_MODEL_ID, load_processor
-from voxtral_exp.run_record import RunRecord, git_state, write_json, write_resolved_config
+from voxtral_exp.run_record import RunRecord, git_state, write_atomic, write_json, write_resolved_config
 from voxtral_exp.tracking import Tracker, TrackioLogger, prefix_metrics
+from voxtral_exp.trainer import VoxtralTrainer
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +39,29 @@ def is_main_process() -> bool:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job described by the composed config; return its final metrics."""
-    validate(cfg)
+    """Run one training job described by the composed config; return its final metrics.
+
+    The run directory records the attempt first (run.json: running), so that a job that fails,
+    even in validation, is recorded as failed.
+    """
     run_dir = Path(cfg.paths.output_dir)
-    resolved = resolved_container(cfg)
     main = is_main_process()
-    record = None
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_resolved_config(run_dir, resolved)
-        record = RunRecord(run_dir, _overrides())
-    log.info(
-        "Run <%s>: model=%s (%s) dataset=%s method=%s hardware=%s",
-        run_dir, cfg.model.name, cfg.model.name_or_path or "random weights", cfg.dataset.name,
-        cfg.method.name, cfg.hardware.device,
-    )  # fmt: skip
+    record = RunRecord(run_dir, _overrides()) if main else None
     tracker = Tracker()
     try:
+        scrub_secrets(cfg, run_dir)
+        validate(cfg)
+        with open_dict(cfg):  # fix the names this run is tracked under in its record (resume reuses them)
+            cfg.tracking.name = _run_name(cfg, run_dir)
+            cfg.tracking.group = _run_group(cfg)
+        resolved = resolved_container(cfg)
+        if main:
+            write_resolved_config(run_dir, resolved)
+        log.info(
+            "Run <%s>: model=%s (%s) dataset=%s method=%s hardware=%s",
+            run_dir, cfg.model.name, cfg.model.name_or_path or "random weights", cfg.dataset.name,
+            cfg.method.name, cfg.hardware.device,
+        )  # fmt: skip
         metrics = _run(cfg, run_dir, resolved, tracker, main)
         if record:
             record.finish("completed", metrics=metrics)
@@ -66,6 +73,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         tracker.finish()
+
+
+def scrub_secrets(cfg: DictConfig, run_dir: Path) -> None:
+    """Secrets never belong in the config: Hydra has already saved it under .hydra/, so blank
+    them there, then refuse to run with a message saying where tokens come from."""
+    found = secret_values(OmegaConf.to_container(cfg, resolve=False))
+    if not found:
+        return
+    for path in (run_dir / ".hydra").glob("*.yaml"):
+        text = path.read_text()
+        for value in found.values():
+            text = text.replace(value, REDACTED)
+        write_atomic(path, text)
+    keys = ", ".join(sorted(found))
+    raise ConfigError([f"{keys}: secrets never go in the config (it is saved with the run); "
+                       "export HF_TOKEN or run `hf auth login` instead"])  # fmt: skip
 
 
 def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main: bool) -> dict[str, Any]:
@@ -85,7 +108,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
     args = TrainingArguments(
         **trainer_kwargs,
         output_dir=str(run_dir / "checkpoints"),
-        run_name=_run_name(cfg, run_dir),
+        run_name=cfg.tracking.name,
         report_to="none",  # trackio is driven by voxtral_exp.tracking
         prediction_loss_only=True,  # eval loss only; WER/CER come from generation
     )
@@ -97,12 +120,12 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
         tracker.start(
             project=cfg.tracking.project,
             name=args.run_name,
-            group=_run_group(cfg),
+            group=cfg.tracking.group,
             config={**resolved, "run_dir": str(run_dir), "git": git_state(),
                     "parameters": {"total": total, "trainable": trainable}},
             space_id=cfg.tracking.space_id,
         )  # fmt: skip
-    trainer = Trainer(
+    trainer = VoxtralTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -112,7 +135,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
         compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
         callbacks=[TrackioLogger(tracker)],
     )
-    result = trainer.train(resume_from_checkpoint=cfg.training.resume_from_checkpoint)
+    result = trainer.train(resume_from_checkpoint=_checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir))
 
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))  # the best checkpoint's weights when load_best_model_at_end
@@ -136,6 +159,35 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
                 step=trainer.state.global_step)  # fmt: skip
     log.info("Done <%s>: %s", run_dir, {k: v for k, v in eval_metrics.items() if k != "per_language"})
     return {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
+
+
+def _checkpoint_to_resume(setting: Any, run_dir: Path) -> str | None:
+    """`training.resume_from_checkpoint`: a path, or true for the newest complete checkpoint."""
+    if setting is True:
+        checkpoint = last_complete_checkpoint(run_dir / "checkpoints")
+        if checkpoint is None:
+            raise FileNotFoundError(f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from")
+        log.info("Resuming <training.resume_from_checkpoint=true> from %s", checkpoint)
+        return str(checkpoint)
+    return setting or None
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint whose save finished.
+
+    The Trainer writes trainer_state.json last, after weights, optimizer, scheduler and RNG
+    states, and deletes older checkpoints only after that; a kill during a save leaves a
+    folder without a readable trainer_state.json, which is skipped (and renamed so the
+    Trainer's own checkpoint rotation never counts it).
+    """
+    for checkpoint in sorted(folder.glob("checkpoint-*"), key=lambda p: -int(p.name.split("-")[1])):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            return checkpoint
+        except (OSError, ValueError):
+            log.warning("Skipping incomplete checkpoint %s (interrupted save)", checkpoint)
+            checkpoint.rename(checkpoint.with_name(f"incomplete-{checkpoint.name}"))
+    return None
 
 
 def _overrides() -> list[str]:

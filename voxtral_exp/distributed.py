@@ -1,0 +1,48 @@
+"""torchrun / accelerate launches: every rank runs train.py, only rank 0 writes.
+
+Each rank composes its own Hydra config, and `${now:}` in the run directory can resolve to a
+different second on each. Ranks > 0 therefore get a throw-away Hydra directory and no Hydra
+files or log file; once the process group is up, rank 0's run directory is broadcast to all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, open_dict
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def quiet_non_zero_ranks(argv: list[str]) -> None:
+    """Before Hydra starts: ranks > 0 write no .hydra/ and no log file into the run directory."""
+    if world_size() > 1 and rank() > 0:
+        if any(a in ("-m", "--multirun") for a in argv):
+            sys.exit("torchrun and Hydra multirun (-m) do not combine: launch one run per torchrun call")
+        argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled",
+                 f"hydra.run.dir={tempfile.mkdtemp(prefix=f'voxtral_exp_rank{rank()}_')}"]
+
+
+def share_run_dir(cfg: DictConfig) -> None:
+    """Inside the job: start the process group and give every rank rank 0's run directory."""
+    if world_size() <= 1:
+        return
+    if not dist.is_initialized():
+        backend = "nccl" if cfg.hardware.device == "cuda" else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend=backend)
+    shared = [str(cfg.paths.output_dir)]
+    dist.broadcast_object_list(shared, src=0)
+    with open_dict(cfg):
+        cfg.paths.output_dir = shared[0]
