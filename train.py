@@ -9,11 +9,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-import voxtral_exp.config  # noqa: F401 - registers the ${voxtral.*:} resolvers conf/ uses
+from voxtral_exp.config import ConfigError  # also registers the ${voxtral.*:} resolvers conf/ uses
+from voxtral_exp.data.audio import AudioError
+from voxtral_exp.data.filters import DataError
+from voxtral_exp.data.hf import DataSourceError
+from voxtral_exp.data.manifest import ManifestError
 from voxtral_exp.distributed import quiet_non_zero_ranks, share_run_dir
 from voxtral_exp.training import train
 
 log = logging.getLogger("train")
+USER_ERRORS = (ConfigError, DataError, ManifestError, DataSourceError, AudioError)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -24,10 +29,16 @@ def main(cfg: DictConfig) -> float:
     sweep goes on and the summary still gets written.
     """
     share_run_dir(cfg)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         metrics = train(cfg)
+    except USER_ERRORS as e:  # bad config or data: the message says what to do, no traceback
+        log.error("%s", e)
+        if multirun:
+            return math.nan
+        sys.exit(1)
     except Exception:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+        if not multirun:
             raise
         log.exception("Job failed; recorded in run.json, the sweep goes on")
         return math.nan

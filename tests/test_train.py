@@ -115,5 +115,7 @@ def test_bad_config_fails_before_loading_anything(tmp_path, trackio_dir):
     proc = run_train(["hardware=cpu", "method.r=0", "trainer.learning_rate=-1", f"hydra.run.dir={tmp_path}/run"],
                      trackio_dir, check=False)
     assert proc.returncode != 0
-    assert "method.r=0" in proc.stderr and "trainer.learning_rate=-1" in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "method.r=0" in output and "trainer.learning_rate=-1" in output
+    assert "Traceback" not in output  # a config mistake gets its message, not a stack trace
     assert not (tmp_path / "run" / "checkpoints").exists()

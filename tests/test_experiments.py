@@ -1,0 +1,201 @@
+"""Research workflows around runs: sweeps, Optuna, reproduce, resume after SIGKILL, torchrun,
+submitit, and secrets that never reach an output."""
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import FAST, ROOT, read_trackio, run_train
+from voxtral_exp.modeling import load_trained
+
+QUICK = [*FAST, "trainer.max_steps=3", "trainer.eval_steps=3", "trainer.save_steps=3",
+         "evaluation.max_new_tokens=2"]
+
+
+def job_dirs(sweep: Path) -> list[Path]:
+    return sorted(p.parent for p in sweep.glob("*/run.json"))
+
+
+def losses(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, loss) of every logged training step, from the newest checkpoint's trainer state."""
+    last = max((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    history = json.loads((last / "trainer_state.json").read_text())["log_history"]
+    return [(e["step"], e["loss"]) for e in history if "loss" in e]
+
+
+def test_sweep_leaves_one_complete_directory_per_job_and_a_summary(tmp_path, trackio_dir):
+    sweep = tmp_path / "sweep"
+    run_train(["-m", *QUICK, "method=lora", "method.r=4,8", "trainer.learning_rate=1e-3,3e-3",
+               f"hydra.sweep.dir={sweep}"], trackio_dir)
+    jobs = job_dirs(sweep)
+    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
+    for job in jobs:
+        assert json.loads((job / "run.json").read_text())["status"] == "completed"
+        assert (job / "final" / "adapter_model.safetensors").is_file() and (job / "eval_results.json").is_file()
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 4 and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    assert {(int(r["method.r"]), float(r["trainer.learning_rate"])) for r in rows} == {
+        (4, 1e-3), (4, 3e-3), (8, 1e-3), (8, 3e-3)}
+    assert [float(r["eval_loss"]) for r in rows] == sorted(float(r["eval_loss"]) for r in rows)
+    markdown = (sweep / "summary.md").read_text()
+    assert "| rank | job | status | method.r | trainer.learning_rate |" in markdown
+    assert (sweep / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    runs = read_trackio(trackio_dir)
+    assert len(runs) == 4
+    groups = {r["config"]["tracking"]["group"] for r in runs}
+    assert groups == {f"sweep-{sweep.parent.name}_{sweep.name}"}
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, trackio_dir):
+    sweep = tmp_path / "sweep"
+    proc = run_train(["-m", *QUICK, "trainer.learning_rate=-1,1e-3", f"hydra.sweep.dir={sweep}"], trackio_dir)
+    assert proc.returncode == 0
+    statuses = {j.name: json.loads((j / "run.json").read_text())["status"] for j in job_dirs(sweep)}
+    assert statuses == {"0": "failed", "1": "completed"}
+    assert "trainer.learning_rate=-1" in json.loads((sweep / "0" / "run.json").read_text())["error"]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["status"]) for r in rows] == [("1", "completed"), ("0", "failed")]
+
+
+def test_optuna_study_is_stored_in_the_sweep_and_continues(tmp_path, trackio_dir):
+    sweep = tmp_path / "sweep"
+    args = ["hparams_search=optuna", *QUICK, "evaluation.wer_at_end=false", f"hydra.sweep.dir={sweep}"]
+    run_train([*args, "hydra.sweeper.n_trials=3"], trackio_dir)
+    database = sweep / "optuna.db"
+
+    def trials():
+        with sqlite3.connect(database) as db:
+            return db.execute("select number, state from trials order by number").fetchall()
+
+    assert trials() == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]
+    run_train([*args, "hydra.sweeper.n_trials=1"], trackio_dir)  # continue the same study
+    assert trials()[-1] == (3, "COMPLETE")
+    assert sorted(j.name for j in job_dirs(sweep)) == ["trial-0", "trial-1", "trial-2", "trial-3"]
+    assert len(list(csv.DictReader((sweep / "summary.csv").open()))) == 4
+
+
+def test_reproduce_gives_the_same_per_step_losses(tmp_path, trackio_dir):
+    original = tmp_path / "original"
+    run_train([*FAST, "method=lora", "method.dropout=0.1", "trainer.max_steps=6", "trainer.save_steps=6",
+               "trainer.eval_steps=6", "trainer.dataloader_num_workers=2", "evaluation.wer_at_end=false",
+               f"hydra.run.dir={original}"], trackio_dir)
+    copy = tmp_path / "copy"
+    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.reproduce", str(original), "--out", str(copy)],
+                          cwd=ROOT, env={**os.environ, "TRACKIO_DIR": str(trackio_dir)},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(losses(original)) == 6
+    assert losses(copy) == losses(original)
+    assert json.loads((copy / "run.json").read_text())["status"] == "completed"
+    assert "uncommitted changes" not in proc.stderr or "dirty=True" in proc.stderr
+
+
+def test_reproduce_warns_about_changed_packages(tmp_path, trackio_dir):
+    from voxtral_exp.reproduce import differences
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    record = {"git": {"commit": "0" * 40, "dirty": False}, "packages": {"torch": "0.0.1"}}
+    (run_dir / "run.json").write_text(json.dumps(record))
+    found = differences(run_dir)
+    assert any("git commit differs" in d for d in found)
+    assert any(d.startswith("package torch: original 0.0.1, now") for d in found)
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir):
+    args = [*FAST, "method=full", "trainer.learning_rate=3e-3", "trainer.max_steps=24", "trainer.save_steps=6",
+            "trainer.eval_steps=6", "trainer.save_total_limit=10", "evaluation.wer_at_end=false"]
+    straight = tmp_path / "straight"
+    run_train([*args, f"hydra.run.dir={straight}", "tracking.name=straight"], trackio_dir)
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "TRACKIO_DIR": str(trackio_dir)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={killed}",
+                             "tracking.name=killed"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "checkpoint-12" / "trainer_state.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"
+    # a save cut short by the kill: weights written, trainer state not yet
+    partial = killed / "checkpoints" / "checkpoint-18"
+    partial.mkdir(exist_ok=True)
+    (partial / "model.safetensors").write_bytes(b"half a file")
+    (partial / "trainer_state.json").unlink(missing_ok=True)
+
+    resumed = subprocess.run([sys.executable, "-m", "voxtral_exp.resume", str(killed)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Skipping incomplete checkpoint" in resumed.stderr
+    assert losses(killed) == losses(straight)
+    a, b = load_trained(str(straight / "final")).state_dict(), load_trained(str(killed / "final")).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    run = json.loads((killed / "run.json").read_text())
+    assert run["status"] == "completed" and len(run["attempts"]) == 2
+    tracked = {r["name"]: r for r in read_trackio(trackio_dir)}
+    assert set(tracked) == {"straight", "killed"}  # the resumed run continued its trackio run
+    assert max(row["step"] for row in tracked["killed"]["logs"]) == 24
+
+
+def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):
+    # %f gives each rank a different ${now:} directory: the run must still end up in one
+    outputs = tmp_path / "outputs"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--nproc_per_node=2", str(ROOT / "train.py"), *QUICK, "method=full",
+         "trainer.per_device_train_batch_size=2", "evaluation.wer_at_end=true",
+         f"hydra.run.dir={outputs}/" + "${now:%H-%M-%S-%f}"],
+        cwd=ROOT, env={**os.environ, "TRACKIO_DIR": str(trackio_dir)}, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = list(outputs.iterdir())
+    assert len(runs) == 1
+    run_dir = runs[0]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    assert (run_dir / "final" / "model.safetensors").is_file() and (run_dir / "eval_results.json").is_file()
+    state = json.loads((run_dir / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["train_batch_size"] == 2 and state["global_step"] == 3
+    assert "[voxtral_exp.training][INFO] Run" in (run_dir / "train.log").read_text()
+    assert len(read_trackio(trackio_dir)) == 1
+
+
+def test_submitit_local_sweep(tmp_path, trackio_dir):
+    sweep = tmp_path / "sweep"
+    run_train(["-m", "launcher=local", *QUICK, "method.r=4,8", f"hydra.sweep.dir={sweep}"], trackio_dir)
+    assert [j.name for j in job_dirs(sweep)] == ["0", "1"]
+    assert all(json.loads((j / "run.json").read_text())["status"] == "completed" for j in job_dirs(sweep))
+    assert len(list(csv.DictReader((sweep / "summary.csv").open()))) == 2
+
+
+FAKE_TOKEN = "hf_PlantedFakeTokenThatMustNeverLeak123"
+
+
+@pytest.mark.parametrize("where", ["environment", "command line"])
+def test_a_token_never_reaches_any_output(tmp_path, trackio_dir, where):
+    run_dir = tmp_path / "run"
+    args = [*QUICK, f"hydra.run.dir={run_dir}"]
+    if where == "command line":
+        args.append(f"+hf_token={FAKE_TOKEN}")
+    proc = run_train(args, trackio_dir, check=False,
+                     env={"HF_TOKEN": FAKE_TOKEN, "HUGGING_FACE_HUB_TOKEN": FAKE_TOKEN})
+    if where == "environment":
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    else:
+        assert proc.returncode != 0 and "secrets never go in the config" in proc.stdout + proc.stderr
+    assert FAKE_TOKEN not in proc.stdout + proc.stderr
+    for folder in (run_dir, trackio_dir):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert FAKE_TOKEN.encode() not in path.read_bytes(), path
