@@ -107,6 +107,11 @@ def test_lora_saves_only_language_model_adapters_and_reloads(lora_run):
     adapter = load_file(final / "adapter_model.safetensors")
     assert adapter and all(".language_model." in k and "lora_" in k for k in adapter)
     model = load_trained(str(final))
+    initial = build_model(compose_config(["model=tiny"]).model, torch.float32, seed=42).state_dict()
+    base = model.get_base_model().state_dict()
+    for name, weight in initial.items():  # the frozen base came back intact (LoRA wraps some layers)
+        key = name if name in base else name.replace(".weight", ".base_layer.weight")
+        assert torch.equal(base[key], weight), name
     featurizer = Featurizer(load_processor(str(final)), "offline")
     assert len(transcribe(model, featurizer, [np.zeros(8000, np.float32)], [None], max_new_tokens=2)) == 1
 

@@ -123,6 +123,15 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"objective={cfg.objective}: expected one of {list(OBJECTIVES)}")
     if cfg.objective != "eval_loss" and not cfg.evaluation.wer_at_end:
         problems.append(f"objective={cfg.objective} needs evaluation.wer_at_end=true")
+    best = t.get("metric_for_best_model")
+    if best in ("eval_wer", "eval_cer", "wer", "cer"):
+        if not cfg.evaluation.wer_during_training:
+            problems.append(f"trainer.metric_for_best_model={best} needs evaluation.wer_during_training=true")
+        if t.get("greater_is_better"):
+            problems.append(f"trainer.greater_is_better=true with metric_for_best_model={best}: lower WER is better")
+    if cfg.evaluation.early_stopping_patience and not (t.get("load_best_model_at_end") and best):
+        problems.append("evaluation.early_stopping_patience needs trainer.load_best_model_at_end=true and "
+                        "trainer.metric_for_best_model")
     if cfg.evaluation.normalizer not in NORMALIZERS:
         problems.append(f"evaluation.normalizer={cfg.evaluation.normalizer}: expected one of {list(NORMALIZERS)}")
     if problems:

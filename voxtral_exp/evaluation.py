@@ -9,6 +9,7 @@ from typing import Any
 
 import jiwer
 import torch
+from transformers import TrainerCallback
 from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
 
 from voxtral_exp.collator import Featurizer, collate_prompts, normalize_transcript
@@ -109,3 +110,25 @@ def evaluate_wer(
     log.info("WER <evaluation.normalizer=%s>: wer=%.4f cer=%.4f on %d clips",
              cfg.normalizer, metrics["eval_wer"], metrics["eval_cer"], len(examples))  # fmt: skip
     return metrics, predictions
+
+
+class WerCallback(TrainerCallback):
+    """WER/CER by generation at every evaluation during training.
+
+    Adds eval_wer / eval_cer to the evaluation's metrics in place, before best-model selection
+    (trainer.metric_for_best_model=eval_wer) and early stopping read them, and logs them.
+    """
+
+    def __init__(self, featurizer: Featurizer, examples: list[Example], cfg, on_metrics: Callable[[dict, int], None]):
+        self.featurizer = featurizer
+        self.examples = examples
+        self.cfg = cfg
+        self.on_metrics = on_metrics
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        scores, _ = evaluate_wer(model, self.featurizer, self.examples, self.cfg)
+        found = {k: v for k, v in scores.items() if k in ("eval_wer", "eval_cer")}
+        metrics.update(found)
+        state.log_history.append({**found, "step": state.global_step})
+        if state.is_world_process_zero:
+            self.on_metrics(found, state.global_step)

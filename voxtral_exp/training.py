@@ -15,15 +15,16 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
-from transformers import TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.config import REDACTED, ConfigError, resolved_container, secret_values, validate
 from voxtral_exp.data.dataset import SpeechDataset, stream_features
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.sources import load_data
-from voxtral_exp.evaluation import evaluate_wer
+from voxtral_exp.evaluation import WerCallback, evaluate_wer
 from voxtral_exp.loss import label_only_loss
+from voxtral_exp.model_card import model_card, write_model_card
 from voxtral_exp.modeling import apply_method, build_model, count_parameters, torch_dtype
 from voxtral_exp.processor import OFFLINE_MODEL_ID, load_processor
 from voxtral_exp.run_record import RunRecord, git_state, write_atomic, write_json, write_resolved_config
@@ -113,7 +114,11 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
         prediction_loss_only=True,  # eval loss only; WER/CER come from generation
     )
     dtype = torch_dtype(cfg.model.dtype, args.bf16)
-    model = apply_method(build_model(cfg.model, dtype, cfg.seed), cfg.method)
+    base = build_model(cfg.model, dtype, cfg.seed)
+    if main and cfg.method.name == "lora" and cfg.model.random_init:
+        # a random base cannot be re-downloaded: keep it (frozen, so unchanged) beside the adapter
+        base.save_pretrained(str(run_dir / "final" / "base_model"))
+    model = apply_method(base, cfg.method)
     total, trainable = count_parameters(model)
 
     if main and cfg.tracking.enabled:
@@ -133,7 +138,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
         data_collator=TranscriptionCollator(processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
         processing_class=processor,
         compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
-        callbacks=[TrackioLogger(tracker)],
+        callbacks=_callbacks(cfg, featurizer, data.eval, tracker),
     )
     result = trainer.train(resume_from_checkpoint=_checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir))
 
@@ -143,11 +148,9 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
     if not main:
         return eval_metrics
     processor.save_pretrained(str(final_dir))
-    if cfg.method.name == "lora" and cfg.model.random_init:
-        # a random base cannot be re-downloaded: keep it beside the adapter so final/ reloads
-        trainer.model.get_base_model().save_pretrained(str(final_dir / "base_model"))
 
-    train_results = {**result.metrics, "parameters_total": total, "parameters_trainable": trainable}
+    train_results = {**result.metrics, "global_step": result.global_step,
+                     "parameters_total": total, "parameters_trainable": trainable}
     write_json(run_dir / "train_results.json", train_results)
     if cfg.evaluation.wer_at_end:
         wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.eval, cfg.evaluation)
@@ -155,10 +158,23 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
         with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
     write_json(run_dir / "eval_results.json", eval_metrics)
+    languages = sorted({e.language for e in data.eval if e.language})
+    card = model_card(resolved, eval_metrics, train_results, json.loads((run_dir / "run.json").read_text()), languages)
+    write_model_card(final_dir, card)
     tracker.log(prefix_metrics({k: v for k, v in eval_metrics.items() if k != "per_language"}),
                 step=trainer.state.global_step)  # fmt: skip
     log.info("Done <%s>: %s", run_dir, {k: v for k, v in eval_metrics.items() if k != "per_language"})
     return {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
+
+
+def _callbacks(cfg: DictConfig, featurizer: Featurizer, eval_examples: list, tracker: Tracker) -> list:
+    callbacks = [TrackioLogger(tracker)]
+    if cfg.evaluation.wer_during_training:  # before early stopping, which reads the WER it adds
+        log_wer = lambda metrics, step: tracker.log(prefix_metrics(metrics), step=step)  # noqa: E731
+        callbacks.append(WerCallback(featurizer, eval_examples, cfg.evaluation, log_wer))
+    if cfg.evaluation.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
+    return callbacks
 
 
 def _checkpoint_to_resume(setting: Any, run_dir: Path) -> str | None:

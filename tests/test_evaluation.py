@@ -1,0 +1,122 @@
+"""WER/CER, the eval callback, merge, transcribe, the model card and the Hub push dry run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import FAST, ROOT, read_trackio, run_train
+from voxtral_exp.collator import Featurizer, TranscriptionCollator
+from voxtral_exp.data.manifest import read_manifest
+from voxtral_exp.evaluation import error_rates, text_normalizer
+from voxtral_exp.merge import merge
+from voxtral_exp.model_card import REPO
+from voxtral_exp.modeling import load_trained
+from voxtral_exp.processor import load_processor
+
+SAMPLE = ROOT / "data" / "sample"
+
+
+def test_wer_and_cer_against_hand_computed_values():
+    refs = ["the cat sat", "hello world"]
+    hyps = ["the cat sit", "hello"]
+    rates = error_rates(refs, hyps)
+    assert rates["wer"] == pytest.approx(2 / 5)  # one substitution, one deletion, five words
+    assert rates["cer"] == pytest.approx(7 / 22)  # "a"->"i", then " world" (6 chars) deleted
+    assert error_rates(["same words"], ["same words"]) == {"wer": 0.0, "cer": 0.0}
+
+
+def test_normalizers():
+    assert text_normalizer("basic")("Hello, World!  ") == "hello world"
+    assert text_normalizer("none")(" Hello,  World! ") == "Hello, World!"
+    assert text_normalizer("whisper_english")("Mr. Smith won't go.") == "mister smith will not go"
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    run_dir, trackio_dir = tmp / "run", tmp / "trackio"
+    run_train([*FAST, "method=lora", "method.train_projector=true", "trainer.learning_rate=3e-3",
+               "trainer.max_steps=6", "trainer.eval_steps=3", "trainer.save_steps=3",
+               "evaluation.wer_during_training=true", "evaluation.max_new_tokens=4",
+               "trainer.metric_for_best_model=eval_wer", f"hydra.run.dir={run_dir}"], trackio_dir)
+    return run_dir, trackio_dir
+
+
+def test_wer_callback_reaches_trainer_state_trackio_and_results(lora_run):
+    run_dir, trackio_dir = lora_run
+    state = json.loads((run_dir / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
+    wer_steps = [e["step"] for e in state["log_history"] if "eval_wer" in e]
+    assert wer_steps == [3, 6]
+    assert state["best_metric"] is not None  # best model chosen on eval_wer
+    logs = read_trackio(trackio_dir)[0]["logs"]
+    assert {row["step"] for row in logs if "eval/wer" in row} >= {3, 6}
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    assert 0 <= results["eval_wer"] and 0 <= results["eval_cer"]
+    assert set(results["per_language"]) == {"en", "fr", "de", "es"}
+    predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 9
+    assert {"reference", "hypothesis", "wer", "cer", "language", "origin"} <= predictions[0].keys()
+
+
+def test_merged_model_equals_base_plus_adapter(lora_run, tmp_path):
+    run_dir, _ = lora_run
+    merged_dir = merge(run_dir, tmp_path / "merged")
+    adapter = load_trained(str(run_dir / "final")).eval()
+    merged = load_trained(str(merged_dir)).eval()
+    assert not hasattr(merged, "peft_config")
+    featurizer = Featurizer(load_processor(str(merged_dir)), "offline")
+    examples = read_manifest(SAMPLE / "eval.jsonl")[0][:2]
+    batch = TranscriptionCollator(11)([featurizer(e) for e in examples])
+    batch.pop("labels")
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**batch).logits, adapter(**batch).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_transcribe_cli_on_a_run_directory(lora_run):
+    run_dir, _ = lora_run
+    files = [SAMPLE / "audio" / "en_00.flac", SAMPLE / "audio" / "fr_01.flac"]
+    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), *map(str, files),
+                           "--language", "en", "--max-new-tokens", "4"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(f) for f in files]
+
+
+def test_model_card_holds_the_runs_real_numbers_and_working_code(lora_run, tmp_path):
+    run_dir, _ = lora_run
+    card = (run_dir / "final" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert metrics == {"wer": round(results["eval_wer"], 4), "cer": round(results["eval_cer"], 4)}
+    assert meta["library_name"] == "peft" and meta["pipeline_tag"] == "automatic-speech-recognition"
+    assert f"| all | {results['eval_wer']:.4f} | {results['eval_cer']:.4f} | 9 |" in card
+    assert "r=4" not in card and "r=8, alpha=32" in card
+    train = json.loads((run_dir / "train_results.json").read_text())
+    assert f"{train['parameters_trainable']:,} of {train['parameters_total']:,}" in card
+    # the usage code in the card runs as written against this final/
+    code = card.split("```python\n")[1].split("```")[0]
+    code = code.replace(REPO, str(run_dir / "final")).replace("speech.wav", str(SAMPLE / "audio" / "en_00.flac"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MISSING" not in proc.stdout + proc.stderr  # every weight was found
+
+
+def test_push_dry_run_lists_final_and_needs_no_network(lora_run):
+    run_dir, _ = lora_run
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_NeverPrintedToken"}
+    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.push", str(run_dir), "--repo-id", "someone/voxtral-tiny",
+                           "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    listed = [line.strip() for line in proc.stdout.splitlines()[1:]]
+    expected = sorted(str(p.relative_to(run_dir / "final")) for p in (run_dir / "final").rglob("*") if p.is_file())
+    assert listed == expected
+    assert {"README.md", "adapter_config.json", "adapter_model.safetensors", "tekken.json"} <= set(listed)
+    assert "hf_NeverPrintedToken" not in proc.stdout + proc.stderr

@@ -1,0 +1,47 @@
+"""Merge a LoRA run's adapter into its base model: a plain transformers model to deploy.
+
+    python -m voxtral_exp.merge RUN_DIR [--out DIR]      # default: RUN_DIR/final/merged
+
+The merged model's outputs equal base + adapter (to float rounding); the processor is copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from voxtral_exp.modeling import load_trained
+from voxtral_exp.processor import load_processor
+
+log = logging.getLogger("voxtral_exp.merge")
+
+
+def final_dir(path: Path) -> Path:
+    """A run directory's final/, or the folder itself if it already is one."""
+    return path / "final" if (path / "final").is_dir() else path
+
+
+def merge(path: Path, out: Path | None = None) -> Path:
+    adapter_dir = final_dir(path)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise SystemExit(f"{adapter_dir} holds no LoRA adapter (adapter_config.json): only method=lora runs merge")
+    out = out or adapter_dir / "merged"
+    merged = load_trained(str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(out))
+    load_processor(str(adapter_dir)).save_pretrained(str(out))
+    log.info("Merged %s into %s", adapter_dir, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path, help="a LoRA run directory (or its final/)")
+    parser.add_argument("--out", type=Path, help="where to write the merged model")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    print(merge(args.run_dir.resolve(), args.out))
+
+
+if __name__ == "__main__":
+    main()

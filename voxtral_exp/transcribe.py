@@ -1,0 +1,50 @@
+"""Transcribe audio files with a fine-tuned (or any) Voxtral model.
+
+    python -m voxtral_exp.transcribe MODEL audio1.wav audio2.flac [--language fr]
+
+MODEL is a run directory, its final/ (full model or LoRA adapter), a merged model folder, or a
+Hub id. Prints one line per file: the path, a tab, the transcript.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from voxtral_exp.collator import Featurizer
+from voxtral_exp.data.audio import load_audio
+from voxtral_exp.evaluation import transcribe
+from voxtral_exp.merge import final_dir
+from voxtral_exp.modeling import load_trained
+from voxtral_exp.processor import load_processor
+
+
+def load(model: str, dtype: torch.dtype) -> tuple[torch.nn.Module, Featurizer]:
+    local = Path(model).expanduser()
+    source = str(final_dir(local)) if local.exists() else model
+    processor = load_processor(source)
+    return load_trained(source, dtype), Featurizer(processor, source)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="run directory, final/ or merged folder, or Hub id")
+    parser.add_argument("audio", nargs="+", type=Path, help="audio files (WAV, FLAC, OGG, MP3)")
+    parser.add_argument("--language", help="ISO 639-1 code for the prompt; default: the model detects it")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model, featurizer = load(args.model, dtype)
+    model.to(device)
+    audios = [load_audio(str(path)) for path in args.audio]
+    texts = transcribe(model, featurizer, audios, [args.language] * len(audios), args.batch_size, args.max_new_tokens)
+    for path, text in zip(args.audio, texts):
+        print(f"{path}\t{text}")
+
+
+if __name__ == "__main__":
+    main()
