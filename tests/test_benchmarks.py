@@ -1,7 +1,10 @@
 """The benchmark scripts run (smoke mode) and print their figures."""
 
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -18,3 +21,17 @@ def test_data_pipeline_benchmark_prints_every_pipeline_and_ratio():
     for name in ("reference, main process", "voxtral_exp, 1 worker", "voxtral_exp, 2 workers"):
         line = next(l for l in out.splitlines() if l.startswith(name))
         assert line.rstrip().endswith("x") and float(line.split()[-2]) > 0
+
+
+def test_training_speed_benchmark_prints_ratios_and_cache_speedup():
+    out = run_benchmark("training_speed.py")
+    for label in ("samples/s", "audio-seconds/s", "step time (s)", "peak memory (MB)"):
+        line = next(l for l in out.splitlines() if l.startswith(label))
+        assert line.rstrip().endswith("x") and float(line.split()[-1].rstrip("x")) > 0
+    assert "audio embedding cache: epoch 1" in out
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)")
+def test_learning_benchmark_reports_wer_before_and_after():
+    out = run_benchmark("learning.py")
+    assert "held-out WER before:" in out and "held-out WER after:" in out

@@ -23,6 +23,7 @@ from voxtral_exp.data.example import Example
 from voxtral_exp.features import LogMel, pcm16_roundtrip
 
 IGNORE_INDEX = -100
+AUDIO_TOKENS_PER_CHUNK = 375  # [AUDIO] tokens per 30 s chunk (12.5 Hz)
 
 
 def normalize_transcript(text: str) -> str:
@@ -75,7 +76,16 @@ class Featurizer:
 
     def __call__(self, example: Example) -> dict[str, Any]:
         audio = load_audio(example.audio, example.offset, example.duration)
-        features = self.prompt(audio, example.language)
+        return self._complete(self.prompt(audio, example.language), example)
+
+    def from_audio_embeds(self, example: Example, embeds: torch.Tensor) -> dict[str, Any]:
+        """Features for a clip whose audio embeddings are cached: no audio work at all."""
+        n_chunks = embeds.shape[0] // AUDIO_TOKENS_PER_CHUNK
+        prompt = {"prompt_ids": self.prompt_ids(n_chunks, example.language or self.default_language),
+                  "audio_embeds": embeds}  # fmt: skip
+        return self._complete(prompt, example)
+
+    def _complete(self, features: dict[str, Any], example: Example) -> dict[str, Any]:
         features["target_ids"] = self.target(example.text)
         features["language"] = example.language or self.default_language
         features["text"] = example.text
@@ -104,9 +114,11 @@ class TranscriptionCollator:
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "labels": labels,
-            # every clip contributes one (128, 3000) slice per started 30 s chunk
-            "input_features": torch.cat([f["input_features"] for f in features]),
         }
+        if "audio_embeds" in features[0]:  # cached: the encoder's output, 375 rows per chunk
+            batch["audio_embeds"] = torch.cat([f["audio_embeds"] for f in features])
+        else:  # every clip contributes one (128, 3000) slice per started 30 s chunk
+            batch["input_features"] = torch.cat([f["input_features"] for f in features])
         if self.label_only_logits:
             # positions whose next token is a label: the only logits the loss needs
             batch["logits_to_keep"] = torch.zeros_like(labels, dtype=torch.bool)

@@ -5,11 +5,23 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import torch
 from transformers import PreTrainedModel, Trainer
+from torch.utils.data import Sampler
+
+from voxtral_exp.embedding_cache import with_audio_embeds
 
 
 class VoxtralTrainer(Trainer):
-    """Trainer whose checkpoints keep the model's own parameter names.
+    """Trainer for Voxtral batches: checkpoints it can reload, and cached audio embeddings.
+
+    Batches from the audio embedding cache carry ``audio_embeds`` instead of mel features:
+    they are placed at the [AUDIO] positions of the token embeddings, exactly as the model's
+    forward does with the encoder's output, and the model gets ``inputs_embeds``.
+
+    With ``chunk_counts``, training batches are grouped by 30 s chunk count.
+
+    Checkpoints keep the model's own parameter names.
 
     transformers 5 saves Voxtral under its legacy checkpoint key names, but the Trainer reloads
     checkpoints (resume, load_best_model_at_end) with a plain ``load_state_dict``, which then
@@ -17,6 +29,23 @@ class VoxtralTrainer(Trainer):
     ``save_original_format=False``; ``from_pretrained`` reads both layouts, and anything saved
     elsewhere (``final/``) keeps the standard layout.
     """
+
+    def __init__(self, *args, chunk_counts: list[int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.chunk_counts = chunk_counts  # per training example: group batches by it
+
+    def _get_train_sampler(self, train_dataset=None):
+        """With chunk counts, batches hold clips of equal chunk count (shuffled otherwise), so a
+        31 s clip does not pad its 5 s neighbours with a whole extra chunk of audio tokens."""
+        if self.chunk_counts is None:
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return ChunkBucketSampler(self.chunk_counts, self.args.train_batch_size, seed)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "audio_embeds" in inputs:
+            inputs = with_audio_embeds(self.accelerator.unwrap_model(model), inputs)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
@@ -28,3 +57,39 @@ class VoxtralTrainer(Trainer):
             return super()._save(output_dir, state_dict)
         finally:
             del model.save_pretrained  # back to the class method
+
+
+class ChunkBucketSampler(Sampler[int]):
+    """Indices in runs of ``batch_size`` that share a chunk count, in shuffled order.
+
+    Each chunk count is a bucket; buckets are shuffled and cut into batches, the batches are
+    shuffled, and the few leftovers (fewer than a batch per bucket) come last. Every example
+    appears once per epoch; the order depends only on the seed and the epoch (set by the
+    Trainer), so a resumed run sees the same batches.
+    """
+
+    def __init__(self, chunk_counts: list[int], batch_size: int, seed: int):
+        self.chunk_counts = chunk_counts
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.chunk_counts)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        buckets: dict[int, list[int]] = {}
+        for index in torch.randperm(len(self.chunk_counts), generator=generator).tolist():
+            buckets.setdefault(self.chunk_counts[index], []).append(index)
+        batches, leftovers = [], []
+        for count in sorted(buckets):
+            bucket = buckets[count]
+            full = len(bucket) - len(bucket) % self.batch_size
+            batches += [bucket[i : i + self.batch_size] for i in range(0, full, self.batch_size)]
+            leftovers += bucket[full:]
+        order = torch.randperm(len(batches), generator=generator).tolist()
+        return iter([i for b in order for i in batches[b]] + leftovers)

@@ -19,6 +19,7 @@ from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.config import REDACTED, ConfigError, resolved_container, secret_values, validate
+from voxtral_exp.embedding_cache import AudioEmbeddingCache
 from voxtral_exp.data.dataset import SpeechDataset, stream_features
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.sources import load_data
@@ -99,11 +100,6 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
     data = load_data(cfg.dataset, cfg.seed, processor.tokenizer)
     if main:
         write_json(run_dir / "data_report.json", data.report)
-    if data.streaming:
-        checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer)
-        train_dataset = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error)
-    else:
-        train_dataset = SpeechDataset(data.train, featurizer, cfg.dataset.on_error)
 
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     args = TrainingArguments(
@@ -120,6 +116,16 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
         base.save_pretrained(str(run_dir / "final" / "base_model"))
     model = apply_method(base, cfg.method)
     total, trainable = count_parameters(model)
+    if data.streaming:
+        checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer)
+        train_dataset = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error)
+    else:
+        train_dataset = SpeechDataset(data.train, featurizer, cfg.dataset.on_error)
+    if cfg.training.audio_embedding_cache:
+        cache = AudioEmbeddingCache(cfg.training.audio_embedding_cache, model)
+        model.to(args.device)
+        cache.fill(model, train_dataset, args.per_device_eval_batch_size, args.dataloader_num_workers)
+        train_dataset.cache = cache
 
     if main and cfg.tracking.enabled:
         tracker.start(
@@ -139,6 +145,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
         processing_class=processor,
         compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
         callbacks=_callbacks(cfg, featurizer, data.eval, tracker),
+        chunk_counts=train_dataset.chunk_counts() if cfg.training.group_by_chunks and not data.streaming else None,
     )
     result = trainer.train(resume_from_checkpoint=_checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir))
 

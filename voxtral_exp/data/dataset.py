@@ -7,11 +7,14 @@ without duplicating examples.
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import datasets
+import soundfile as sf
 from torch.utils.data import Dataset
 
 from voxtral_exp.collator import Featurizer
@@ -31,17 +34,25 @@ class SpeechDataset(Dataset):
     example and logged.
     """
 
-    def __init__(self, examples: Sequence[Example], featurizer: Featurizer, on_error: str = "raise"):
+    def __init__(self, examples: Sequence[Example], featurizer: Featurizer, on_error: str = "raise", cache=None):
         self.examples = examples
         self.featurizer = featurizer
         self.on_error = on_error
+        self.cache = cache  # an AudioEmbeddingCache: cached clips skip decoding and mel features
 
     def __len__(self) -> int:
         return len(self.examples)
 
+    def chunk_counts(self) -> list[int]:
+        """30 s chunks per example, from the row's duration or the file header (no decoding)."""
+        return [math.ceil(max(_seconds(e), 1e-3) / 30.0) for e in self.examples]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         for attempt in range(len(self)):
             example = self.examples[(index + attempt) % len(self)]
+            embeds = self.cache.get(example) if self.cache is not None else None
+            if embeds is not None:
+                return self.featurizer.from_audio_embeds(example, embeds)
             try:
                 return self.featurizer(example)
             except (AudioError, FileNotFoundError) as e:
@@ -49,6 +60,13 @@ class SpeechDataset(Dataset):
                     raise AudioError(f"{example.origin}: {e}") from e
                 log.warning("Skipping %s: %s <dataset.on_error=skip>", example.origin, e)
         raise AudioError("no example in the dataset could be decoded")
+
+
+def _seconds(example: Example) -> float:
+    if example.duration is not None:
+        return float(example.duration)
+    info = sf.info(example.audio if isinstance(example.audio, str) else io.BytesIO(example.audio))
+    return info.frames / info.samplerate - (example.offset or 0.0)
 
 
 def stream_features(

@@ -1,0 +1,119 @@
+"""Each speed lever keeps the loss equal to the plain path on the tiny model."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import compose_config
+from voxtral_exp.collator import Featurizer, TranscriptionCollator
+from voxtral_exp.data.dataset import SpeechDataset
+from voxtral_exp.data.manifest import read_manifest
+from voxtral_exp.embedding_cache import AudioEmbeddingCache, example_key, fingerprint, with_audio_embeds
+from voxtral_exp.modeling import apply_method, build_model
+from voxtral_exp.processor import build_offline_processor
+from tests.data_fixtures import SAMPLE
+
+
+@pytest.fixture(scope="module")
+def featurizer():
+    return Featurizer(build_offline_processor(), "offline")
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return read_manifest(SAMPLE / "train.jsonl")[0][:6]
+
+
+def lora_model():
+    cfg = compose_config(["model=tiny", "method=lora", "hardware=cpu"])
+    return apply_method(build_model(cfg.model, torch.float32, seed=0), cfg.method)
+
+
+def test_cached_audio_embeddings_give_the_live_loss(tmp_path, featurizer, examples):
+    model = lora_model()
+    dataset = SpeechDataset(examples, featurizer)
+    cache = AudioEmbeddingCache(tmp_path, model)
+    assert cache.fill(model, dataset, batch_size=4, num_workers=0) == 6
+    assert cache.fill(model, dataset, batch_size=4, num_workers=0) == 0  # all there now
+    collate = TranscriptionCollator(11, label_only_logits=True)
+    live = collate([dataset[i] for i in range(4)])
+    dataset.cache = cache
+    cached = collate([dataset[i] for i in range(4)])
+    assert "input_features" not in cached and cached["audio_embeds"].shape[0] == 4 * 375
+    assert torch.equal(live["input_ids"], cached["input_ids"]) and torch.equal(live["labels"], cached["labels"])
+    live.pop("labels"), cached.pop("labels")
+    with torch.no_grad():
+        a = model(**live).logits
+        b = model(**with_audio_embeds(model, cached)).logits
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
+    model = lora_model()
+    before = fingerprint(model)
+    with torch.no_grad():
+        model.get_base_model().model.audio_tower.layers[0].fc1.weight.add_(1e-3)
+    assert fingerprint(model) != before
+    assert AudioEmbeddingCache(tmp_path, model).folder.name == fingerprint(model)
+    example = examples[0]
+    changed = tmp_path / "changed.flac"
+    import soundfile as sf
+
+    audio, rate = sf.read(example.audio)
+    sf.write(changed, audio * 0.5, rate)
+    assert example_key(example) != example_key(type(example)(audio=str(changed), text=example.text))
+    assert example_key(example) != example_key(type(example)(audio=example.audio, text="", offset=0.5))
+
+
+def test_cache_refuses_a_training_audio_path():
+    from voxtral_exp.config import ConfigError, validate
+
+    cfg = compose_config(["hardware=cpu", "method=full", "method.freeze_audio_tower=false",
+                          "training.audio_embedding_cache=/tmp/cache"])
+    with pytest.raises(ConfigError, match="training.audio_embedding_cache needs a frozen audio encoder"):
+        validate(cfg)
+
+
+def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featurizer):
+    import soundfile as sf
+    from transformers import TrainingArguments
+
+    from voxtral_exp.data.example import Example
+    from voxtral_exp.loss import label_only_loss
+    from voxtral_exp.trainer import VoxtralTrainer
+
+    rng = np.random.default_rng(0)
+    examples = []
+    for i, seconds in enumerate([35, 2, 40, 3, 33, 1.5, 31, 2.5]):
+        path = tmp_path / f"{i}.wav"
+        sf.write(path, (rng.standard_normal(int(seconds * 16000)) * 0.1).astype(np.float32), 16000)
+        examples.append(Example(audio=str(path), text=f"clip {i}", language="en"))
+    dataset = SpeechDataset(examples, featurizer)
+    assert dataset.chunk_counts() == [2, 1, 2, 1, 2, 1, 2, 1]
+
+    model = lora_model()
+    collate = TranscriptionCollator(11, label_only_logits=True)
+
+    def summed_loss(batches):
+        total = 0.0
+        for indices in batches:
+            batch = collate([dataset[i] for i in indices])
+            labels = batch.pop("labels")
+            with torch.no_grad():
+                total += label_only_loss(model(**batch), labels, num_items_in_batch=1).item()
+        return total
+
+    mixed = summed_loss([[0, 1], [2, 3], [4, 5], [6, 7]])
+    grouped = summed_loss([[0, 2], [4, 6], [1, 3], [5, 7]])
+    assert grouped == pytest.approx(mixed, rel=1e-5)
+
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, use_cpu=True,
+                             report_to="none", remove_unused_columns=False, dataloader_num_workers=0)
+    trainer = VoxtralTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate,
+                             chunk_counts=dataset.chunk_counts())
+    seen = []
+    for batch in trainer.get_train_dataloader():
+        chunks = batch["input_features"].shape[0]
+        assert chunks in (2, 4)  # two 1-chunk clips or two 2-chunk clips, never mixed
+        seen.append(chunks)
+    assert sorted(seen) == [2, 2, 4, 4]
