@@ -8,8 +8,8 @@ strings and report held-out WER before and after.
 Speech: random digit strings ("three one four") spoken by espeak-ng with several English voices
 and speeds; the held-out set uses digit strings never seen in training. The model is the tiny
 architecture made a little wider (random weights, nothing pretrained), trained with train.py's
-own code path (Hydra config, Trainer, label-only loss, audio embedding cache, generation-based
-WER): the language model learns; the random encoder and projector stay frozen.
+own code path (Hydra config, Trainer, label-only loss, encoder cache, generation-based
+WER): the projector and language model learn; the random encoder stays frozen.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ worker), LoRA r=8/alpha=32 on q/k/v/o of *both* towers (the name match reaches t
 the full 131072-wide logits for the loss, no cache, no grouping. voxtral_exp: examples
 featurised in a loader worker, LoRA on the language model only (the encoder builds no graph),
 logits only at label positions, batches grouped by chunk count. Both: batch 2, lr 5e-5, fp32 on
-CPU and bf16 on GPU, HF Trainer. A third run measures the audio embedding cache: epoch 1
+CPU and bf16 on GPU, HF Trainer. A third run measures the encoder cache: epoch 1
 (filling it) against epoch 2 (reading it).
 
 CPU model ("scaled"): Voxtral-Mini-3B with widths / 8 and depths / 10 (text 384 wide, 3 layers,
@@ -87,9 +87,9 @@ def run_one(kind: str, args) -> dict:
     model, dataset, collator, trainer_class, kwargs = build(kind, args)
     cache_dir = tempfile.mkdtemp() if kind == "cache" else None
     if cache_dir:
-        from voxtral_exp.embedding_cache import AudioEmbeddingCache
+        from voxtral_exp.encoder_cache import EncoderCache
 
-        cache = AudioEmbeddingCache(cache_dir, model)
+        cache = EncoderCache(cache_dir, model)
 
     class Timer(TrainerCallback):
         def __init__(self):
@@ -189,7 +189,7 @@ def main() -> None:
         print(f"{'MFU':<22}{ref['mfu']:>12.1%}{ours['mfu']:>13.1%}")
         print(f"{'tokens/s':<22}{ref['tokens_per_s']:>12.0f}{ours['tokens_per_s']:>13.0f}")
     first, second = cache["epoch_s"]
-    print(f"audio embedding cache: epoch 1 (fill + train) {first:.2f} s, epoch 2 {second:.2f} s, "
+    print(f"encoder cache: epoch 1 (fill + train) {first:.2f} s, epoch 2 {second:.2f} s, "
           f"speed-up {first / second:.2f}x")
 
 

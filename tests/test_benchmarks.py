@@ -28,7 +28,7 @@ def test_training_speed_benchmark_prints_ratios_and_cache_speedup():
     for label in ("samples/s", "audio-seconds/s", "step time (s)", "peak memory (MB)"):
         line = next(l for l in out.splitlines() if l.startswith(label))
         assert line.rstrip().endswith("x") and float(line.split()[-1].rstrip("x")) > 0
-    assert "audio embedding cache: epoch 1" in out
+    assert "encoder cache: epoch 1" in out
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)")

@@ -284,3 +284,27 @@ def test_check_command_reports_every_planted_problem_in_one_pass(tmp_path):
                  "empty_text"):
         assert f"{path}:{line[name]}:" in out, name
     assert "train: 10 examples, 3 usable" in out and "7 example(s) with errors" in out
+
+
+def test_streamed_bad_rows_are_skipped_and_written_to_the_drop_log(tmp_path, processor):
+    import datasets
+
+    rows = sample_rows("train")[:4]
+    table = hub_table(rows)
+    bad = datasets.Dataset.from_dict({"audio": [{"bytes": b"RIFF garbage", "path": None},
+                                                {"bytes": Path(rows[0]["audio_path"]).read_bytes(), "path": None}],
+                                      "sentence": ["garbage audio", "   "], "locale": ["en", "en"]})
+    bad = bad.cast_column("audio", datasets.Audio())
+    path = tmp_path / "mixed.parquet"
+    datasets.concatenate_datasets([table, bad]).to_parquet(path)
+    cfg = data_cfg("dataset=hub", f"dataset.path={path}", "dataset.eval_split=null", "dataset.streaming=true",
+                   "dataset.max_eval_samples=1", "dataset.on_error=skip", *HUB_COLUMNS)
+    data = load_data(cfg, 0)
+    log = tmp_path / "dropped.jsonl"
+    stream = stream_features(data.train, data.adapter, Featurizer(processor, "offline"),
+                             ExampleChecker(cfg.filters, processor.tokenizer), "skip", log)
+    kept = list(stream)
+    assert len(kept) == 3  # 6 rows, 1 held out for eval, 2 bad
+    dropped = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(d["reason"] for d in dropped) == ["empty_text", "unreadable_audio"]
+    assert all(d["origin"].startswith(f"{path}[train] row ") for d in dropped)

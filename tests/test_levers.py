@@ -8,7 +8,8 @@ from tests.conftest import compose_config
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.data.dataset import SpeechDataset
 from voxtral_exp.data.manifest import read_manifest
-from voxtral_exp.embedding_cache import AudioEmbeddingCache, example_key, fingerprint, with_audio_embeds
+from voxtral_exp.loss import label_only_loss
+from voxtral_exp.encoder_cache import EncoderCache, example_key, fingerprint, with_cached_audio
 from voxtral_exp.modeling import apply_method, build_model
 from voxtral_exp.processor import build_offline_processor
 from tests.data_fixtures import SAMPLE
@@ -25,27 +26,30 @@ def examples():
 
 
 def lora_model():
-    cfg = compose_config(["model=tiny", "method=lora", "hardware=cpu"])
+    cfg = compose_config(["model=tiny", "method=lora", "method.train_projector=true", "hardware=cpu"])
     return apply_method(build_model(cfg.model, torch.float32, seed=0), cfg.method)
 
 
-def test_cached_audio_embeddings_give_the_live_loss(tmp_path, featurizer, examples):
+def test_cached_encoder_output_gives_the_live_loss(tmp_path, featurizer, examples):
     model = lora_model()
     dataset = SpeechDataset(examples, featurizer)
-    cache = AudioEmbeddingCache(tmp_path, model)
+    cache = EncoderCache(tmp_path, model)
     assert cache.fill(model, dataset, batch_size=4, num_workers=0) == 6
     assert cache.fill(model, dataset, batch_size=4, num_workers=0) == 0  # all there now
     collate = TranscriptionCollator(11, label_only_logits=True)
     live = collate([dataset[i] for i in range(4)])
     dataset.cache = cache
     cached = collate([dataset[i] for i in range(4)])
-    assert "input_features" not in cached and cached["audio_embeds"].shape[0] == 4 * 375
+    assert "input_features" not in cached and cached["encoder_states"].shape[0] == 4 * 375
     assert torch.equal(live["input_ids"], cached["input_ids"]) and torch.equal(live["labels"], cached["labels"])
-    live.pop("labels"), cached.pop("labels")
-    with torch.no_grad():
-        a = model(**live).logits
-        b = model(**with_audio_embeds(model, cached)).logits
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    live_labels, cached_labels = live.pop("labels"), cached.pop("labels")
+    live_loss = label_only_loss(model(**live), live_labels)
+    cached_loss = label_only_loss(model(**with_cached_audio(model, cached)), cached_labels)
+    torch.testing.assert_close(cached_loss, live_loss, rtol=1e-5, atol=1e-5)
+    # the projector still learns from cached states
+    cached_loss.backward()
+    projector_grads = [p.grad for n, p in model.named_parameters() if "multi_modal_projector" in n and p.requires_grad]
+    assert projector_grads and all(g is not None and g.abs().sum() > 0 for g in projector_grads)
 
 
 def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
@@ -54,7 +58,7 @@ def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
     with torch.no_grad():
         model.get_base_model().model.audio_tower.layers[0].fc1.weight.add_(1e-3)
     assert fingerprint(model) != before
-    assert AudioEmbeddingCache(tmp_path, model).folder.name == fingerprint(model)
+    assert EncoderCache(tmp_path, model).folder.name == fingerprint(model)
     example = examples[0]
     changed = tmp_path / "changed.flac"
     import soundfile as sf
@@ -69,8 +73,8 @@ def test_cache_refuses_a_training_audio_path():
     from voxtral_exp.config import ConfigError, validate
 
     cfg = compose_config(["hardware=cpu", "method=full", "method.freeze_audio_tower=false",
-                          "training.audio_embedding_cache=/tmp/cache"])
-    with pytest.raises(ConfigError, match="training.audio_embedding_cache needs a frozen audio encoder"):
+                          "training.encoder_cache=/tmp/cache"])
+    with pytest.raises(ConfigError, match="training.encoder_cache needs a frozen audio encoder"):
         validate(cfg)
 
 

@@ -78,11 +78,11 @@ class Featurizer:
         audio = load_audio(example.audio, example.offset, example.duration)
         return self._complete(self.prompt(audio, example.language), example)
 
-    def from_audio_embeds(self, example: Example, embeds: torch.Tensor) -> dict[str, Any]:
-        """Features for a clip whose audio embeddings are cached: no audio work at all."""
-        n_chunks = embeds.shape[0] // AUDIO_TOKENS_PER_CHUNK
+    def from_encoder_states(self, example: Example, states: torch.Tensor) -> dict[str, Any]:
+        """Features for a clip whose encoder output is cached: no audio work at all."""
+        n_chunks = states.shape[0] // AUDIO_TOKENS_PER_CHUNK
         prompt = {"prompt_ids": self.prompt_ids(n_chunks, example.language or self.default_language),
-                  "audio_embeds": embeds}  # fmt: skip
+                  "encoder_states": states}  # fmt: skip
         return self._complete(prompt, example)
 
     def _complete(self, features: dict[str, Any], example: Example) -> dict[str, Any]:
@@ -115,8 +115,8 @@ class TranscriptionCollator:
             "attention_mask": attention_mask,
             "labels": labels,
         }
-        if "audio_embeds" in features[0]:  # cached: the encoder's output, 375 rows per chunk
-            batch["audio_embeds"] = torch.cat([f["audio_embeds"] for f in features])
+        if "encoder_states" in features[0]:  # cached encoder output: 375 rows per chunk
+            batch["encoder_states"] = torch.cat([f["encoder_states"] for f in features])
         else:  # every clip contributes one (128, 3000) slice per started 30 s chunk
             batch["input_features"] = torch.cat([f["input_features"] for f in features])
         if self.label_only_logits:

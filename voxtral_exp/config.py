@@ -119,13 +119,11 @@ def validate(cfg: DictConfig) -> None:
     if data.name in ("hub", "granary") and _looks_local(data.path) and not Path(data.path).expanduser().exists():
         problems.append(f"dataset.path={data.path}: not found")
 
-    if cfg.training.get("audio_embedding_cache"):
-        trains_audio = (m.name == "full" and not m.freeze_audio_tower) or m.train_projector
-        if trains_audio:
-            problems.append("training.audio_embedding_cache needs a frozen audio encoder and projector "
-                            "(method.train_projector=false, method.freeze_audio_tower=true)")
+    if cfg.training.get("encoder_cache"):
+        if m.name == "full" and not m.freeze_audio_tower:
+            problems.append("training.encoder_cache needs a frozen audio encoder (method.freeze_audio_tower=true)")
         if data.get("streaming"):
-            problems.append("training.audio_embedding_cache works on map-style data, not streams (dataset.streaming=false)")
+            problems.append("training.encoder_cache works on map-style data, not streams (dataset.streaming=false)")
 
     if cfg.objective not in OBJECTIVES:
         problems.append(f"objective={cfg.objective}: expected one of {list(OBJECTIVES)}")

@@ -9,15 +9,16 @@ import torch
 from transformers import PreTrainedModel, Trainer
 from torch.utils.data import Sampler
 
-from voxtral_exp.embedding_cache import with_audio_embeds
+from voxtral_exp.encoder_cache import with_cached_audio
 
 
 class VoxtralTrainer(Trainer):
-    """Trainer for Voxtral batches: checkpoints it can reload, and cached audio embeddings.
+    """Trainer for Voxtral batches: checkpoints it can reload, and cached encoder output.
 
-    Batches from the audio embedding cache carry ``audio_embeds`` instead of mel features:
-    they are placed at the [AUDIO] positions of the token embeddings, exactly as the model's
-    forward does with the encoder's output, and the model gets ``inputs_embeds``.
+    Batches from the encoder cache carry ``encoder_states`` instead of mel features: the
+    projector runs on them and its output goes to the [AUDIO] positions of the token
+    embeddings, exactly as the model's forward does with the live encoder; the model gets
+    ``inputs_embeds``.
 
     With ``chunk_counts``, training batches are grouped by 30 s chunk count.
 
@@ -43,8 +44,8 @@ class VoxtralTrainer(Trainer):
         return ChunkBucketSampler(self.chunk_counts, self.args.train_batch_size, seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if "audio_embeds" in inputs:
-            inputs = with_audio_embeds(self.accelerator.unwrap_model(model), inputs)
+        if "encoder_states" in inputs:
+            inputs = with_cached_audio(self.accelerator.unwrap_model(model), inputs)
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:

@@ -19,7 +19,7 @@ from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.config import REDACTED, ConfigError, resolved_container, secret_values, validate
-from voxtral_exp.embedding_cache import AudioEmbeddingCache
+from voxtral_exp.encoder_cache import EncoderCache
 from voxtral_exp.data.dataset import SpeechDataset, stream_features
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.sources import load_data
@@ -118,11 +118,12 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
     total, trainable = count_parameters(model)
     if data.streaming:
         checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer)
-        train_dataset = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error)
+        dropped_log = run_dir / "dropped_stream.jsonl"  # every rank appends what its stream drops
+        train_dataset = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error, dropped_log)
     else:
         train_dataset = SpeechDataset(data.train, featurizer, cfg.dataset.on_error)
-    if cfg.training.audio_embedding_cache:
-        cache = AudioEmbeddingCache(cfg.training.audio_embedding_cache, model)
+    if cfg.training.encoder_cache:
+        cache = EncoderCache(cfg.training.encoder_cache, model)
         model.to(args.device)
         cache.fill(model, train_dataset, args.per_device_eval_batch_size, args.dataloader_num_workers)
         train_dataset.cache = cache

@@ -7,10 +7,13 @@ without duplicating examples.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import logging
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -38,7 +41,7 @@ class SpeechDataset(Dataset):
         self.examples = examples
         self.featurizer = featurizer
         self.on_error = on_error
-        self.cache = cache  # an AudioEmbeddingCache: cached clips skip decoding and mel features
+        self.cache = cache  # an EncoderCache: cached clips skip decoding, mel features, encoder
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -50,9 +53,9 @@ class SpeechDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         for attempt in range(len(self)):
             example = self.examples[(index + attempt) % len(self)]
-            embeds = self.cache.get(example) if self.cache is not None else None
-            if embeds is not None:
-                return self.featurizer.from_audio_embeds(example, embeds)
+            states = self.cache.get(example) if self.cache is not None else None
+            if states is not None:
+                return self.featurizer.from_encoder_states(example, states)
             try:
                 return self.featurizer(example)
             except (AudioError, FileNotFoundError) as e:
@@ -71,31 +74,42 @@ def _seconds(example: Example) -> float:
 
 def stream_features(
     stream: datasets.IterableDataset, adapter: RowAdapter, featurizer: Featurizer, checker: ExampleChecker,
-    on_error: str,
+    on_error: str, dropped_log: Path | None = None,
 ) -> datasets.IterableDataset:
-    """Rows -> features, lazily; filtered rows vanish and bad rows raise or vanish (on_error)."""
+    """Rows -> features, lazily; filtered rows vanish and bad rows raise or vanish (on_error).
 
-    def featurize(batch: dict[str, list]) -> dict[str, list]:
+    Each dropped row is appended to ``dropped_log`` (JSON lines: origin, reason, message) from
+    whichever worker process read it; one short append per line keeps the lines whole.
+    """
+
+    def drop(origin: str, reason: str, message: str) -> None:
+        log.warning("Skipping %s: %s <dataset.on_error=%s>", origin, message, on_error)
+        if dropped_log is not None:
+            with open(dropped_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"origin": origin, "reason": reason, "message": message}) + "\n")
+
+    def featurize(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         out: dict[str, list] = {}
-        n = len(next(iter(batch.values())))
-        for i in range(n):
+        for i, index in enumerate(indices):
             row = {k: v[i] for k, v in batch.items()}
             try:
-                example = adapter(row, -1)
+                example = adapter(row, index)  # index: position in the shuffled stream
+                text = example.text.strip()[:40]
+                example = dataclasses.replace(example, origin=f"{example.origin} (text {text!r})")
                 found = checker(example)
-                if found is not None and (found.is_error and on_error == "raise"):
+                if found is not None and found.is_error and on_error == "raise":
                     raise AudioError(str(found))
                 if found is not None:
-                    log.warning("Skipping %s", found)
+                    drop(found.origin, found.reason, found.message)
                     continue
                 features = featurizer(example)
             except (AudioError, ValueError) as e:
                 if on_error == "raise":
                     raise
-                log.warning("Skipping a streamed row: %s <dataset.on_error=skip>", e)
+                drop(f"{adapter.where} streamed row {index}", "bad_row", str(e))
                 continue
             for key, value in features.items():
                 out.setdefault(key, []).append(value)
         return out
 
-    return stream.map(featurize, batched=True, batch_size=1, remove_columns=stream.column_names)
+    return stream.map(featurize, batched=True, batch_size=1, with_indices=True, remove_columns=stream.column_names)

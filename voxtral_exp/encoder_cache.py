@@ -1,10 +1,11 @@
-"""On-disk cache of audio embeddings (encoder + projector output) for a frozen audio path.
+"""On-disk cache of the frozen audio encoder's output.
 
-When neither the audio encoder nor the projector trains, a clip's embeddings never change, so
-they are computed once (before the first epoch) and read back afterwards: later epochs skip
-audio decoding, mel features and the encoder. Entries are keyed by the audio's bytes (plus
-offset and duration) under a folder named by a fingerprint of the encoder's and projector's
-weights, so changed audio or changed weights never hit a stale entry.
+When the audio encoder does not train, its output for a clip never changes, so it is computed
+once (before the first epoch) and read back afterwards: later epochs skip audio decoding, mel
+features and the encoder. The projector runs on the cached states in every step, so it can
+still train (method.train_projector=true). Entries are keyed by the audio's bytes (plus offset
+and duration) under a folder named by a fingerprint of the encoder's weights, so changed audio
+or changed weights never hit a stale entry.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ def audio_modules(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mod
 
 
 def fingerprint(model: torch.nn.Module) -> str:
-    """Hash of every encoder and projector weight (and the encoder's config)."""
+    """Hash of every encoder weight (and the encoder's config)."""
     digest = hashlib.sha256()
-    tower, projector = audio_modules(model)
+    tower, _ = audio_modules(model)
     digest.update(repr(sorted(tower.config.to_dict().items())).encode())
-    for module in (tower, projector):
-        for name, tensor in sorted(module.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
+    for name, tensor in sorted(tower.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -49,18 +49,21 @@ def example_key(example: Example) -> str:
     return digest.hexdigest()
 
 
-def with_audio_embeds(model: torch.nn.Module, inputs: dict) -> dict:
-    """A batch with cached ``audio_embeds`` -> the same batch as ``inputs_embeds``: token
-    embeddings with the audio embeddings at the [AUDIO] positions, as Voxtral's forward does."""
+def with_cached_audio(model: torch.nn.Module, inputs: dict) -> dict:
+    """A batch with cached ``encoder_states`` -> the same batch as ``inputs_embeds``: the
+    projector's output placed at the [AUDIO] positions of the token embeddings, as Voxtral's
+    forward does with the live encoder."""
     inputs = dict(inputs)
-    input_ids, audio = inputs.pop("input_ids"), inputs.pop("audio_embeds")
+    input_ids, states = inputs.pop("input_ids"), inputs.pop("encoder_states")
     embeddings = model.get_input_embeddings()(input_ids)
+    _, projector = audio_modules(model)
+    audio = projector(states.to(embeddings.device, next(projector.parameters()).dtype))
     mask = (input_ids == AUDIO_TOKEN_ID).unsqueeze(-1).expand_as(embeddings)
     inputs["inputs_embeds"] = embeddings.masked_scatter(mask, audio.to(embeddings.device, embeddings.dtype))
     return inputs
 
 
-class AudioEmbeddingCache:
+class EncoderCache:
     def __init__(self, folder: str | Path, model: torch.nn.Module):
         self.folder = Path(folder).expanduser() / fingerprint(model)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -75,11 +78,11 @@ class AudioEmbeddingCache:
         path = self.path(example)
         return torch.load(path, weights_only=True) if path.exists() else None
 
-    def put(self, example: Example, embeds: torch.Tensor) -> None:
+    def put(self, example: Example, states: torch.Tensor) -> None:
         path = self.path(example)
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        torch.save(embeds.detach().cpu().clone(), tmp)
+        torch.save(states.detach().cpu().clone(), tmp)
         os.replace(tmp, path)  # atomic: a killed fill never leaves half an entry
 
     @torch.no_grad()
@@ -89,7 +92,7 @@ class AudioEmbeddingCache:
         missing = [i for i, e in enumerate(examples) if not self.path(e).exists()]
         if not missing:
             return 0
-        tower, projector = audio_modules(model)
+        tower, _ = audio_modules(model)
         device = next(tower.parameters()).device
         dtype = next(tower.parameters()).dtype
         subset = torch.utils.data.Subset(dataset, missing)
@@ -97,14 +100,14 @@ class AudioEmbeddingCache:
         done = 0
         for batch in loader:
             features = torch.cat([f["input_features"] for f in batch]).to(device, dtype)
-            hidden = tower(features).last_hidden_state
-            embeds = projector(hidden.reshape(-1, tower.config.intermediate_size))
-            per_chunk = embeds.shape[0] // features.shape[0]
+            # the projector's input: 4 consecutive frames stacked, 375 rows per 30 s chunk
+            states = tower(features).last_hidden_state.reshape(-1, tower.config.intermediate_size)
+            per_chunk = states.shape[0] // features.shape[0]
             start = 0
             for f in batch:
                 n = f["input_features"].shape[0] * per_chunk
-                self.put(examples[missing[done]], embeds[start : start + n])
+                self.put(examples[missing[done]], states[start : start + n])
                 start += n
                 done += 1
-        log.info("Audio embedding cache <training.audio_embedding_cache>: %d new entries in %s", done, self.folder)
+        log.info("Encoder cache <training.encoder_cache>: %d new entries in %s", done, self.folder)
         return done
