@@ -42,6 +42,9 @@ SCALED = {
 }
 
 
+ABLATIONS = ("without: label-only logits", "without: LoRA kept to the LM", "without: loader worker")
+
+
 def build(kind: str, args):
     """(model, train dataset, collator, trainer class, trainer kwargs) for one pipeline."""
     import torch
@@ -72,10 +75,15 @@ def build(kind: str, args):
         return model, RowsDataset(examples), ReferenceCollator(processor), Trainer, {}
     method = OmegaConf.create({"name": "lora", "r": 8, "alpha": 32, "dropout": 0.0, "train_projector": False,
                                "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]})
-    model = apply_method(model, method)
+    if kind == "without: LoRA kept to the LM":  # ablation: the reference's name match, encoder included
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0,
+                                                 target_modules=list(method.target_modules)))
+    else:
+        model = apply_method(model, method)
     dataset = SpeechDataset(examples, Featurizer(processor, "offline"))
-    kwargs = {"compute_loss_func": label_only_loss, "chunk_counts": dataset.chunk_counts()}
-    return model, dataset, TranscriptionCollator(11, label_only_logits=True), VoxtralTrainer, kwargs
+    label_only = kind != "without: label-only logits"
+    kwargs = {"compute_loss_func": label_only_loss if label_only else None, "chunk_counts": dataset.chunk_counts()}
+    return model, dataset, TranscriptionCollator(11, label_only_logits=label_only), VoxtralTrainer, kwargs
 
 
 def run_one(kind: str, args) -> dict:
@@ -115,7 +123,8 @@ def run_one(kind: str, args) -> dict:
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, learning_rate=5e-5,
         max_steps=-1 if epochs else args.steps, num_train_epochs=epochs or 1, save_strategy="no",
         eval_strategy="no", report_to="none", logging_steps=10_000, use_cpu=not args.gpu, bf16=args.gpu,
-        dataloader_num_workers=1, dataloader_persistent_workers=True, remove_unused_columns=False, label_names=["labels"], disable_tqdm=True,
+        dataloader_num_workers=0 if kind == "without: loader worker" else 1,
+        dataloader_persistent_workers=kind != "without: loader worker", remove_unused_columns=False, label_names=["labels"], disable_tqdm=True,
         dataloader_pin_memory=args.gpu,
     )
     trainer = trainer_class(model=model, args=training_args, train_dataset=dataset, data_collator=collator,
@@ -162,6 +171,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=54, help="training clips (sample data, repeated)")
     parser.add_argument("--batch-size", type=int, default=2, help="the reference's default is 2")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="the card's dense bf16 peak (H100/H200 SXM)")
+    parser.add_argument("--ablation", action="store_true", help="also run voxtral_exp with each lever off in turn")
     parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: run one pipeline, print JSON
     args = parser.parse_args()
     if args.smoke:
@@ -170,7 +180,10 @@ def main() -> None:
         print("RESULT " + json.dumps(run_one(args.only, args)))
         return
     results = {}
-    for kind in ("reference", "voxtral_exp", "cache"):
+    kinds = ["reference", "voxtral_exp", "cache"]
+    if args.ablation:
+        kinds += list(ABLATIONS)
+    for kind in kinds:
         cmd = [sys.executable, __file__, "--only", kind, "--steps", str(args.steps), "--clips", str(args.clips),
                "--batch-size", str(args.batch_size), "--peak-tflops", str(args.peak_tflops)]
         cmd += ["--gpu"] if args.gpu else []
@@ -191,6 +204,12 @@ def main() -> None:
     first, second = cache["epoch_s"]
     print(f"encoder cache: epoch 1 (fill + train) {first:.2f} s, epoch 2 {second:.2f} s, "
           f"speed-up {first / second:.2f}x")
+    if args.ablation:
+        print(f"ablation (voxtral_exp with one lever off; step time and peak memory vs all levers on):")
+        for kind in ABLATIONS:
+            r = results[kind]
+            print(f"  {kind:<34} step {r['step_s']:.3f} s ({r['step_s'] / ours['step_s']:.2f}x), "
+                  f"peak {r['peak_mem_mb']:.0f} MB ({r['peak_mem_mb'] / ours['peak_mem_mb']:.2f}x)")
 
 
 if __name__ == "__main__":
