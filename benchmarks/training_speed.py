@@ -149,11 +149,9 @@ def run_one(kind: str, args) -> dict:
         "audio_s_per_s": audio_seconds / sum(steady),
         "peak_mem_mb": (torch.cuda.max_memory_allocated() / 2**20) if args.gpu
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "tokens_per_step": None,
     }
     if cache_dir:
         result["epoch_s"] = [fill_seconds + timer.epoch_times[0], timer.epoch_times[1]]
-        result["epoch_live_s"] = None
     if args.gpu:
         n_params = sum(p.numel() for p in model.parameters())
         tokens = args.batch_size * 400  # ~375 audio tokens + prompt + transcript per clip

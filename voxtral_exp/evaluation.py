@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
 
 from voxtral_exp.collator import Featurizer, collate_prompts, normalize_transcript
+from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.example import Example
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,6 @@ def evaluate_wer(
     model: torch.nn.Module, featurizer: Featurizer, examples: list[Example], cfg
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(metrics, predictions) for `examples`; metrics overall and per language."""
-    from voxtral_exp.data.audio import load_audio
-
     audios = [load_audio(e.audio, e.offset, e.duration) for e in examples]
     languages = [e.language or featurizer.default_language for e in examples]
     hypotheses = transcribe(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from voxtral_exp.encoder_cache import EncoderCache
 from voxtral_exp.data.dataset import SpeechDataset, stream_features
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.sources import load_data
+from voxtral_exp.distributed import rank
 from voxtral_exp.evaluation import WerCallback, evaluate_wer
 from voxtral_exp.loss import label_only_loss
 from voxtral_exp.model_card import model_card, write_model_card
@@ -35,11 +35,6 @@ from voxtral_exp.trainer import VoxtralTrainer
 log = logging.getLogger(__name__)
 
 
-def is_main_process() -> bool:
-    """Rank 0 under torchrun/accelerate, or a plain single process."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by the composed config; return its final metrics.
 
@@ -47,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     even in validation, is recorded as failed.
     """
     run_dir = Path(cfg.paths.output_dir)
-    main = is_main_process()
+    main = rank() == 0  # only rank 0 writes (torchrun/accelerate)
     record = RunRecord(run_dir, _overrides()) if main else None
     tracker = Tracker()
     try:
@@ -64,7 +59,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             run_dir, cfg.model.name, cfg.model.name_or_path or "random weights", cfg.dataset.name,
             cfg.method.name, cfg.hardware.device,
         )  # fmt: skip
-        metrics = _run(cfg, run_dir, resolved, tracker, main)
+        metrics = _run(cfg, run_dir, resolved, tracker, record)
         if record:
             record.finish("completed", metrics=metrics)
         return metrics
@@ -93,7 +88,8 @@ def scrub_secrets(cfg: DictConfig, run_dir: Path) -> None:
                        "export HF_TOKEN or run `hf auth login` instead"])  # fmt: skip
 
 
-def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main: bool) -> dict[str, Any]:
+def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, record: RunRecord | None) -> dict[str, Any]:
+    main = record is not None
     set_seed(cfg.seed)
     processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision)
     featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, cfg.dataset.language)
@@ -152,6 +148,8 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
 
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))  # the best checkpoint's weights when load_best_model_at_end
+    if cfg.evaluation.wer_at_end:
+        trainer.remove_callback(WerCallback)  # WER is computed once below, with the predictions
     eval_metrics = trainer.evaluate()
     if not main:
         return eval_metrics
@@ -167,12 +165,11 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
             f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
     write_json(run_dir / "eval_results.json", eval_metrics)
     languages = sorted({e.language for e in data.eval if e.language})
-    card = model_card(resolved, eval_metrics, train_results, json.loads((run_dir / "run.json").read_text()), languages)
-    write_model_card(final_dir, card)
-    tracker.log(prefix_metrics({k: v for k, v in eval_metrics.items() if k != "per_language"}),
-                step=trainer.state.global_step)  # fmt: skip
-    log.info("Done <%s>: %s", run_dir, {k: v for k, v in eval_metrics.items() if k != "per_language"})
-    return {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
+    write_model_card(final_dir, model_card(resolved, eval_metrics, train_results, record.data, languages))
+    scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
+    tracker.log(prefix_metrics(scalars), step=trainer.state.global_step)
+    log.info("Done <%s>: %s", run_dir, scalars)
+    return scalars
 
 
 def _callbacks(cfg: DictConfig, featurizer: Featurizer, eval_examples: list, tracker: Tracker) -> list:

@@ -29,7 +29,7 @@ def load_audio(
 ) -> np.ndarray:
     """Read ``source`` (path or encoded bytes), crop to ``offset``/``duration`` seconds,
     down-mix to mono and resample to ``sampling_rate``."""
-    name = str(source) if not isinstance(source, bytes) else "<embedded audio bytes>"
+    name = audio_name(source)
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else source
         with sf.SoundFile(handle) as f:
@@ -49,3 +49,19 @@ def load_audio(
     if rate != sampling_rate:
         mono = AF.resample(torch.from_numpy(mono), rate, sampling_rate).numpy()
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def audio_name(source: str | Path | bytes) -> str:
+    """How error messages name an audio source."""
+    return "<embedded audio bytes>" if isinstance(source, bytes) else str(source)
+
+
+def header_seconds(source: str | Path | bytes, offset: float | None = None, duration: float | None = None) -> float:
+    """Seconds of audio a clip uses: its `duration`, else read from the file header (no decoding)."""
+    if duration is not None:
+        return float(duration)
+    try:
+        info = sf.info(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"cannot read audio {audio_name(source)}: {e}") from e
+    return info.frames / info.samplerate - (offset or 0.0)

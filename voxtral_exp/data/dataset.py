@@ -8,7 +8,6 @@ without duplicating examples.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -17,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import soundfile as sf
 from torch.utils.data import Dataset
 
 from voxtral_exp.collator import Featurizer
-from voxtral_exp.data.audio import AudioError
+from voxtral_exp.data.audio import AudioError, header_seconds
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.hf import RowAdapter
@@ -48,7 +46,8 @@ class SpeechDataset(Dataset):
 
     def chunk_counts(self) -> list[int]:
         """30 s chunks per example, from the row's duration or the file header (no decoding)."""
-        return [math.ceil(max(_seconds(e), 1e-3) / 30.0) for e in self.examples]
+        seconds = (header_seconds(e.audio, e.offset, e.duration) for e in self.examples)
+        return [math.ceil(max(s, 1e-3) / 30.0) for s in seconds]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         for attempt in range(len(self)):
@@ -63,13 +62,6 @@ class SpeechDataset(Dataset):
                     raise AudioError(f"{example.origin}: {e}") from e
                 log.warning("Skipping %s: %s <dataset.on_error=skip>", example.origin, e)
         raise AudioError("no example in the dataset could be decoded")
-
-
-def _seconds(example: Example) -> float:
-    if example.duration is not None:
-        return float(example.duration)
-    info = sf.info(example.audio if isinstance(example.audio, str) else io.BytesIO(example.audio))
-    return info.frames / info.samplerate - (example.offset or 0.0)
 
 
 def stream_features(

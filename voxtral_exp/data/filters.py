@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
 
 from voxtral_exp.collator import normalize_transcript
-from voxtral_exp.data.audio import AudioError, load_audio
+from voxtral_exp.data.audio import TARGET_RATE, AudioError, audio_name, header_seconds, load_audio
 from voxtral_exp.data.example import Example
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ class ExampleChecker:
             reason = "nan_audio" if "NaN" in str(e) else "empty_audio" if "empty" in str(e) else "unreadable_audio"
             return finding(reason, str(e))
         if duration <= 0:
-            return finding("empty_audio", f"audio {_name(example)} has no samples")
+            return finding("empty_audio", f"audio {audio_name(example.audio)} has no samples")
         if self.min_duration is not None and duration < self.min_duration:
             return finding("too_short", f"{duration:.2f}s < dataset.filters.min_duration={self.min_duration}")
         if self.max_duration is not None and duration > self.max_duration:
@@ -100,24 +99,8 @@ class ExampleChecker:
     def _duration(self, example: Example) -> float:
         """Seconds of audio the example uses: decoded when asked, else from the row or file header."""
         if self.decode:
-            return len(load_audio(example.audio, example.offset, example.duration)) / 16000
-        if example.duration is not None:
-            return float(example.duration)
-        try:
-            info = sf.info(example.audio if isinstance(example.audio, str) else _bytes_io(example.audio))
-        except (sf.LibsndfileError, RuntimeError) as e:
-            raise AudioError(f"cannot read audio {_name(example)}: {e}") from e
-        return info.frames / info.samplerate - (example.offset or 0.0)
-
-
-def _bytes_io(data: bytes):
-    import io
-
-    return io.BytesIO(data)
-
-
-def _name(example: Example) -> str:
-    return example.audio if isinstance(example.audio, str) else "<embedded audio>"
+            return len(load_audio(example.audio, example.offset, example.duration)) / TARGET_RATE
+        return header_seconds(example.audio, example.offset, example.duration)
 
 
 @dataclass

@@ -94,11 +94,9 @@ def _hub(cfg: DictConfig, seed: int) -> Data:
         evaluation = _take(train, adapter, cfg.max_eval_samples)
         train = train.skip(cfg.max_eval_samples)
     else:
-        order = list(range(len(train)))
-        random.Random(seed).shuffle(order)
-        n_eval = max(1, round(len(order) * cfg.eval_fraction))
-        evaluation = list(RowsView(train, adapter, sorted(order[:n_eval])))
-        train = RowsView(train, adapter, sorted(order[n_eval:]))
+        held_out = holdout(len(train), cfg.eval_fraction, seed)
+        evaluation = list(RowsView(train, adapter, sorted(held_out)))
+        train = RowsView(train, adapter, [i for i in range(len(train)) if i not in held_out])
         return Data(train=_limit(train, cfg.max_train_samples), eval=_limit(evaluation, cfg.max_eval_samples))
     return _finish(train, evaluation, adapter, cfg, seed)
 
@@ -159,11 +157,16 @@ def _limit(examples, n: int | None):
     return examples[:n] if n else examples
 
 
+def holdout(n: int, eval_fraction: float, seed: int) -> set[int]:
+    """Indices of a seeded random `eval_fraction` of n rows (at least one)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return set(order[: max(1, round(n * eval_fraction))])
+
+
 def split_examples(examples: list[Example], eval_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Seeded random split; the eval part gets at least one example."""
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    eval_ids = set(order[: max(1, round(len(examples) * eval_fraction))])
+    eval_ids = holdout(len(examples), eval_fraction, seed)
     return (
         [e for i, e in enumerate(examples) if i not in eval_ids],
         [e for i, e in enumerate(examples) if i in eval_ids],
