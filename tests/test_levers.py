@@ -121,3 +121,39 @@ def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featur
         assert chunks in (2, 4)  # two 1-chunk clips or two 2-chunk clips, never mixed
         seen.append(chunks)
     assert sorted(seen) == [2, 2, 4, 4]
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_free(tmp_path, featurizer,
+                                                                                     examples, method):
+    from transformers import TrainingArguments
+
+    from voxtral_exp.trainer import VoxtralTrainer
+
+    cfg = compose_config(["model=tiny", f"method={method}", "hardware=cpu"])
+    dataset = SpeechDataset(examples[:2], featurizer)
+
+    def one_step(checkpointing: bool):
+        model = apply_method(build_model(cfg.model, torch.float32, seed=0), cfg.method)
+        args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", max_steps=1,
+                                 per_device_train_batch_size=2, learning_rate=1e-3, save_strategy="no",
+                                 remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
+                                 activation_checkpointing=checkpointing)
+        trainer = VoxtralTrainer(model=model, args=args, train_dataset=dataset,
+                                 data_collator=TranscriptionCollator(11, label_only_logits=True),
+                                 compute_loss_func=label_only_loss)
+        encoder_output_needs_grad = []
+        voxtral = model.get_base_model() if method == "lora" else model
+        voxtral.model.audio_tower.register_forward_hook(
+            lambda m, i, out: encoder_output_needs_grad.append(out[0].requires_grad))
+        trainer.train()
+        assert voxtral.is_activation_checkpointing == checkpointing
+        weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        return weights, encoder_output_needs_grad
+
+    plain, plain_encoder = one_step(False)
+    checkpointed, checkpointed_encoder = one_step(True)
+    assert plain_encoder == checkpointed_encoder == [False]  # no graph through the frozen encoder
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-4, atol=1e-6)

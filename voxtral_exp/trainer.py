@@ -6,10 +6,10 @@ import functools
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel, Trainer
+from transformers import PreTrainedModel, Trainer, TrainerCallback
 from torch.utils.data import Sampler
 
-from voxtral_exp.encoder_cache import with_cached_audio
+from voxtral_exp.encoder_cache import audio_modules, with_cached_audio
 
 
 class VoxtralTrainer(Trainer):
@@ -21,6 +21,9 @@ class VoxtralTrainer(Trainer):
     ``inputs_embeds``.
 
     With ``chunk_counts``, training batches are grouped by 30 s chunk count.
+
+    With activation checkpointing, a frozen audio encoder still runs without a graph (see
+    ``FrozenEncoderWithoutGraph``).
 
     Checkpoints keep the model's own parameter names.
 
@@ -34,6 +37,7 @@ class VoxtralTrainer(Trainer):
     def __init__(self, *args, chunk_counts: list[int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.chunk_counts = chunk_counts  # per training example: group batches by it
+        self.add_callback(FrozenEncoderWithoutGraph())
 
     def _get_train_sampler(self, train_dataset=None):
         """With chunk counts, batches hold clips of equal chunk count (shuffled otherwise), so a
@@ -94,3 +98,24 @@ class ChunkBucketSampler(Sampler[int]):
             leftovers += bucket[full:]
         order = torch.randperm(len(batches), generator=generator).tolist()
         return iter([i for b in order for i in batches[b]] + leftovers)
+
+
+class FrozenEncoderWithoutGraph(TrainerCallback):
+    """Undoes what activation checkpointing does to a frozen audio encoder.
+
+    When training starts with ``activation_checkpointing=true``, the Trainer hooks the input
+    embeddings of every sub-model so that their output requires grad, which gradients into
+    adapters need. For Voxtral that includes the audio encoder's first convolution: a frozen
+    encoder would then build a graph, be recomputed and back-propagated through, for gradients
+    nobody uses. The hook is removed there when no encoder weight trains.
+    """
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        tower, _ = audio_modules(model)
+        if any(p.requires_grad for p in tower.parameters()):
+            return
+        embeddings = tower.get_input_embeddings()
+        voxtral = model.get_base_model() if hasattr(model, "get_base_model") else model
+        for handle in getattr(voxtral, "_require_grads_hooks", []):
+            if handle.hooks_dict_ref() is embeddings._forward_hooks:
+                handle.remove()
