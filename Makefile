@@ -16,11 +16,15 @@ setup: $(VENV)/.installed  ## create .venv and install voxtral_exp with its dev 
 run: setup  ## the main job: tiny Voxtral fine-tuned on the bundled sample speech (offline, CPU)
 	$(PY) train.py experiment=quickstart
 
+# Most tests run train.py in a subprocess; two pytest workers overlap their start-up (imports)
+# with the other's compute: 6 min instead of 8.5 on 2 cores.
+PYTEST := $(PY) -m pytest -q -n auto --maxprocesses=4
+
 test: setup  ## the test suite (slow tests excluded; see test-all)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-all: setup  ## every test, slow ones included
-	$(PY) -m pytest -q -m ""
+	$(PYTEST) -m ""
 
 clean:  ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun/2*

@@ -1,18 +1,25 @@
 """Training throughput and memory: the reference pipeline versus voxtral_exp, same data, model
-and hyperparameters, each in its own process (so peak memory is its own).
+and hyperparameters, each run in its own process (so peak memory is its own).
 
-    .venv/bin/python benchmarks/training_speed.py               # CPU, scaled-down model (~6 min)
+    .venv/bin/python benchmarks/training_speed.py               # CPU, scaled-down model, LoRA (~6 min)
+    .venv/bin/python benchmarks/training_speed.py --ablation    # + each lever on/off in turn (~15 min)
     .venv/bin/python benchmarks/training_speed.py --smoke       # seconds; used by the tests
-    python benchmarks/training_speed.py --gpu                   # real Voxtral-Mini-3B architecture,
-                                                                # random weights, one CUDA GPU
+    python benchmarks/training_speed.py --gpu                   # one CUDA GPU: real Voxtral-Mini-3B
+                                                                # architecture, random weights, bf16,
+                                                                # LoRA and full fine-tuning (< 8 min)
 
 Reference (shared/DESIGN.md): processor called per batch inside the collator (one loader
-worker), LoRA r=8/alpha=32 on q/k/v/o of *both* towers (the name match reaches the encoder),
-the full 131072-wide logits for the loss, no cache, no grouping. voxtral_exp: examples
-featurised in a loader worker, LoRA on the language model only (the encoder builds no graph),
-logits only at label positions, batches grouped by chunk count. Both: batch 2, lr 5e-5, fp32 on
-CPU and bf16 on GPU, HF Trainer. A third run measures the encoder cache: epoch 1
-(filling it) against epoch 2 (reading it).
+worker), the full 131072-wide logits for the loss, no cache, no grouping; LoRA r=8/alpha=32 on
+q/k/v/o of *both* towers (its name match reaches the encoder). voxtral_exp: examples featurised
+in a loader worker, LoRA on the language model only (the frozen encoder builds no graph),
+logits only at label positions, batches grouped by chunk count. Full fine-tuning trains the
+language model and projector in both (encoder frozen). Both: batch 2, lr 5e-5, HF Trainer, fp32
+on CPU; bf16, SDPA and pinned memory on GPU.
+
+Figures: median step time after 2 warm-up steps, samples/s and audio-seconds/s from it, peak
+memory (max RSS on CPU, CUDA max allocated on GPU), and model FLOPs: counted by
+torch.utils.flop_counter over one voxtral_exp step (matmuls, convolutions, attention) and used
+as the work per sample for both pipelines, so MFU = that work x samples/s / the card's peak.
 
 CPU model ("scaled"): Voxtral-Mini-3B with widths / 8 and depths / 10 (text 384 wide, 3 layers,
 4 heads, 1 KV head; encoder 160 wide, 3 layers) and the real 131072-token vocabulary, which the
@@ -41,12 +48,51 @@ SCALED = {
     "audio": {"hidden_size": 160, "intermediate_size": 640, "num_hidden_layers": 3, "num_attention_heads": 2},
 }
 
+# Each run: voxtral_exp with these changes ("reference" is the other pipeline). Mixed-length data
+# holds clips over 30 s, where chunk grouping matters; those runs time whole epochs after the first.
+RUNS = {
+    "reference": {"pipeline": "reference"},
+    "voxtral_exp": {},
+    "cache": {"cache": True, "epochs": 2},
+    "without: label-only logits": {"label_only": False},
+    "without: LoRA kept to the LM": {"lora_in_encoder": True},
+    "without: loader worker": {"workers": 0},
+    "with: activation checkpointing": {"checkpointing": True},
+    "with: torch.compile": {"compile": True},
+    "mixed lengths, grouped": {"data": "mixed", "epochs": 4},
+    "mixed lengths, ungrouped": {"data": "mixed", "epochs": 4, "grouped": False},
+}
+LEVERS = [k for k in RUNS if k.startswith(("without", "with:"))]
 
-ABLATIONS = ("without: label-only logits", "without: LoRA kept to the LM", "without: loader worker")
+
+def mixed_length_examples(examples, folder: Path):
+    """Every third sample clip replaced by a 31-55 s clip (sample clips joined with silence)."""
+    import numpy as np
+    import soundfile as sf
+
+    from voxtral_exp.data.audio import load_audio
+    from voxtral_exp.data.example import Example
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i, example in enumerate(examples):
+        if i % 3:
+            out.append(example)
+            continue
+        seconds = rng.uniform(31, 55)
+        parts, texts = [], []
+        while sum(len(p) for p in parts) < seconds * 16000:
+            other = examples[int(rng.integers(len(examples)))]
+            parts += [load_audio(other.audio), np.zeros(8000, dtype=np.float32)]
+            texts.append(other.text)
+        path = folder / f"long_{i}.flac"
+        sf.write(path, np.concatenate(parts)[: int(seconds * 16000)], 16000)
+        out.append(Example(audio=str(path), text=" ".join(texts), language="en", origin=str(path)))
+    return out
 
 
-def build(kind: str, args):
-    """(model, train dataset, collator, trainer class, trainer kwargs) for one pipeline."""
+def build(run: dict, args):
+    """(model, train dataset, collator, trainer class, trainer kwargs) for one run."""
     import torch
     from omegaconf import OmegaConf
     from peft import LoraConfig, get_peft_model
@@ -61,55 +107,62 @@ def build(kind: str, args):
     from voxtral_exp.processor import build_offline_processor
     from voxtral_exp.trainer import VoxtralTrainer
 
-    dtype = torch.bfloat16 if args.gpu else torch.float32
     model_cfg = OmegaConf.create({"name": "bench", "random_init": True, "attn_implementation": "sdpa",
                                   "text_config": {} if args.gpu else SCALED["text"],
                                   "audio_config": {} if args.gpu else SCALED["audio"]})
-    model = build_model(model_cfg, dtype, seed=0)
+    with torch.device("cuda" if args.gpu else "cpu"):  # initialise the 3B weights on the GPU: fast
+        model = build_model(model_cfg, torch.bfloat16 if args.gpu else torch.float32, seed=0)
     processor = build_offline_processor()
     examples = read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0]
     examples = (examples * 4)[: args.clips]
-    if kind == "reference":
-        lora = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
-        model = get_peft_model(model, lora)
-        return model, RowsDataset(examples), ReferenceCollator(processor), Trainer, {}
-    method = OmegaConf.create({"name": "lora", "r": 8, "alpha": 32, "dropout": 0.0, "train_projector": False,
-                               "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]})
-    if kind == "without: LoRA kept to the LM":  # ablation: the reference's name match, encoder included
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0,
-                                                 target_modules=list(method.target_modules)))
+    if run.get("data") == "mixed":
+        examples = mixed_length_examples(examples, Path(tempfile.mkdtemp()))
+    lora = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    method = OmegaConf.create({"name": args.method, "r": 8, "alpha": 32, "dropout": 0.0, "train_projector": False,
+                               "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]} if args.method == "lora"
+                              else {"name": "full", "freeze_audio_tower": True, "train_projector": True})
+    if args.method == "lora" and (run.get("pipeline") == "reference" or run.get("lora_in_encoder")):
+        model = get_peft_model(model, lora)  # the reference's name match: adapters in the encoder too
     else:
         model = apply_method(model, method)
+    if run.get("pipeline") == "reference":
+        return model, RowsDataset(examples), ReferenceCollator(processor), Trainer, {}
     dataset = SpeechDataset(examples, Featurizer(processor, "offline"))
-    label_only = kind != "without: label-only logits"
-    kwargs = {"compute_loss_func": label_only_loss if label_only else None, "chunk_counts": dataset.chunk_counts()}
+    label_only = run.get("label_only", True)
+    kwargs = {"compute_loss_func": label_only_loss if label_only else None,
+              "chunk_counts": dataset.chunk_counts() if run.get("grouped", True) else None}
     return model, dataset, TranscriptionCollator(11, label_only_logits=label_only), VoxtralTrainer, kwargs
 
 
-def run_one(kind: str, args) -> dict:
-    """Train one pipeline for args.steps steps; time steps after warm-up."""
+def run_one(name: str, args) -> dict:
+    """Train one run for args.steps steps (or its epochs); time steps after warm-up."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
     from transformers import TrainerCallback, TrainingArguments
 
+    run = RUNS[name]
     torch.manual_seed(0)
-    model, dataset, collator, trainer_class, kwargs = build(kind, args)
-    cache_dir = tempfile.mkdtemp() if kind == "cache" else None
-    if cache_dir:
-        from voxtral_exp.encoder_cache import EncoderCache
-
-        cache = EncoderCache(cache_dir, model)
+    model, dataset, collator, trainer_class, kwargs = build(run, args)
 
     class Timer(TrainerCallback):
+        """Step and epoch times; the model FLOPs of the first (warm-up) step."""
+
         def __init__(self):
-            self.step_times, self.epoch_times, self.t = [], [], None
+            self.step_times, self.epoch_times, self.flops = [], [], None
+            self.counter = FlopCounterMode(display=False)
 
         def on_step_begin(self, *a, **k):
+            if not self.step_times:
+                self.counter.__enter__()
             self.t = time.perf_counter()
 
         def on_step_end(self, *a, **k):
             if args.gpu:
                 torch.cuda.synchronize()
             self.step_times.append(time.perf_counter() - self.t)
+            if self.flops is None:
+                self.counter.__exit__(None, None, None)
+                self.flops = self.counter.get_total_flops()
 
         def on_epoch_begin(self, *a, **k):
             self.epoch_start = time.perf_counter()
@@ -118,21 +171,24 @@ def run_one(kind: str, args) -> dict:
             self.epoch_times.append(time.perf_counter() - self.epoch_start)
 
     timer = Timer()
-    epochs = 2 if kind == "cache" else None
+    epochs = run.get("epochs")
+    workers = run.get("workers", 1)
     training_args = TrainingArguments(
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, learning_rate=5e-5,
         max_steps=-1 if epochs else args.steps, num_train_epochs=epochs or 1, save_strategy="no",
         eval_strategy="no", report_to="none", logging_steps=10_000, use_cpu=not args.gpu, bf16=args.gpu,
-        dataloader_num_workers=0 if kind == "without: loader worker" else 1,
-        dataloader_persistent_workers=kind != "without: loader worker", remove_unused_columns=False, label_names=["labels"], disable_tqdm=True,
-        dataloader_pin_memory=args.gpu,
+        dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0,
+        dataloader_pin_memory=args.gpu, remove_unused_columns=False, label_names=["labels"], disable_tqdm=True,
+        activation_checkpointing=run.get("checkpointing", False), torch_compile=run.get("compile", False),
     )
     trainer = trainer_class(model=model, args=training_args, train_dataset=dataset, data_collator=collator,
                             callbacks=[timer], **kwargs)
     fill_seconds = 0.0
-    if cache_dir:
+    if run.get("cache"):
+        from voxtral_exp.encoder_cache import EncoderCache
+
         start = time.perf_counter()
-        model.to(training_args.device)
+        cache = EncoderCache(tempfile.mkdtemp(), model)
         cache.fill(model, dataset, batch_size=args.batch_size, num_workers=1)
         fill_seconds = time.perf_counter() - start
         dataset.cache = cache  # epoch 1 = fill + a cached epoch; epoch 2 reads the cache only
@@ -143,71 +199,99 @@ def run_one(kind: str, args) -> dict:
     step = statistics.median(steady)
     audio_seconds = sum(min(e.duration or 0, 30) for e in dataset.examples[: args.batch_size * len(steady)])
     result = {
-        "kind": kind,
+        "name": name,
+        "step_times": [round(t, 3) for t in timer.step_times],
         "step_s": step,
+        "first_steps_s": sum(timer.step_times[:2]),
         "samples_per_s": args.batch_size / step,
         "audio_s_per_s": audio_seconds / sum(steady),
         "peak_mem_mb": (torch.cuda.max_memory_allocated() / 2**20) if args.gpu
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "flops_per_sample": timer.flops / args.batch_size,
     }
-    if cache_dir:
-        result["epoch_s"] = [fill_seconds + timer.epoch_times[0], timer.epoch_times[1]]
-    if args.gpu:
-        n_params = sum(p.numel() for p in model.parameters())
-        tokens = args.batch_size * 400  # ~375 audio tokens + prompt + transcript per clip
-        flops = 4 * n_params * tokens  # LoRA: forward 2N + input-gradient 2N per token (no weight grads)
-        result["mfu"] = flops / step / (args.peak_tflops * 1e12)
-        result["tokens_per_s"] = tokens / step
+    if epochs:
+        result["epoch_s"] = [fill_seconds + timer.epoch_times[0], *timer.epoch_times[1:]]
+        result["epoch_samples_per_s"] = len(dataset) / statistics.median(timer.epoch_times[1:])
+    if run.get("data") == "mixed":  # the language model's positions per epoch, and how many are padding
+        masks = [batch["attention_mask"] for batch in trainer.get_train_dataloader()]
+        result["padding"] = 1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
     return result
+
+
+def run_separately(name: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--only", name, "--method", args.method, "--steps", str(args.steps),
+           "--clips", str(args.clips), "--batch-size", str(args.batch_size)] + (["--gpu"] if args.gpu else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    if proc.returncode != 0:
+        sys.exit(f"{name} ({args.method}) failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.split("RESULT ", 1)[1])
+
+
+def report(results: dict, args) -> None:
+    ref, ours = results["reference"], results["voxtral_exp"]
+    where = "GPU, Voxtral-Mini-3B architecture, bf16" if args.gpu else "CPU, scaled-down model, fp32"
+    print(f"\n{args.method} ({where}; batch {args.batch_size}, {args.steps} steps, median step after 2 warm-up)")
+    print(f"{'':<24}{'reference':>12}{'voxtral_exp':>13}{'ours/ref':>10}")
+    rows = [("samples_per_s", "samples/s"), ("audio_s_per_s", "audio-seconds/s"), ("step_s", "step time (s)"),
+            ("peak_mem_mb", "peak memory (MB)")]
+    for key, label in rows:
+        print(f"{label:<24}{ref[key]:>12.3f}{ours[key]:>13.3f}{ours[key] / ref[key]:>9.2f}x")
+    work = ours["flops_per_sample"]  # the model FLOPs one sample needs; the same for both pipelines
+    tflops = {k: work * r["samples_per_s"] / 1e12 for k, r in (("ref", ref), ("ours", ours))}
+    print(f"{'model TFLOP/s':<24}{tflops['ref']:>12.3f}{tflops['ours']:>13.3f}{tflops['ours'] / tflops['ref']:>9.2f}x")
+    print(f"{'executed GFLOP/sample':<24}{ref['flops_per_sample'] / 1e9:>12.1f}{work / 1e9:>13.1f}")
+    if args.gpu:
+        print(f"{'MFU':<24}{tflops['ref'] / args.peak_tflops:>12.1%}{tflops['ours'] / args.peak_tflops:>13.1%}"
+              f"   (against {args.peak_tflops:g} TFLOP/s dense bf16)")
+        print(f"{'tokens/s (~400/sample)':<24}{ref['samples_per_s'] * 400:>12.0f}{ours['samples_per_s'] * 400:>13.0f}")
+    if "cache" in results:
+        cache = results["cache"]
+        first, second = cache["epoch_s"]
+        print(f"encoder cache: epoch 1 (fill + train) {first:.2f} s, epoch 2 {second:.2f} s, speed-up "
+              f"{first / second:.2f}x; a cached step {cache['step_s']:.3f} s against {ours['step_s']:.3f} s live "
+              f"({ours['step_s'] / cache['step_s']:.2f}x: what skipping the encoder buys per step)")
+    if "mixed lengths, grouped" in results:
+        grouped, mixed = results["mixed lengths, grouped"], results["mixed lengths, ungrouped"]
+        print(f"chunk grouping (1 clip in 3 over 30 s; median epoch after the first): grouped "
+              f"{grouped['epoch_samples_per_s']:.3f} samples/s, ungrouped {mixed['epoch_samples_per_s']:.3f} "
+              f"({grouped['epoch_samples_per_s'] / mixed['epoch_samples_per_s']:.2f}x); padding "
+              f"{grouped['padding']:.1%} against {mixed['padding']:.1%} of the language model's positions; "
+              f"peak memory {grouped['peak_mem_mb'] / mixed['peak_mem_mb']:.2f}x")
+    levers = [k for k in LEVERS if k in results]
+    if levers:
+        print("levers (voxtral_exp with one change; step time and peak memory vs voxtral_exp as shipped):")
+        for name in levers:
+            r = results[name]
+            print(f"  {name:<34} step {r['step_s']:.3f} s ({r['step_s'] / ours['step_s']:.2f}x), "
+                  f"first 2 steps {r['first_steps_s']:.1f} s, "
+                  f"peak {r['peak_mem_mb']:.0f} MB ({r['peak_mem_mb'] / ours['peak_mem_mb']:.2f}x)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few steps of each, to check the script runs")
     parser.add_argument("--gpu", action="store_true", help="real 3B architecture on one CUDA GPU, bf16")
+    parser.add_argument("--methods", default=None, help="comma-separated: lora,full (default: lora; --gpu: both)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--clips", type=int, default=54, help="training clips (sample data, repeated)")
     parser.add_argument("--batch-size", type=int, default=2, help="the reference's default is 2")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="the card's dense bf16 peak (H100/H200 SXM)")
-    parser.add_argument("--ablation", action="store_true", help="also run voxtral_exp with each lever off in turn")
-    parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: run one pipeline, print JSON
+    parser.add_argument("--ablation", action="store_true", help="also run each lever changed in turn, and grouping")
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: run one, print JSON
+    parser.add_argument("--method", default="lora", help=argparse.SUPPRESS)  # internal, with --only
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.clips = 3, 6
     if args.only:
         print("RESULT " + json.dumps(run_one(args.only, args)))
         return
-    results = {}
-    kinds = ["reference", "voxtral_exp", "cache"]
-    if args.ablation:
-        kinds += list(ABLATIONS)
-    for kind in kinds:
-        cmd = [sys.executable, __file__, "--only", kind, "--steps", str(args.steps), "--clips", str(args.clips),
-               "--batch-size", str(args.batch_size), "--peak-tflops", str(args.peak_tflops)]
-        cmd += ["--gpu"] if args.gpu else []
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-        if proc.returncode != 0:
-            sys.exit(f"{kind} failed:\n{proc.stderr[-4000:]}")
-        results[kind] = json.loads(proc.stdout.split("RESULT ", 1)[1])
-    ref, ours, cache = results["reference"], results["voxtral_exp"], results["cache"]
-    where = "GPU, Voxtral-Mini-3B architecture, bf16" if args.gpu else "CPU, scaled-down model, fp32"
-    print(f"training speed ({where}; batch {args.batch_size}, {args.steps} steps, median step after 2 warm-up)")
-    print(f"{'':<22}{'reference':>12}{'voxtral_exp':>13}{'ours/ref':>10}")
-    for key, label in (("samples_per_s", "samples/s"), ("audio_s_per_s", "audio-seconds/s"), ("step_s", "step time (s)"),
-                       ("peak_mem_mb", "peak memory (MB)")):
-        print(f"{label:<22}{ref[key]:>12.3f}{ours[key]:>13.3f}{ours[key] / ref[key]:>9.2f}x")
-    if args.gpu:
-        print(f"{'MFU':<22}{ref['mfu']:>12.1%}{ours['mfu']:>13.1%}")
-        print(f"{'tokens/s':<22}{ref['tokens_per_s']:>12.0f}{ours['tokens_per_s']:>13.0f}")
-    first, second = cache["epoch_s"]
-    print(f"encoder cache: epoch 1 (fill + train) {first:.2f} s, epoch 2 {second:.2f} s, "
-          f"speed-up {first / second:.2f}x")
-    if args.ablation:
-        print(f"ablation (voxtral_exp with one lever off; step time and peak memory vs all levers on):")
-        for kind in ABLATIONS:
-            r = results[kind]
-            print(f"  {kind:<34} step {r['step_s']:.3f} s ({r['step_s'] / ours['step_s']:.2f}x), "
-                  f"peak {r['peak_mem_mb']:.0f} MB ({r['peak_mem_mb'] / ours['peak_mem_mb']:.2f}x)")
+    for method in (args.methods or ("lora,full" if args.gpu else "lora")).split(","):
+        args.method = method
+        names = ["reference", "voxtral_exp"] + (["cache"] if method == "lora" else [])
+        if args.ablation:
+            names += [k for k in LEVERS if method == "lora" or "LoRA" not in k]
+            names += ["mixed lengths, grouped", "mixed lengths, ungrouped"]
+        report({name: run_separately(name, args) for name in names}, args)
 
 
 if __name__ == "__main__":
