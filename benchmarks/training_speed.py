@@ -2,7 +2,7 @@
 and hyperparameters, each run in its own process (so peak memory is its own).
 
     .venv/bin/python benchmarks/training_speed.py               # CPU, scaled-down model, LoRA (~6 min)
-    .venv/bin/python benchmarks/training_speed.py --ablation    # + each lever on/off in turn (~15 min)
+    .venv/bin/python benchmarks/training_speed.py --ablation    # + each lever changed in turn (~9 min)
     .venv/bin/python benchmarks/training_speed.py --smoke       # seconds; used by the tests
     python benchmarks/training_speed.py --gpu                   # one CUDA GPU: real Voxtral-Mini-3B
                                                                 # architecture, random weights, bf16,
