@@ -1,7 +1,7 @@
 """Training throughput and memory: the reference pipeline versus voxtral_exp, same data, model
 and hyperparameters, each run in its own process (so peak memory is its own).
 
-    .venv/bin/python benchmarks/training_speed.py               # CPU, scaled-down model, LoRA (~6 min)
+    .venv/bin/python benchmarks/training_speed.py               # CPU, scaled-down model, LoRA (~2.5 min)
     .venv/bin/python benchmarks/training_speed.py --ablation    # + each lever changed in turn (~9 min)
     .venv/bin/python benchmarks/training_speed.py --smoke       # seconds; used by the tests
     python benchmarks/training_speed.py --gpu                   # one CUDA GPU: real Voxtral-Mini-3B
