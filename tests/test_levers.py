@@ -67,6 +67,10 @@ def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
     sf.write(changed, audio * 0.5, rate)
     assert example_key(example) != example_key(type(example)(audio=str(changed), text=example.text))
     assert example_key(example) != example_key(type(example)(audio=example.audio, text="", offset=0.5))
+    # entries are told apart by content, not by the example's origin (which may be empty)
+    cache = EncoderCache(tmp_path, model)
+    unnamed = [type(example)(audio=example.audio, text=""), type(example)(audio=str(changed), text="")]
+    assert cache.path(unnamed[0]) != cache.path(unnamed[1])
 
 
 def test_cache_refuses_a_training_audio_path():

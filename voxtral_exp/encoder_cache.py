@@ -67,11 +67,13 @@ class EncoderCache:
     def __init__(self, folder: str | Path, model: torch.nn.Module):
         self.folder = Path(folder).expanduser() / fingerprint(model)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._keys: dict[str, str] = {}
+        self._keys: dict[tuple, str] = {}  # (audio, offset, duration) -> content hash: read each file once
 
     def path(self, example: Example) -> Path:
-        key = self._keys.get(example.origin) or example_key(example)
-        self._keys[example.origin] = key
+        clip = (example.audio, example.offset, example.duration)
+        if clip not in self._keys:
+            self._keys[clip] = example_key(example)
+        key = self._keys[clip]
         return self.folder / key[:2] / f"{key}.pt"
 
     def get(self, example: Example) -> torch.Tensor | None:
