@@ -64,6 +64,7 @@ RUNS = {
     "without: pinned memory": {"pin_memory": False},  # GPU only
     "chunk grouping": {"data": "mixed", "epochs": 1},
 }
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # LoRA targets, as in the reference
 LEVERS = [k for k in RUNS if k.startswith(("without", "with:"))]
 GPU_ONLY = ("without: bf16 (fp32)", "without: pinned memory")
 
@@ -121,12 +122,12 @@ def build(run: dict, args):
     examples = (examples * 4)[: args.clips]
     if run.get("data") == "mixed":
         examples = mixed_length_examples(examples, Path(tempfile.mkdtemp()))
-    lora = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     method = OmegaConf.create({"name": args.method, "r": 8, "alpha": 32, "dropout": 0.0, "train_projector": False,
-                               "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]} if args.method == "lora"
+                               "target_modules": TARGETS} if args.method == "lora"
                               else {"name": "full", "freeze_audio_tower": True, "train_projector": True})
     if args.method == "lora" and (run.get("pipeline") == "reference" or run.get("lora_in_encoder")):
-        model = get_peft_model(model, lora)  # the reference's name match: adapters in the encoder too
+        # the reference's plain name match: adapters in the encoder too
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS))
     else:
         model = apply_method(model, method)
     if run.get("pipeline") == "reference":
@@ -253,7 +254,6 @@ def run_one(name: str, args) -> dict:
     audio_seconds = sum(min(e.duration or 0, 30) for e in dataset.examples[: args.batch_size * len(steady)])
     result = {
         "name": name,
-        "step_times": [round(t, 3) for t in timer.step_times],
         "step_s": step,
         "first_steps_s": sum(timer.step_times[:2]),
         "samples_per_s": args.batch_size / step,
@@ -263,9 +263,8 @@ def run_one(name: str, args) -> dict:
         "flops_per_sample": timer.flops / args.batch_size,
     }
     if run.get("cache"):
-        result["live_over_cached_step"] = step_cost_ratio(trainer, dataset, cache, batches=2 if args.smoke else 6)
-    if epochs:
         result["epoch_s"] = [fill_seconds + timer.epoch_times[0], timer.epoch_times[1]]
+        result["live_over_cached_step"] = step_cost_ratio(trainer, dataset, cache, batches=2 if args.smoke else 6)
     return result
 
 

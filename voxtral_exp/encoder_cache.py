@@ -24,9 +24,14 @@ from voxtral_exp.modeling import AUDIO_TOKEN_ID
 log = logging.getLogger(__name__)
 
 
+def unwrap_peft(model: torch.nn.Module) -> torch.nn.Module:
+    """The Voxtral model inside a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def audio_modules(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(audio tower, projector) of a Voxtral model, PEFT-wrapped or not."""
-    voxtral = model.get_base_model() if hasattr(model, "get_base_model") else model
+    voxtral = unwrap_peft(model)
     return voxtral.model.audio_tower, voxtral.model.multi_modal_projector
 
 

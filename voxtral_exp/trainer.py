@@ -9,7 +9,7 @@ import torch
 from transformers import PreTrainedModel, Trainer, TrainerCallback
 from torch.utils.data import Sampler
 
-from voxtral_exp.encoder_cache import audio_modules, with_cached_audio
+from voxtral_exp.encoder_cache import audio_modules, unwrap_peft, with_cached_audio
 
 
 class VoxtralTrainer(Trainer):
@@ -115,7 +115,6 @@ class FrozenEncoderWithoutGraph(TrainerCallback):
         if any(p.requires_grad for p in tower.parameters()):
             return
         embeddings = tower.get_input_embeddings()
-        voxtral = model.get_base_model() if hasattr(model, "get_base_model") else model
-        for handle in getattr(voxtral, "_require_grads_hooks", []):
+        for handle in getattr(unwrap_peft(model), "_require_grads_hooks", []):
             if handle.hooks_dict_ref() is embeddings._forward_hooks:
                 handle.remove()
