@@ -4,6 +4,7 @@ submitit, and secrets that never reach an output."""
 import csv
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -149,17 +150,25 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
     assert max(row["step"] for row in tracked["killed"]["logs"]) == 24
 
 
+def run_torchrun(args: list[str], tmp_path: Path, trackio_dir: Path) -> None:
+    """`torchrun --standalone --nproc_per_node=2 train.py ARGS` on CPU (gloo); leaves nothing in TMPDIR."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", str(ROOT / "train.py"), *args],  # free port
+        cwd=ROOT, env={**os.environ, "TRACKIO_DIR": str(trackio_dir), "TMPDIR": str(tmpdir)},
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert not [p.name for p in tmpdir.iterdir() if p.name.startswith("voxtral_exp_")]  # rank 1's Hydra dir
+
+
 def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):
     # %f gives each rank a different ${now:} directory: the run must still end up in one
     outputs = tmp_path / "outputs"
-    torchrun = Path(sys.executable).with_name("torchrun")
-    proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node=2", str(ROOT / "train.py"), *QUICK, "method=full",
-         "trainer.per_device_train_batch_size=2", "evaluation.wer_at_end=true",
-         f"hydra.run.dir={outputs}/" + "${now:%H-%M-%S-%f}"],
-        cwd=ROOT, env={**os.environ, "TRACKIO_DIR": str(trackio_dir)}, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_torchrun([*QUICK, "method=full", "trainer.per_device_train_batch_size=2", "evaluation.wer_at_end=true",
+                  f"hydra.run.dir={outputs}/" + "${now:%H-%M-%S-%f}"], tmp_path, trackio_dir)
     runs = list(outputs.iterdir())
     assert len(runs) == 1
     run_dir = runs[0]
@@ -169,6 +178,17 @@ def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):
     assert state["train_batch_size"] == 2 and state["global_step"] == 3
     assert "[voxtral_exp.training][INFO] Run" in (run_dir / "train.log").read_text()
     assert len(read_trackio(trackio_dir)) == 1
+
+
+def test_torchrun_ranks_share_the_encoder_cache_fill(tmp_path, trackio_dir):
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    run_torchrun([*QUICK, f"training.encoder_cache={cache}", f"hydra.run.dir={run_dir}"], tmp_path, trackio_dir)
+    examples = json.loads((run_dir / "data_report.json").read_text())["train"]["kept"]
+    assert len(list(cache.glob("*/*/*.pt"))) == examples  # one entry per training clip, none half-written
+    filled_by_rank0 = re.search(r"Encoder cache <training.encoder_cache>: (\d+) new entries",
+                                (run_dir / "train.log").read_text())
+    assert int(filled_by_rank0[1]) == (examples + 1) // 2  # rank 1 computed the other half
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
 
 
 def test_submitit_local_sweep(tmp_path, trackio_dir):

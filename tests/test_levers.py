@@ -52,6 +52,17 @@ def test_cached_encoder_output_gives_the_live_loss(tmp_path, featurizer, example
     assert projector_grads and all(g is not None and g.abs().sum() > 0 for g in projector_grads)
 
 
+def test_ranks_fill_disjoint_shares_of_the_cache(tmp_path, featurizer, examples):
+    # torchrun ranks fill at the same time: a rank that starts late must still fill its whole
+    # share, whatever the others have written already (tests/test_experiments.py runs torchrun)
+    model = lora_model()
+    dataset = SpeechDataset(examples, featurizer)
+    cache = EncoderCache(tmp_path, model)
+    assert cache.fill(model, dataset, batch_size=4, num_workers=0, rank=0, world_size=2) == 3
+    assert cache.fill(model, dataset, batch_size=4, num_workers=0, rank=1, world_size=2) == 3
+    assert all(cache.get(e) is not None for e in examples)
+
+
 def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
     model = lora_model()
     before = fingerprint(model)

@@ -7,7 +7,9 @@ files or log file; once the process group is up, rank 0's run directory is broad
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -29,8 +31,10 @@ def quiet_non_zero_ranks(argv: list[str]) -> None:
     if world_size() > 1 and rank() > 0:
         if any(a in ("-m", "--multirun") for a in argv):
             sys.exit("torchrun and Hydra multirun (-m) do not combine: launch one run per torchrun call")
+        throwaway = tempfile.mkdtemp(prefix=f"voxtral_exp_rank{rank()}_")
+        atexit.register(shutil.rmtree, throwaway, ignore_errors=True)
         argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled",
-                 f"hydra.run.dir={tempfile.mkdtemp(prefix=f'voxtral_exp_rank{rank()}_')}"]
+                 f"hydra.run.dir={throwaway}"]
 
 
 def share_run_dir(cfg: DictConfig) -> None:

@@ -93,10 +93,16 @@ class EncoderCache:
         os.replace(tmp, path)  # atomic: a killed fill never leaves half an entry
 
     @torch.no_grad()
-    def fill(self, model: torch.nn.Module, dataset: Dataset, batch_size: int, num_workers: int) -> int:
-        """Compute and store the embeddings of every example not cached yet; returns how many."""
+    def fill(self, model: torch.nn.Module, dataset: Dataset, batch_size: int, num_workers: int,
+             rank: int = 0, world_size: int = 1) -> int:
+        """Compute and store the embeddings of the examples not cached yet; returns how many.
+
+        Under torchrun each of the ``world_size`` ranks takes every ``world_size``-th example
+        (the caller waits for all ranks before training), so the pass takes 1/N of the time.
+        """
         examples = dataset.examples
-        missing = [i for i, e in enumerate(examples) if not self.path(e).exists()]
+        # shares by index, not by what is missing: another rank may already be writing its own
+        missing = [i for i in range(rank, len(examples), world_size) if not self.path(examples[i]).exists()]
         if not missing:
             return 0
         tower, _ = audio_modules(model)

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -121,7 +122,10 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
     if cfg.training.encoder_cache:
         cache = EncoderCache(cfg.training.encoder_cache, model)
         model.to(args.device)
-        cache.fill(model, train_dataset, args.per_device_eval_batch_size, args.dataloader_num_workers)
+        cache.fill(model, train_dataset, args.per_device_eval_batch_size, args.dataloader_num_workers,
+                   args.process_index, args.world_size)
+        if args.world_size > 1:
+            torch.distributed.barrier()  # every rank's share is on disk before any rank trains
         train_dataset.cache = cache
 
     if main and cfg.tracking.enabled:
