@@ -69,21 +69,32 @@ def main() -> None:
     parser.add_argument("--train-clips", type=int, default=1200)
     parser.add_argument("--eval-clips", type=int, default=60)
     parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--out", type=Path, help="keep the run directory here")
+    parser.add_argument("--out", type=Path, help="keep the data (DIR/digits) and the run (DIR/run) here")
+    parser.add_argument("overrides", nargs="*", help="extra train.py overrides, e.g. method.train_embeddings=false")
     args = parser.parse_args()
     if args.smoke:
         args.train_clips, args.eval_clips, args.steps = 16, 4, 4
 
-    work = Path(tempfile.mkdtemp(prefix="voxtral_learning_"))
+    # everything in a folder that is removed at the end (a full-training run is ~0.5 GB),
+    # unless --out keeps it: DIR/digits (the data) and DIR/run (the run directory)
+    work = args.out.resolve() if args.out else Path(tempfile.mkdtemp(prefix="voxtral_learning_"))
+    try:
+        train_and_report(work, args)
+    finally:
+        if not args.out:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def train_and_report(work: Path, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     train_manifest, eval_manifest = make_dataset(work / "digits", args.train_clips, args.eval_clips)
     data_seconds = time.perf_counter() - start
-    run_dir = (args.out or work / "run").resolve()
+    run_dir = work / "run"
     overrides = [
         "experiment=learning", f"dataset.train_manifest={train_manifest}", f"dataset.eval_manifest={eval_manifest}",
         f"trainer.max_steps={args.steps}", f"trainer.eval_steps={max(1, args.steps // 3)}",
         f"trainer.save_steps={args.steps}",
-        f"hydra.run.dir={run_dir}", "tracking.enabled=false",
+        f"hydra.run.dir={run_dir}", "tracking.enabled=false", *args.overrides,
     ]
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], cwd=ROOT, capture_output=True, text=True)
@@ -101,9 +112,8 @@ def main() -> None:
     print(f"held-out WER after:  {after['eval_wer']:.3f}  CER after:  {after['eval_cer']:.3f}")
     curve = ", ".join(f"step {e['step']}: {e['eval_wer']:.3f}" for e in history if "eval_wer" in e)
     print(f"held-out WER during training: {curve}")
-    print(f"run directory: {run_dir}")
-    if not args.out:
-        shutil.rmtree(work / "digits")
+    if args.out:
+        print(f"run directory: {run_dir}")
 
 
 if __name__ == "__main__":
