@@ -62,6 +62,7 @@ RUNS = {
     "without: SDPA (eager attention)": {"attention": "eager"},
     "without: bf16 (fp32)": {"bf16": False},  # GPU only: fp32 is the CPU default
     "without: pinned memory": {"pin_memory": False},  # GPU only
+    "with: frozen embeddings (full FT)": {"train_embeddings": False},  # full fine-tuning only
     "chunk grouping": {"data": "mixed", "epochs": 1},
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # LoRA targets, as in the reference
@@ -121,10 +122,11 @@ def build(run: dict, args):
     examples = read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0]
     examples = (examples * 4)[: args.clips]
     if run.get("data") == "mixed":
-        examples = mixed_length_examples(examples, Path(tempfile.mkdtemp()))
+        examples = mixed_length_examples(examples, Path(tempfile.mkdtemp(dir=args.scratch)))
     method = OmegaConf.create({"name": args.method, "r": 8, "alpha": 32, "dropout": 0.0, "train_projector": False,
                                "target_modules": TARGETS} if args.method == "lora"
-                              else {"name": "full", "freeze_audio_tower": True, "train_projector": True})
+                              else {"name": "full", "freeze_audio_tower": True, "train_projector": True,
+                                    "train_embeddings": run.get("train_embeddings", True)})
     if args.method == "lora" and (run.get("pipeline") == "reference" or run.get("lora_in_encoder")):
         # the reference's plain name match: adapters in the encoder too
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS))
@@ -226,7 +228,7 @@ def run_one(name: str, args) -> dict:
     epochs = run.get("epochs")
     workers = run.get("workers", 1)
     training_args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, learning_rate=5e-5,
+        output_dir=tempfile.mkdtemp(dir=args.scratch), per_device_train_batch_size=args.batch_size, learning_rate=5e-5,
         max_steps=-1 if epochs else args.steps, num_train_epochs=epochs or 1, save_strategy="no",
         eval_strategy="no", report_to="none", logging_steps=10_000, use_cpu=not args.gpu, bf16=bf16(run, args),
         dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0,
@@ -240,7 +242,7 @@ def run_one(name: str, args) -> dict:
         from voxtral_exp.encoder_cache import EncoderCache
 
         start = time.perf_counter()
-        cache = EncoderCache(tempfile.mkdtemp(), model)
+        cache = EncoderCache(tempfile.mkdtemp(dir=args.scratch), model)
         cache.fill(model, dataset, batch_size=args.batch_size, num_workers=1)
         fill_seconds = time.perf_counter() - start
         dataset.cache = cache  # epoch 1 = fill + a cached epoch; epoch 2 reads the cache only
@@ -333,13 +335,16 @@ def main() -> None:
     if args.smoke:
         args.steps, args.clips = 3, 6
     if args.only:
-        print("RESULT " + json.dumps(run_one(args.only, args)))
+        with tempfile.TemporaryDirectory(prefix="voxtral_bench_") as scratch:  # cache, audio: removed after
+            args.scratch = scratch
+            print("RESULT " + json.dumps(run_one(args.only, args)))
         return
     for method in (args.methods or ("lora,full" if args.gpu else "lora")).split(","):
         args.method = method
         names = ["reference", "voxtral_exp"] + (["cache"] if method == "lora" else [])
         if args.ablation:
-            names += [k for k in LEVERS if (method == "lora" or "LoRA" not in k) and (args.gpu or k not in GPU_ONLY)]
+            names += [k for k in LEVERS if (method == "lora" or "LoRA" not in k) and (method == "full" or "full FT" not in k)
+                      and (args.gpu or k not in GPU_ONLY)]
             names += ["chunk grouping"]
         report({name: run_separately(name, args) for name in names}, args)
 

@@ -57,6 +57,19 @@ def test_full_trains_language_model_and_freezes_the_audio_tower():
         assert p.requires_grad == (not name.startswith("model.audio_tower.")), name
 
 
+def test_full_with_frozen_embeddings_updates_everything_but_the_vocabulary_matrices(batch):
+    cfg = compose_config(["model=tiny", "method=full", "method.train_embeddings=false", "hardware=cpu"])
+    model = apply_method(build_model(cfg.model, torch.float32, seed=0), cfg.method)
+    vocab = {"model.language_model.embed_tokens.weight", "lm_head.weight"}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model(**TranscriptionCollator(11)(batch)).loss.backward()
+    optimizer.step()
+    for name, p in model.named_parameters():
+        changed = not torch.equal(p, before[name])
+        assert changed == (name not in vocab and not name.startswith("model.audio_tower.")), name
+
+
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_label_only_loss_equals_full_logits_loss(batch, method):
     model, _ = tiny(method)
