@@ -4,6 +4,7 @@ strings and report held-out WER before and after.
     apt-get install espeak-ng
     .venv/bin/python benchmarks/learning.py              # ~10 min on 2 CPU cores
     .venv/bin/python benchmarks/learning.py --smoke      # a minute: the script runs end to end
+    .venv/bin/python benchmarks/learning.py --steps 1500 method.train_embeddings=false  # + train.py overrides
 
 Speech: random digit strings ("three one four") spoken by espeak-ng with several English voices
 and speeds; the held-out set uses digit strings never seen in training. The model is the tiny
