@@ -55,19 +55,18 @@ RUNS = {
     "voxtral_exp": {},
     "cache": {"cache": True, "epochs": 2},
     "without: label-only logits": {"label_only": False},
-    "without: LoRA kept to the LM": {"lora_in_encoder": True},
+    "without: LoRA kept to the LM": {"lora_in_encoder": True, "for_method": "lora"},
     "without: loader worker": {"workers": 0},
     "with: activation checkpointing": {"checkpointing": True},
     "with: torch.compile": {"compile": True},
     "without: SDPA (eager attention)": {"attention": "eager"},
-    "without: bf16 (fp32)": {"bf16": False},  # GPU only: fp32 is the CPU default
-    "without: pinned memory": {"pin_memory": False},  # GPU only
-    "with: frozen embeddings (full FT)": {"train_embeddings": False},  # full fine-tuning only
+    "without: bf16 (fp32)": {"bf16": False, "gpu_only": True},  # fp32 is the CPU default
+    "without: pinned memory": {"pin_memory": False, "gpu_only": True},
+    "with: frozen embeddings (full FT)": {"train_embeddings": False, "for_method": "full"},
     "chunk grouping": {"data": "mixed", "epochs": 1},
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # LoRA targets, as in the reference
 LEVERS = [k for k in RUNS if k.startswith(("without", "with:"))]
-GPU_ONLY = ("without: bf16 (fp32)", "without: pinned memory")
 
 
 def mixed_length_examples(examples, folder: Path):
@@ -343,8 +342,8 @@ def main() -> None:
         args.method = method
         names = ["reference", "voxtral_exp"] + (["cache"] if method == "lora" else [])
         if args.ablation:
-            names += [k for k in LEVERS if (method == "lora" or "LoRA" not in k) and (method == "full" or "full FT" not in k)
-                      and (args.gpu or k not in GPU_ONLY)]
+            names += [k for k in LEVERS if RUNS[k].get("for_method", method) == method
+                      and (args.gpu or not RUNS[k].get("gpu_only"))]
             names += ["chunk grouping"]
         report({name: run_separately(name, args) for name in names}, args)
 

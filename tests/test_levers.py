@@ -9,7 +9,7 @@ from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.data.dataset import SpeechDataset
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.loss import label_only_loss
-from voxtral_exp.encoder_cache import EncoderCache, example_key, fingerprint, with_cached_audio
+from voxtral_exp.encoder_cache import EncoderCache, example_key, fingerprint, unwrap_peft, with_cached_audio
 from voxtral_exp.modeling import apply_method, build_model
 from voxtral_exp.processor import build_offline_processor
 from tests.data_fixtures import SAMPLE
@@ -158,7 +158,7 @@ def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_
                                  data_collator=TranscriptionCollator(11, label_only_logits=True),
                                  compute_loss_func=label_only_loss)
         encoder_output_needs_grad = []
-        voxtral = model.get_base_model() if method == "lora" else model
+        voxtral = unwrap_peft(model)
         voxtral.model.audio_tower.register_forward_hook(
             lambda m, i, out: encoder_output_needs_grad.append(out[0].requires_grad))
         trainer.train()
