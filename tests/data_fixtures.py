@@ -61,6 +61,11 @@ def nemo_manifest(folder: Path) -> Path:
     return write_jsonl(folder / "nemo.json", rows)
 
 
+# `dataset=hub` overrides for the tables below (the group's defaults name LibriSpeech)
+HUB_LAYOUT = ["dataset.config=null", "dataset.train_split=train"]
+HUB_COLUMNS = [*HUB_LAYOUT, "dataset.columns.text=sentence", "dataset.columns.language=locale"]
+
+
 def hub_table(rows: list[dict]) -> datasets.Dataset:
     """Hub-style rows: an Audio column holding the encoded bytes, `sentence`, `locale`."""
     table = datasets.Dataset.from_dict(
@@ -98,25 +103,188 @@ def hub_folder(folder: Path) -> Path:
     return folder
 
 
-def granary_folder(folder: Path, embedded: bool) -> Path:
-    """Granary layout: configs en and fr, split `yodas`. Manifest form: audio_filepath strings
-    into local audio (audio_root) with offset/duration; embedded form: the audio itself."""
-    rows = {lang: [r for r in sample_rows("train") + sample_rows("eval") if r["language"] == lang]
-            for lang in ("en", "fr")}
-    card = ["---", "configs:"]
-    for lang, lang_rows in rows.items():
-        (folder / lang).mkdir(parents=True)
-        if embedded:
-            audio = [{"bytes": Path(r["audio_path"]).read_bytes(), "path": None} for r in lang_rows]
-        else:
-            audio = [str(Path(r["audio_path"]).relative_to(SAMPLE)) for r in lang_rows]
-        table = datasets.Dataset.from_dict(
-            {"audio_filepath": audio, "offset": [0.0] * len(lang_rows),
-             "duration": [r["duration"] for r in lang_rows], "text": [r["text"] for r in lang_rows]}
-        )
-        if embedded:
-            table = table.cast_column("audio_filepath", datasets.Audio())
-        table.to_parquet(folder / lang / "yodas-0.parquet")
-        card += [f"- config_name: {lang}", "  data_files:", "  - split: yodas", f"    path: {lang}/yodas-*.parquet"]
-    (folder / "README.md").write_text("\n".join(card + ["---", ""]))
+def _card(configs: dict[str, dict[str, str]]) -> str:
+    """A dataset card whose `configs:` map each config's splits to file globs, as on the Hub."""
+    lines = ["---", "configs:"]
+    for name, splits in configs.items():
+        lines += [f"- config_name: {name}", "  data_files:"]
+        lines += [f"  - split: {split}\n    path: {path}" for split, path in splits.items()]
+    return "\n".join(lines + ["---", ""])
+
+
+def _language_rows(language: str) -> list[dict]:
+    return [r for r in sample_rows("train") + sample_rows("eval") if r["language"] == language]
+
+
+def _granary_row(row: dict, audio_filepath: str, source: str, index: int, **extra) -> dict:
+    """One manifest row with nvidia/Granary's keys (card, NeMo-speech-data-processor's granary config)."""
+    language = row["language"]
+    return {"audio_filepath": audio_filepath, "text": row["text"], **extra, "utt_id": f"{source}-{language}-{index:05d}",
+            "original_source_id": f"src{index // 3}", "dataset_source": source, "source_lang": language,
+            "target_lang": language, "answer": row["text"], "pnc": "pnc", "itn": "itn", "timestamp": "notimestamp",
+            "diarize": "nodiarize", "emotion": "<|emo:undefined|>", "decodercontext": ""}
+
+
+def granary_folder(folder: Path) -> tuple[Path, Path]:
+    """A replica of nvidia/Granary as published, and the audio folder its manifests point into.
+
+    Returns (manifests folder, audio root). Configs <lang>_<source>: en_voxpopuli and
+    fr_voxpopuli (no offset, `"duration": "None"`, a string), fr_ytc and de_ytc (numeric
+    durations, no offset), en_yodas and es_yodas (offset + duration into long recordings; es
+    split over two files like the big YODAS languages), and an `ast` split (`answer` = an
+    English translation) for fr_voxpopuli. The audio root mirrors the audio_filepath values.
+    """
+    audio_root = folder / "audio"
+    configs: dict[str, dict[str, str]] = {}
+
+    def write(language: str, source: str, files: dict[str, list[dict]], ast: list[dict] | None = None):
+        base = folder / language / source
+        base.mkdir(parents=True, exist_ok=True)
+        for name, rows in files.items():
+            write_jsonl(base / name, rows)
+        pattern = f"{language}_asr.jsonl" if len(files) == 1 else f"{language}_asr_{language}*.jsonl"
+        configs[f"{language}_{source}"] = {"asr": f"{language}/{source}/{pattern}"}
+        if ast:
+            write_jsonl(base / f"{language}_ast-en.jsonl", ast)
+            configs[f"{language}_{source}"]["ast"] = f"{language}/{source}/{language}_ast-en.jsonl"
+
+    def per_clip(language: str, source: str, duration) -> list[dict]:
+        rows = []
+        for i, row in enumerate(_language_rows(language)):
+            rel = f"{source}/{language}/{Path(row['audio_path']).stem}.flac"
+            (audio_root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (audio_root / rel).write_bytes(Path(row["audio_path"]).read_bytes())
+            rows.append(_granary_row(row, rel, source, i, duration=duration(row)))
+        return rows
+
+    def recordings(language: str) -> list[dict]:
+        """YODAS rows: segments (offset, duration) of long recordings, three clips each."""
+        rows = []
+        clips = _language_rows(language)
+        for start in range(0, len(clips), 3):
+            rel = f"yodas/{language}/recording{start // 3:02d}.flac"
+            (audio_root / rel).parent.mkdir(parents=True, exist_ok=True)
+            pieces, offset = [], 0.0
+            for i, row in enumerate(clips[start : start + 3], start):
+                audio, rate = sf.read(row["audio_path"], dtype="float32")
+                audio = _resample_to(audio, rate, 16000)
+                pieces += [audio, np.zeros(8000, np.float32)]  # 0.5 s of silence between segments
+                rows.append(_granary_row(row, rel, "yodas", i, offset=round(offset, 4),
+                                         duration=round(len(audio) / 16000, 4)))
+                offset += (len(audio) + 8000) / 16000
+            sf.write(audio_root / rel, np.concatenate(pieces), 16000)
+        return rows
+
+    voxpopuli_fr = per_clip("fr", "voxpopuli", lambda row: "None")
+    ast = [{**r, "target_lang": "en", "answer": f"(English) {r['text']}"} for r in voxpopuli_fr]
+    write("fr", "voxpopuli", {"fr_asr.jsonl": voxpopuli_fr}, ast=ast)
+    write("en", "voxpopuli", {"en_asr.jsonl": per_clip("en", "voxpopuli", lambda row: "None")})
+    write("fr", "ytc", {"fr_asr.jsonl": per_clip("fr", "ytc", lambda row: row["duration"])})
+    write("de", "ytc", {"de_asr.jsonl": per_clip("de", "ytc", lambda row: row["duration"])})
+    write("en", "yodas", {"en_asr.jsonl": recordings("en")})
+    es = recordings("es")
+    write("es", "yodas", {"es_asr_es000.jsonl": es[:5], "es_asr_es001.jsonl": es[5:]})
+    (folder / "README.md").write_text(_card(configs))
+    return folder, audio_root
+
+
+def _resample_to(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    import torch
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(audio), rate, target).numpy()
+
+
+def yodas_granary_folder(folder: Path) -> Path:
+    """A replica of espnet/yodas-granary: Granary's YODAS part with the audio embedded.
+
+    Configs named by language (English, Spanish), split `asr_only`, parquet files under
+    data/<lang>000/asr_only/, columns audio, text, utt_id, duration, original_audio_id,
+    original_audio_offset, lang, task.
+    """
+    configs = {}
+    for language, name in (("en", "English"), ("es", "Spanish")):
+        rows = _language_rows(language)
+        table = datasets.Dataset.from_dict({
+            "audio": [{"bytes": Path(r["audio_path"]).read_bytes(), "path": None} for r in rows],
+            "text": [r["text"] for r in rows],
+            "utt_id": [f"{language}000-{i:05d}" for i in range(len(rows))],
+            "duration": [r["duration"] for r in rows],
+            "original_audio_id": [f"video{i // 3}" for i in range(len(rows))],
+            "original_audio_offset": [float(i % 3) for i in range(len(rows))],
+            "lang": [f"{language}000"] * len(rows),
+            "task": ["asr"] * len(rows),
+        }).cast_column("audio", datasets.Audio())
+        out = folder / "data" / f"{language}000" / "asr_only"
+        out.mkdir(parents=True)
+        table.to_parquet(out / "00000.parquet")
+        configs[name] = {"asr_only": f"data/{language}*/asr_only/*.parquet"}
+    (folder / "README.md").write_text(_card(configs))
+    return folder
+
+
+FLEURS_LANG_IDS = ["de_de", "en_us", "es_419", "fr_fr"]  # a few of FLEURS' 102 lang_id names, in its order
+
+
+def fleurs_folder(folder: Path, config: str = "fr_fr") -> Path:
+    """A replica of google/fleurs' parquet export (branch refs/convert/parquet): one folder per
+    config, <config>/<split>/0000.parquet, with FLEURS' features (Audio; lang_id a ClassLabel)."""
+    language = config.split("_")[0]
+    names = {"fr": "French", "en": "English", "de": "German", "es": "Spanish"}
+    features = datasets.Features({
+        "id": datasets.Value("int32"), "num_samples": datasets.Value("int32"), "path": datasets.Value("string"),
+        "audio": datasets.Audio(sampling_rate=16000), "transcription": datasets.Value("string"),
+        "raw_transcription": datasets.Value("string"),
+        "gender": datasets.ClassLabel(names=["male", "female", "other"]),
+        "lang_id": datasets.ClassLabel(names=FLEURS_LANG_IDS), "language": datasets.Value("string"),
+        "lang_group_id": datasets.ClassLabel(names=["western_european_we", "eastern_european_ee"]),
+    })  # fmt: skip
+    rows = _language_rows(language)
+    splits = {"train": rows[2:], "validation": rows[:2]}
+    for split, split_rows in splits.items():
+        table = datasets.Dataset.from_dict({
+            "id": list(range(len(split_rows))), "num_samples": [int(r["duration"] * 16000) for r in split_rows],
+            "path": [Path(r["audio_path"]).name for r in split_rows],
+            "audio": [{"bytes": Path(r["audio_path"]).read_bytes(), "path": Path(r["audio_path"]).name} for r in split_rows],
+            "transcription": [r["text"].lower() for r in split_rows],
+            "raw_transcription": [r["text"].capitalize() + "." for r in split_rows],
+            "gender": [i % 2 for i in range(len(split_rows))],
+            "lang_id": [FLEURS_LANG_IDS.index(config)] * len(split_rows),
+            "language": [names[language]] * len(split_rows), "lang_group_id": [0] * len(split_rows),
+        }).cast(features)  # fmt: skip  (cast, not encode: datasets encodes Audio only through torchcodec)
+        (folder / config / split).mkdir(parents=True, exist_ok=True)
+        table.to_parquet(folder / config / split / "0000.parquet")
+    return folder
+
+
+VOXPOPULI_LANGUAGES = ["en", "de", "fr", "es", "pl", "it", "ro", "hu", "cs", "nl", "fi", "hr", "sk", "sl", "et", "lt",
+                       "en_accented"]  # fmt: skip
+
+
+def voxpopuli_folder(folder: Path, config: str = "de") -> Path:
+    """A replica of facebook/voxpopuli's parquet export (branch refs/convert/parquet): large
+    splits exported in part (<config>/partial-train/0000.parquet), features as its loading
+    script declares them (Audio; language a ClassLabel whose names include en_accented)."""
+    language = "en" if config == "en_accented" else config
+    features = datasets.Features({
+        "audio_id": datasets.Value("string"), "language": datasets.ClassLabel(names=VOXPOPULI_LANGUAGES),
+        "audio": datasets.Audio(sampling_rate=16000), "raw_text": datasets.Value("string"),
+        "normalized_text": datasets.Value("string"), "gender": datasets.Value("string"),
+        "speaker_id": datasets.Value("string"), "is_gold_transcript": datasets.Value("bool"),
+        "accent": datasets.Value("string"),
+    })  # fmt: skip
+    rows = _language_rows(language)
+    for split, split_rows in {"partial-train": rows[2:], "validation": rows[:2]}.items():
+        table = datasets.Dataset.from_dict({
+            "audio_id": [f"20190101-0900-PLENARY-{i}_{language}" for i in range(len(split_rows))],
+            "language": [VOXPOPULI_LANGUAGES.index(config)] * len(split_rows),
+            "audio": [{"bytes": Path(r["audio_path"]).read_bytes(), "path": None} for r in split_rows],
+            "raw_text": [r["text"].capitalize() + "." for r in split_rows],
+            "normalized_text": [r["text"] for r in split_rows],
+            "gender": ["female"] * len(split_rows), "speaker_id": ["1234"] * len(split_rows),
+            "is_gold_transcript": [True] * len(split_rows),
+            "accent": ["None" if config != "en_accented" else "fr"] * len(split_rows),
+        }).cast(features)  # fmt: skip  (cast, not encode: datasets encodes Audio only through torchcodec)
+        (folder / config / split).mkdir(parents=True, exist_ok=True)
+        table.to_parquet(folder / config / split / "0000.parquet")
     return folder

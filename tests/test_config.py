@@ -20,7 +20,7 @@ def test_shipped_groups_are_the_documented_ones():
     assert GROUPS["model"] == ["tiny", "voxtral-mini-3b", "voxtral-small-24b"]
     assert GROUPS["method"] == ["full", "lora"]
     assert GROUPS["hardware"] == ["auto", "cpu", "gpu"]
-    assert GROUPS["dataset"] == ["granary", "hub", "jsonl"]
+    assert GROUPS["dataset"] == ["fleurs", "granary", "hub", "jsonl", "voxpopuli"]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ import torch
 
 from tests.conftest import ROOT, compose_config
 from tests.data_fixtures import (
-    granary_folder,
+    HUB_COLUMNS,
+    HUB_LAYOUT,
     hub_folder,
     hub_parquet,
     hub_table,
@@ -29,7 +30,7 @@ from voxtral_exp.data.audio import AudioError, load_audio
 from voxtral_exp.data.dataset import stream_features
 from voxtral_exp.data.filters import DataError, ExampleChecker
 from voxtral_exp.data.hf import DataSourceError
-from voxtral_exp.data.manifest import ManifestError
+from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.data.sources import load_data
 from voxtral_exp.processor import build_offline_processor
 
@@ -110,7 +111,6 @@ def test_one_manifest_split_by_seeded_ratio():
 
 # --- hub -------------------------------------------------------------------------------------
 
-HUB_COLUMNS = ["dataset.columns.text=sentence", "dataset.columns.language=locale"]
 
 
 @pytest.mark.parametrize("streaming", [False, True])
@@ -141,36 +141,9 @@ def test_hub_folder_and_save_to_disk_share_one_code_path(tmp_path):
 def test_missing_column_lists_the_columns_that_exist(tmp_path):
     folder = hub_folder(tmp_path / "hub")
     with pytest.raises(DataSourceError) as e:
-        load_data(data_cfg("dataset=hub", f"dataset.path={folder}", "dataset.columns.text=transcript"), 0)
+        load_data(data_cfg("dataset=hub", f"dataset.path={folder}", *HUB_LAYOUT, "dataset.columns.text=transcript"), 0)
     message = str(e.value)
     assert "dataset.columns.text='transcript'" in message and "['audio', 'locale', 'sentence']" in message
-
-
-# --- granary ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("embedded", [True, False])
-def test_granary_both_forms_mix_languages_and_keep_each_rows_language(tmp_path, embedded, processor):
-    folder = granary_folder(tmp_path / "granary", embedded)
-    overrides = ["dataset=granary", f"dataset.path={folder}", "dataset.languages=[en,fr]",
-                 "dataset.weights=[0.5,0.5]", "dataset.max_eval_samples=4"]
-    if not embedded:
-        overrides.append(f"dataset.audio_root={ROOT / 'data' / 'sample'}")
-    data = load_data(data_cfg(*overrides), 0)
-    assert data.streaming and [e.language for e in data.eval] == ["en", "en", "fr", "fr"]
-    featurizer = Featurizer(processor, "offline")
-    checker = ExampleChecker(data_cfg(*overrides).filters, processor.tokenizer)
-    rows = list(stream_features(data.train, data.adapter, featurizer, checker, "raise"))
-    languages = [r["language"] for r in rows]
-    # mixing samples until every language is exhausted: each non-held-out row appears, the
-    # smaller language (fr: 8 rows) is revisited while English (12) lasts
-    eval_texts = {e.text for e in data.eval}
-    all_texts = {r["text"] for r in sample_rows("train") + sample_rows("eval") if r["language"] in ("en", "fr")}
-    assert {r["text"] for r in rows} == all_texts - eval_texts
-    assert set(languages) == {"en", "fr"} and len(rows) >= 16
-    for row in rows:  # the row's language is in its prompt
-        lang_ids = processor.tokenizer.encode(f"lang:{row['language']}", add_special_tokens=False)
-        assert row["prompt_ids"][-len(lang_ids) - 1 : -1].tolist() == lang_ids
 
 
 def test_stream_over_two_workers_yields_each_example_once(tmp_path, processor):
@@ -220,27 +193,31 @@ def planted_manifest(folder: Path) -> tuple[Path, dict[str, int]]:
     return path, {name: i + 1 for i, name in enumerate(lines)}
 
 
-def test_malformed_lines_are_reported_with_file_and_line(tmp_path):
-    path, line = planted_manifest(tmp_path)
-    with pytest.raises(ManifestError) as e:
-        load_data(data_cfg(f"dataset.train_manifest={path}"), 0)
-    message = str(e.value)
-    assert f"{path}:{line['malformed']}: not valid JSON" in message
-    assert f"{path}:{line['missing_column']}: no 'text' string" in message
-    assert "dataset.on_error=skip" in message
-
-
-def test_raise_lists_every_bad_example_before_training(tmp_path):
+def test_raise_lists_every_problem_of_a_manifest_in_one_pass(tmp_path):
     path, line = planted_manifest(tmp_path)
     good = write_jsonl(tmp_path / "good.jsonl", sample_rows("eval"))
-    lines = [l for i, l in enumerate(path.read_text().splitlines(), 1) if i not in (line["malformed"], line["missing_column"])]
-    path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError) as e:
         load_data(data_cfg(f"dataset.train_manifest={path}", f"dataset.eval_manifest={good}"), 0)
     message = str(e.value)
-    for problem in ("missing_file", "unreadable_audio", "empty_audio", "empty_text"):
-        assert f"{path}:" in message and problem in [f.reason for f in e.value.findings]
-    assert f"{path}:2: audio file" in message and "not found" in message
+    # malformed lines, rows without text, missing and unreadable files, empty audio and text: together
+    assert f"{path}:{line['malformed']}: not valid JSON" in message
+    assert f"{path}:{line['missing_column']}: no 'text' string" in message
+    assert f"{path}:{line['missing_file']}: audio file {tmp_path / 'nope.wav'} not found" in message
+    reasons = sorted(f.reason for f in e.value.findings)
+    assert reasons == ["bad_row", "bad_row", "empty_audio", "empty_text", "missing_file", "unreadable_audio"]
+    assert "dataset.on_error=skip" in message
+
+
+def test_manifest_languages_come_from_any_language_key_and_are_normalised(tmp_path):
+    rows = sample_rows("train")[:4]
+    rows[0] = {**rows[0], "language": "fr_FR"}
+    rows[1] = {"audio_filepath": rows[1]["audio_path"], "text": "granary row", "source_lang": "de", "duration": "None"}
+    rows[2] = {**{k: v for k, v in rows[2].items() if k != "language"}, "lang": "French"}
+    rows[3] = {**rows[3], "language": "klingon"}
+    path = write_jsonl(tmp_path / "langs.jsonl", rows)
+    examples, bad = read_manifest(path)
+    assert [e.language for e in examples] == ["fr", "de", "fr"] and examples[1].duration is None
+    assert len(bad) == 1 and bad[0].startswith(f"{path}:4: language 'klingon' is not an ISO 639-1 code")
 
 
 def test_skip_drops_and_counts_every_problem(tmp_path):

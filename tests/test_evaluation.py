@@ -9,13 +9,14 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import FAST, ROOT, read_trackio, run_train
+from tests.conftest import FAST, ROOT, compose_config, read_trackio, run_train
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.data.manifest import read_manifest
-from voxtral_exp.evaluation import error_rates, text_normalizer
+from voxtral_exp.data.example import Example
+from voxtral_exp.evaluation import error_rates, evaluate_wer, generation_budget, text_normalizer
 from voxtral_exp.merge import merge
 from voxtral_exp.model_card import REPO
-from voxtral_exp.modeling import load_trained
+from voxtral_exp.modeling import build_model, load_trained
 from voxtral_exp.processor import load_processor
 
 SAMPLE = ROOT / "data" / "sample"
@@ -34,6 +35,28 @@ def test_normalizers():
     assert text_normalizer("basic")("Hello, World!  ") == "hello world"
     assert text_normalizer("none")(" Hello,  World! ") == "Hello, World!"
     assert text_normalizer("whisper_english")("Mr. Smith won't go.") == "mister smith will not go"
+
+
+def test_generation_budget_follows_the_longest_reference():
+    featurizer = Featurizer(load_processor(None), "offline")
+    examples, _ = read_manifest(SAMPLE / "eval.jsonl")
+    longest = max(len(featurizer.target(e.text)) for e in examples)  # transcript tokens + EOS
+    assert generation_budget(featurizer, examples, None) == longest + 8  # short clips: at least 8 spare
+    assert generation_budget(featurizer, examples, None, cap=5) == 5  # dataset.filters.max_label_tokens
+    assert generation_budget(featurizer, examples, 17) == 17  # evaluation.max_new_tokens wins
+    long = [Example(examples[0].audio, " ".join(["seven hundred"] * 60))]  # a 30 s clip's worth of words
+    n = len(featurizer.target(long[0].text))
+    assert generation_budget(featurizer, long, None) == n + n // 4 > 100
+
+
+def test_hypotheses_cut_by_the_budget_are_counted():
+    cfg = compose_config(["model=tiny", "hardware=cpu", "evaluation.max_new_tokens=3"])
+    model = build_model(cfg.model, torch.float32, seed=0)
+    torch.nn.init.zeros_(model.model.language_model.norm.weight)  # every logit 0: token 0, never EOS
+    featurizer = Featurizer(load_processor(None), "offline")
+    examples, _ = read_manifest(SAMPLE / "eval.jsonl")
+    metrics, predictions = evaluate_wer(model, featurizer, examples[:3], cfg.evaluation)
+    assert metrics["eval_truncated"] == 3 and all(p["truncated"] for p in predictions)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +81,9 @@ def test_wer_callback_reaches_trainer_state_trackio_and_results(lora_run):
     results = json.loads((run_dir / "eval_results.json").read_text())
     assert 0 <= results["eval_wer"] and 0 <= results["eval_cer"]
     assert set(results["per_language"]) == {"en", "fr", "de", "es"}
+    predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert results["eval_truncated"] == sum(p["truncated"] for p in predictions)
+    assert results["eval_max_new_tokens"] == 4
     predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 9
     assert {"reference", "hypothesis", "wer", "cer", "language", "origin"} <= predictions[0].keys()

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tests.conftest import FAST, ROOT, run_train
-from tests.data_fixtures import granary_folder, hub_folder, nemo_manifest
+from tests.conftest import FAST, run_train
+from tests.data_fixtures import HUB_COLUMNS, hub_folder, nemo_manifest
 
 SHORT = [*FAST, "method=lora", "trainer.max_steps=3", "trainer.eval_steps=3", "trainer.save_steps=3",
          "tracking.enabled=false", "evaluation.max_new_tokens=2"]
@@ -22,20 +22,11 @@ def assert_completed(run_dir):
 @pytest.mark.parametrize("streaming", [False, True])
 def test_hub_source_trains(tmp_path, trackio_dir, streaming):
     folder = hub_folder(tmp_path / "hub")
-    run_train([*SHORT, "dataset=hub", f"dataset.path={folder}", "dataset.columns.text=sentence",
-               "dataset.columns.language=locale", f"dataset.streaming={streaming}",
+    run_train([*SHORT, "dataset=hub", f"dataset.path={folder}", *HUB_COLUMNS, f"dataset.streaming={streaming}",
                "trainer.dataloader_num_workers=2", f"hydra.run.dir={tmp_path / 'run'}"], trackio_dir)
     report = assert_completed(tmp_path / "run")
     assert report["eval"]["kept"] == 9
     assert ("train" in report) == (not streaming)  # streams are filtered on the fly
-
-
-def test_granary_source_trains_streamed(tmp_path, trackio_dir):
-    folder = granary_folder(tmp_path / "granary", embedded=False)
-    run_train([*SHORT, "dataset=granary", "model=tiny", f"dataset.path={folder}", "dataset.languages=[en,fr]",
-               f"dataset.audio_root={ROOT / 'data' / 'sample'}", "dataset.max_eval_samples=4",
-               f"hydra.run.dir={tmp_path / 'run'}"], trackio_dir)
-    assert_completed(tmp_path / "run")
 
 
 def test_nemo_manifest_trains(tmp_path, trackio_dir):

@@ -9,6 +9,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from voxtral_exp.data.languages import LanguageError, language_code
+from voxtral_exp.data.sources import GRANARY_LANGUAGES, GRANARY_SOURCES, reader
+
 ROOT = Path(__file__).resolve().parent.parent
 REDACTED = "<redacted>"
 # key names whose values are secrets: hf_token, hub_token, api_key, password ... (not max_new_tokens)
@@ -97,27 +100,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.hardware.device == "cuda" and not torch.cuda.is_available():
         problems.append("hardware=gpu but torch.cuda.is_available() is False: use hardware=cpu or hardware=auto")
 
-    if data.name == "jsonl":
-        for key in ("train_manifest", "eval_manifest"):
-            path = data.get(key)
-            if path and not Path(path).expanduser().is_file():
-                problems.append(f"dataset.{key}={path}: file not found")
-        if not data.train_manifest:
-            problems.append("dataset.train_manifest is null: point it at a JSONL manifest")
-        if not data.eval_manifest and not 0 < data.eval_fraction < 1:
-            problems.append(f"dataset.eval_fraction={data.eval_fraction}: must be in (0, 1) when eval_manifest is null")
-
-    if data.on_error not in ("raise", "skip"):
-        problems.append(f"dataset.on_error={data.on_error}: expected raise | skip")
-    if data.get("streaming") and t.max_steps <= 0:
-        problems.append(
-            f"dataset={data.name} is streamed (dataset.streaming=true) and a stream has no length: "
-            "set trainer.max_steps instead of epochs"
-        )
-    if data.name == "granary" and data.weights and len(data.weights) != len(data.languages):
-        problems.append(f"dataset.weights has {len(data.weights)} entries for {len(data.languages)} dataset.languages")
-    if data.name in ("hub", "granary") and _looks_local(data.path) and not Path(data.path).expanduser().exists():
-        problems.append(f"dataset.path={data.path}: not found")
+    problems += _dataset_problems(data, t)
 
     if cfg.training.get("encoder_cache"):
         if m.name == "full" and not m.freeze_audio_tower:
@@ -142,6 +125,75 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"evaluation.normalizer={cfg.evaluation.normalizer}: expected one of {list(NORMALIZERS)}")
     if problems:
         raise ConfigError(problems)
+
+
+def _dataset_problems(data: DictConfig, t: DictConfig) -> list[str]:
+    problems = []
+    kind = reader(data)
+    if kind == "jsonl":
+        for key in ("train_manifest", "eval_manifest"):
+            path = data.get(key)
+            if path and not Path(path).expanduser().is_file():
+                problems.append(f"dataset.{key}={path}: file not found")
+        if not data.train_manifest:
+            problems.append("dataset.train_manifest is null: point it at a JSONL manifest")
+        if not data.eval_manifest and not 0 < data.eval_fraction < 1:
+            problems.append(f"dataset.eval_fraction={data.eval_fraction}: must be in (0, 1) when eval_manifest is null")
+    if data.on_error not in ("raise", "skip"):
+        problems.append(f"dataset.on_error={data.on_error}: expected raise | skip")
+    if data.get("streaming") and t.max_steps <= 0:
+        problems.append(
+            f"dataset={data.name} is streamed (dataset.streaming=true) and a stream has no length: "
+            "set trainer.max_steps instead of epochs"
+        )
+    try:
+        language_code(data.get("language"))
+    except LanguageError as e:
+        problems.append(f"dataset.language: {e}")
+    if kind in ("hub", "granary") and _looks_local(data.path) and not Path(data.path).expanduser().exists():
+        problems.append(f"dataset.path={data.path}: not found")
+    if kind == "granary":
+        problems += _granary_problems(data)
+    return problems
+
+
+def _granary_problems(data: DictConfig) -> list[str]:
+    problems = []
+    sources = [data.source] if isinstance(data.source, str) else list(data.source)
+    for language in data.languages:
+        try:
+            code = language_code(language)
+        except LanguageError as e:
+            problems.append(f"dataset.languages: {e}")
+            continue
+        if code not in GRANARY_LANGUAGES:
+            problems.append(f"dataset.languages: {language!r} is not a Granary language; "
+                            f"Granary has {', '.join(sorted(GRANARY_LANGUAGES))}")  # fmt: skip
+    if not data.languages:
+        problems.append("dataset.languages is empty: name at least one, e.g. [en]")
+    unknown = [s for s in sources if s not in GRANARY_SOURCES]
+    if unknown or not sources:
+        problems.append(f"dataset.source={data.source}: expected one or a list of {', '.join(GRANARY_SOURCES)}")
+    if data.task == "ast":
+        problems.append(
+            "dataset.task=ast (speech translation, target `answer`) is not supported: voxtral_exp trains "
+            "transcription with Voxtral's transcription prompt, and training translations under it would teach "
+            "the model to 'transcribe' into another language. Use dataset.task=asr"
+        )
+    elif data.task != "asr":
+        problems.append(f"dataset.task={data.task}: expected asr")
+    n_configs = len(data.languages) * len(sources)
+    if data.weights and len(data.weights) != n_configs:
+        configs = [f"{lang}_{source}" for lang in data.languages for source in sources]
+        problems.append(f"dataset.weights has {len(data.weights)} entries for {n_configs} configs: "
+                        f"one per config, in the order {configs}")  # fmt: skip
+    if not data.audio_root and any(s != "yodas" for s in sources):
+        problems.append(
+            f"dataset.source={data.source}: nvidia/Granary publishes manifests only, and only the YODAS part has an "
+            "embedded-audio copy. Download the audio of the other sources (VoxPopuli, YouTube-Commons, LibriLight) "
+            "and set dataset.audio_root to the folder that mirrors the manifests' audio_filepath (README)"
+        )
+    return problems
 
 
 def _looks_local(name: str) -> bool:

@@ -44,7 +44,6 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float
     return {"wer": words.wer, "cer": chars.cer}
 
 
-@torch.no_grad()
 def transcribe(
     model: torch.nn.Module,
     featurizer: Featurizer,
@@ -55,12 +54,26 @@ def transcribe(
     num_beams: int = 1,
 ) -> list[str]:
     """Greedy (or beam) transcripts of 16 kHz mono arrays, with exactly the training prompt."""
+    return generate(model, featurizer, audios, languages, batch_size, max_new_tokens, num_beams)[0]
+
+
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    featurizer: Featurizer,
+    audios: list,
+    languages: list[str | None],
+    batch_size: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
+) -> tuple[list[str], list[bool]]:
+    """(transcripts, truncated): truncated marks generations stopped by max_new_tokens before EOS."""
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     tokenizer = featurizer.processor.tokenizer
     was_training = model.training
     model.eval()
-    texts = []
+    texts, truncated = [], []
     for start in range(0, len(audios), batch_size):
         prompts = [featurizer.prompt(a, lang) for a, lang in zip(audios[start : start + batch_size], languages[start : start + batch_size])]
         batch = collate_prompts(prompts, tokenizer.pad_token_id)
@@ -72,23 +85,38 @@ def transcribe(
         )  # fmt: skip
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         texts += [normalize_transcript(t) for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        ended = (new_tokens == tokenizer.eos_token_id).any(dim=1).tolist()
+        truncated += [new_tokens.shape[1] == max_new_tokens and not e for e in ended]
     model.train(was_training)
-    return texts
+    return texts, truncated
+
+
+def generation_budget(featurizer: Featurizer, examples: list[Example], max_new_tokens: int | None,
+                      cap: int | None = None) -> int:
+    """`evaluation.max_new_tokens`, or (null) enough for the longest reference: its token count
+    (EOS included) plus a quarter, at least 8 more, capped by dataset.filters.max_label_tokens."""
+    if max_new_tokens:
+        return int(max_new_tokens)
+    longest = max((len(featurizer.target(e.text)) for e in examples), default=1)
+    budget = longest + max(8, longest // 4)
+    return min(budget, cap) if cap else budget
 
 
 def evaluate_wer(
-    model: torch.nn.Module, featurizer: Featurizer, examples: list[Example], cfg
+    model: torch.nn.Module, featurizer: Featurizer, examples: list[Example], cfg, max_label_tokens: int | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(metrics, predictions) for `examples`; metrics overall and per language."""
+    """(metrics, predictions) for `examples`; metrics overall and per language, and how many
+    hypotheses the generation budget cut short (eval_truncated)."""
     audios = [load_audio(e.audio, e.offset, e.duration) for e in examples]
     languages = [e.language or featurizer.default_language for e in examples]
-    hypotheses = transcribe(
-        model, featurizer, audios, languages, cfg.batch_size, cfg.max_new_tokens, cfg.num_beams
-    )
+    budget = generation_budget(featurizer, examples, cfg.max_new_tokens, max_label_tokens)
+    hypotheses, truncated = generate(model, featurizer, audios, languages, cfg.batch_size, budget, cfg.num_beams)
     normalize = text_normalizer(cfg.normalizer)
     refs = [normalize(e.text) for e in examples]
     hyps = [normalize(h) for h in hypotheses]
     metrics: dict[str, Any] = {f"eval_{k}": v for k, v in error_rates(refs, hyps).items()}
+    metrics["eval_truncated"] = sum(truncated)
+    metrics["eval_max_new_tokens"] = budget
     by_language = defaultdict(list)
     for i, lang in enumerate(languages):
         by_language[lang or "unknown"].append(i)
@@ -102,12 +130,17 @@ def evaluate_wer(
             "language": lang,
             "reference": e.text,
             "hypothesis": h,
+            "truncated": cut,
             **error_rates([r], [hn]),
         }
-        for e, lang, h, r, hn in zip(examples, languages, hypotheses, refs, hyps)
+        for e, lang, h, r, hn, cut in zip(examples, languages, hypotheses, refs, hyps, truncated)
     ]
     log.info("WER <evaluation.normalizer=%s>: wer=%.4f cer=%.4f on %d clips",
              cfg.normalizer, metrics["eval_wer"], metrics["eval_cer"], len(examples))  # fmt: skip
+    if any(truncated):
+        log.warning("%d of %d hypotheses reached the generation budget (%d new tokens) before EOS "
+                    "<evaluation.max_new_tokens>; their WER counts the missing words", sum(truncated),
+                    len(examples), budget)  # fmt: skip
     return metrics, predictions
 
 
@@ -118,14 +151,16 @@ class WerCallback(TrainerCallback):
     (trainer.metric_for_best_model=eval_wer) and early stopping read them, and logs them.
     """
 
-    def __init__(self, featurizer: Featurizer, examples: list[Example], cfg, on_metrics: Callable[[dict, int], None]):
+    def __init__(self, featurizer: Featurizer, examples: list[Example], cfg, on_metrics: Callable[[dict, int], None],
+                 max_label_tokens: int | None = None):  # fmt: skip
         self.featurizer = featurizer
         self.examples = examples
         self.cfg = cfg
         self.on_metrics = on_metrics
+        self.max_label_tokens = max_label_tokens
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-        scores, _ = evaluate_wer(model, self.featurizer, self.examples, self.cfg)
+        scores, _ = evaluate_wer(model, self.featurizer, self.examples, self.cfg, self.max_label_tokens)
         found = {k: v for k, v in scores.items() if k in ("eval_wer", "eval_cer")}
         metrics.update(found)
         state.log_history.append({**found, "step": state.global_step})

@@ -22,7 +22,8 @@ from voxtral_exp.config import REDACTED, ConfigError, resolved_container, secret
 from voxtral_exp.encoder_cache import EncoderCache
 from voxtral_exp.data.dataset import SpeechDataset, stream_features
 from voxtral_exp.data.filters import ExampleChecker
-from voxtral_exp.data.sources import load_data
+from voxtral_exp.data.languages import language_code
+from voxtral_exp.data.sources import load_data, preflight
 from voxtral_exp.distributed import rank
 from voxtral_exp.evaluation import WerCallback, evaluate_wer
 from voxtral_exp.loss import label_only_loss
@@ -92,8 +93,9 @@ def scrub_secrets(cfg: DictConfig, run_dir: Path) -> None:
 def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, record: RunRecord | None) -> dict[str, Any]:
     main = record is not None
     set_seed(cfg.seed)
+    preflight(cfg.dataset)  # the dataset's metadata (Granary configs, splits) before anything heavy
     processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision)
-    featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, cfg.dataset.language)
+    featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, language_code(cfg.dataset.language))
     data = load_data(cfg.dataset, cfg.seed, processor.tokenizer)
     if main:
         write_json(run_dir / "data_report.json", data.report)
@@ -163,7 +165,8 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
                      "parameters_total": total, "parameters_trainable": trainable}
     write_json(run_dir / "train_results.json", train_results)
     if cfg.evaluation.wer_at_end:
-        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.eval, cfg.evaluation)
+        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.eval, cfg.evaluation,
+                                                cfg.dataset.filters.max_label_tokens)
         eval_metrics.update(wer_metrics)
         with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
@@ -180,7 +183,8 @@ def _callbacks(cfg: DictConfig, featurizer: Featurizer, eval_examples: list, tra
     callbacks = [TrackioLogger(tracker)]
     if cfg.evaluation.wer_during_training:  # before early stopping, which reads the WER it adds
         log_wer = lambda metrics, step: tracker.log(prefix_metrics(metrics), step=step)  # noqa: E731
-        callbacks.append(WerCallback(featurizer, eval_examples, cfg.evaluation, log_wer))
+        callbacks.append(WerCallback(featurizer, eval_examples, cfg.evaluation, log_wer,
+                                     cfg.dataset.filters.max_label_tokens))
     if cfg.evaluation.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
     return callbacks

@@ -15,6 +15,7 @@ import torch
 
 from voxtral_exp.collator import Featurizer
 from voxtral_exp.data.audio import load_audio
+from voxtral_exp.data.languages import language_code
 from voxtral_exp.evaluation import transcribe
 from voxtral_exp.merge import final_dir
 from voxtral_exp.modeling import load_trained
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     model, featurizer = load(args.model, dtype)
     model.to(device)
     audios = [load_audio(str(path)) for path in args.audio]
-    texts = transcribe(model, featurizer, audios, [args.language] * len(audios), args.batch_size, args.max_new_tokens)
+    language = language_code(args.language)  # fr, fr_FR, French -> fr
+    texts = transcribe(model, featurizer, audios, [language] * len(audios), args.batch_size, args.max_new_tokens)
     for path, text in zip(args.audio, texts):
         print(f"{path}\t{text}")
 

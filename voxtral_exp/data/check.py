@@ -14,13 +14,11 @@ import sys
 from itertools import islice
 
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
 from voxtral_exp.config import ROOT
 from voxtral_exp.data.filters import FILTERS, ExampleChecker, Finding, SplitReport
-from voxtral_exp.data.hf import iterate_examples
 from voxtral_exp.data.manifest import ManifestError
-from voxtral_exp.data.sources import load_data
+from voxtral_exp.data.sources import preflight, read_data
 from voxtral_exp.processor import build_offline_processor, load_processor
 
 STREAM_LIMIT = 10_000  # rows checked from a stream (it may be endless)
@@ -29,28 +27,32 @@ STREAM_LIMIT = 10_000  # rows checked from a stream (it may be endless)
 def check(overrides: list[str]) -> dict[str, SplitReport]:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    with open_dict(cfg.dataset):
-        cfg.dataset.on_error = "skip"  # collect everything instead of stopping at the first
-        cfg.dataset.prescan = False  # checked below, with full decoding
+    preflight(cfg.dataset)
     model = cfg.model
     processor = build_offline_processor() if model.random_init else load_processor(model.name_or_path, model.revision)
     checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer, decode=True)
-    data = load_data(cfg.dataset, cfg.seed, processor.tokenizer)
-    train = islice(iterate_examples(data.train, data.adapter), STREAM_LIMIT) if data.streaming else data.train
+    data = read_data(cfg.dataset, cfg.seed)  # unscreened: every row is checked below, fully decoded
+    train = islice(data.train, STREAM_LIMIT) if data.streaming else data.train
     reports = {}
     for split, examples in (("train", train), ("eval", data.eval)):
         report = reports[split] = SplitReport()
-        found_all = [Finding.bad_line(line) for line in data.bad_lines.get(split, [])]
-        for index, example in enumerate(examples):
-            try:
-                found_all.append(checker(example))
-            except Exception as e:  # noqa: BLE001 - report it and go on scanning
-                found_all.append(Finding(f"{split} row {index}", "bad_row", str(e)))
-        for found in found_all:
+        for found in [Finding.bad_line(line) for line in data.bad_lines.get(split, [])] + list(
+            _findings(examples, checker, split, data.adapter if split == "train" and data.streaming else None)
+        ):
             report.add(found)
             if found is not None:
                 print(f"{'ERROR ' if found.is_error else 'filter'} {found}")
     return reports
+
+
+def _findings(examples, checker: ExampleChecker, split: str, adapter=None):
+    """One finding (or None) per example; streamed rows are turned into examples by ``adapter``."""
+    for index, item in enumerate(examples) if adapter else ((i, None) for i in range(len(examples))):
+        try:
+            example = adapter(item, index) if adapter else examples[index]
+            yield checker(example)
+        except Exception as e:  # noqa: BLE001 - report it and go on scanning
+            yield Finding(f"{split} row {index}", "bad_row", str(e))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -13,3 +14,29 @@ class Example:
     offset: float | None = None  # seconds into the file where the clip starts
     duration: float | None = None  # seconds; None = to the end of the file
     origin: str = ""  # where it came from, for error messages: "file.jsonl:12", "dataset row 7"
+
+
+def optional_seconds(value: object, key: str) -> float | None:
+    """An optional offset/duration cell: absent, null, "None", "" or NaN mean "not given".
+
+    Published manifests write missing values all these ways (Granary's VoxPopuli rows carry
+    ``"duration": "None"``). Anything else must be a non-negative number of seconds.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("", "none", "null", "nan"):
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{key}={value!r}: expected seconds (a number) or null") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key}={value!r}: expected seconds (a number) or null")
+    seconds = float(value)
+    if math.isnan(seconds):
+        return None
+    if seconds < 0 or math.isinf(seconds):
+        raise ValueError(f"{key}={value!r}: must be a finite number of seconds >= 0")
+    return seconds

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,8 @@ class ExampleChecker:
         if not normalize_transcript(example.text):
             return finding("empty_text", "empty transcript; remove the row or fill in its text")
         if isinstance(example.audio, str) and not Path(example.audio).is_file():
-            return finding("missing_file", f"audio file {example.audio} not found; fix the path or dataset.audio_root")
+            return finding("missing_file", f"audio file {example.audio} not found; fix the row's path, or "
+                                           "dataset.audio_root (relative paths are joined to it)")
         try:
             duration = self._duration(example)
         except AudioError as e:
@@ -125,17 +127,26 @@ class SplitReport:
         return {"total": self.total, "kept": self.kept, "dropped": dict(self.dropped), "findings": self.findings}
 
 
-def screen(examples, checker: ExampleChecker, on_error: str, split: str) -> tuple[list[int], SplitReport]:
-    """Check every example; return the indices to keep and the report. Errors raise with
-    on_error=raise (all of them listed); filters always drop."""
+def screen(examples, checker: ExampleChecker | None, on_error: str, split: str,
+           bad_lines: Sequence[str] = ()) -> tuple[list[int], SplitReport]:
+    """Check every example; return the indices to keep and the report.
+
+    ``bad_lines`` are the split's rows that could not even become examples ("where: why").
+    Errors raise with on_error=raise, all of them listed together; filters always drop.
+    Without a checker (dataset.prescan=false) examples are only built, not screened.
+    """
     report, keep, errors = SplitReport(), [], []
+    for line in bad_lines:
+        found = Finding.bad_line(line)
+        report.add(found)
+        errors.append(found)
     for i in range(len(examples)):
         try:
             example = examples[i]
         except ValueError as e:  # a row that cannot become an Example (wrong column type, no audio)
             found = Finding(f"{split} row {i}", "bad_row", str(e))
         else:
-            found = checker(example)
+            found = checker(example) if checker is not None else None
         report.add(found)
         if found is None:
             keep.append(i)

@@ -2,6 +2,7 @@
 
 voxtral_exp: ``{"audio_path": "a.wav", "text": "...", "language": "en", "offset": 0, "duration": 2.1}``
 NeMo:        ``{"audio_filepath": "a.wav", "text": "...", "lang": "en", "offset": 0, "duration": 2.1}``
+Granary:     ``{"audio_filepath": "a.wav", "text": "...", "source_lang": "it", "duration": "None", ...}``
 Relative paths resolve against the manifest's folder, never the working directory.
 """
 
@@ -10,22 +11,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from voxtral_exp.data.example import Example
+from voxtral_exp.data.example import Example, optional_seconds
+from voxtral_exp.data.languages import LanguageError, language_code
 
 AUDIO_KEYS = ("audio_path", "audio_filepath")
-LANGUAGE_KEYS = ("language", "lang")
+LANGUAGE_KEYS = ("language", "lang", "source_lang")
 
 
 class ManifestError(ValueError):
-    """A manifest line that cannot be used; the message names the file and line."""
+    """A manifest that cannot be used; the message names the file (and line)."""
 
 
-def read_manifest(
-    path: str | Path, audio_root: str | Path | None = None, skip_bad_lines: bool = False
-) -> tuple[list[Example], list[str]]:
+def read_manifest(path: str | Path, audio_root: str | Path | None = None) -> tuple[list[Example], list[str]]:
     """Parse every line of ``path`` into (examples, bad lines as "file:line: why").
 
-    Bad lines raise one ManifestError listing all of them, unless ``skip_bad_lines``."""
+    Bad lines do not stop the reading: the caller reports them together with every other
+    problem of the data (missing files, unreadable audio, ...) in one pass.
+    """
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist: check dataset.train_manifest / eval_manifest")
@@ -40,15 +42,8 @@ def read_manifest(
                 examples.append(_parse_row(line, root, where))
             except ManifestError as e:
                 problems.append(str(e))
-    if problems and not skip_bad_lines:
-        shown = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise ManifestError(
-            f"{len(problems)} bad line(s) in {path}:\n  {shown}{more}\n"
-            "Fix them, or set dataset.on_error=skip to drop and count them."
-        )
-    if not examples:
-        raise ManifestError(f"manifest {path} has no usable examples")
+    if not examples and not problems:
+        raise ManifestError(f"manifest {path} has no examples (the file is empty)")
     return examples, problems
 
 
@@ -60,17 +55,22 @@ def _parse_row(line: str, root: Path, where: str) -> Example:
     if not isinstance(row, dict):
         raise ManifestError(f"{where}: expected a JSON object, got {type(row).__name__}")
     audio_key = next((k for k in AUDIO_KEYS if k in row), None)
-    if audio_key is None:
+    if audio_key is None or not isinstance(row[audio_key], str) or not row[audio_key]:
         raise ManifestError(f"{where}: no audio path; add one of {list(AUDIO_KEYS)} (keys found: {sorted(row)})")
     if "text" not in row or not isinstance(row["text"], str):
         raise ManifestError(f"{where}: no 'text' string (keys found: {sorted(row)})")
     audio = Path(row[audio_key]).expanduser()
-    language = next((row[k] for k in LANGUAGE_KEYS if row.get(k)), None)
+    try:
+        # the first language key that holds a value
+        language = next(filter(None, (language_code(row.get(k)) for k in LANGUAGE_KEYS)), None)
+        offset, duration = optional_seconds(row.get("offset"), "offset"), optional_seconds(row.get("duration"), "duration")
+    except (LanguageError, ValueError) as e:
+        raise ManifestError(f"{where}: {e}") from None
     return Example(
         audio=str(audio if audio.is_absolute() else root / audio),
         text=row["text"],
         language=language,
-        offset=row.get("offset"),
-        duration=row.get("duration"),
+        offset=offset,
+        duration=duration,
         origin=where,
     )
