@@ -1,9 +1,11 @@
-"""Regenerate the bundled sample speech dataset in ``data/sample/``.
+"""Regenerate the bundled speech samples: ``data/sample/`` and ``data/digits/``.
 
-Speech comes from espeak-ng (Debian package ``espeak-ng``) in four languages and several
-voices; clips are stored as FLAC at espeak's native 22.05 kHz so the training pipeline's
-16 kHz resampling is exercised on every run. Deterministic: the same sentences, voices and
-split every time.
+Speech comes from espeak-ng (Debian package ``espeak-ng``). ``data/sample/``: sentences in four
+languages and several voices, stored as FLAC at espeak's native 22.05 kHz so the training
+pipeline's 16 kHz resampling is exercised on every run. ``data/digits/``: English digit strings
+(2-4 digits, six voices, three speeds) for the quickstart, whose eval strings never occur in
+training; 16 kHz OGG to keep the repository small. Deterministic: the same text, voices and
+splits every time.
 
     apt-get install espeak-ng && .venv/bin/python scripts/make_sample_data.py
 """
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-OUT = Path(__file__).resolve().parent.parent / "data" / "sample"
+DATA = Path(__file__).resolve().parent.parent / "data"
+OUT = DATA / "sample"
 
 SENTENCES = {
     "en": [
@@ -80,7 +83,43 @@ def synthesize(text: str, language: str, variant: str, speed: int) -> tuple:
     return audio, rate
 
 
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+DIGIT_VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f1", "en-029"]
+DIGIT_SPEEDS = [140, 160, 180]
+DIGIT_SPLITS = {"train": 200, "eval": 20}
+
+
+def make_digits() -> None:
+    """data/digits: spoken digit strings, eval strings disjoint from training ones."""
+    import random
+
+    import torch
+    import torchaudio.functional as AF
+
+    out = DATA / "digits"
+    rng = random.Random(0)
+    seen: set[str] = set()
+    for split, count in DIGIT_SPLITS.items():
+        (out / split).mkdir(parents=True, exist_ok=True)
+        rows = []
+        while len(rows) < count:
+            text = " ".join(rng.choice(DIGITS) for _ in range(rng.randint(2, 4)))
+            if text in seen:
+                continue
+            seen.add(text)
+            voice, speed = rng.choice(DIGIT_VOICES), rng.choice(DIGIT_SPEEDS)
+            audio, rate = synthesize(text, voice.split("+")[0], voice[len(voice.split("+")[0]):], speed)
+            audio = AF.resample(torch.from_numpy(audio), rate, 16000).numpy()
+            name = f"{split}/{len(rows):03d}.ogg"
+            sf.write(out / name, audio, 16000, format="OGG")
+            rows.append({"audio_path": name, "text": text, "language": "en", "duration": round(len(audio) / 16000, 3)})
+        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+        print(f"digits {split}: {len(rows)} clips")
+
+
 def main() -> None:
+    make_digits()
     (OUT / "audio").mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[dict]] = {"train": [], "eval": []}
     for language, sentences in SENTENCES.items():

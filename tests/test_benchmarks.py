@@ -35,6 +35,17 @@ def test_training_speed_benchmark_prints_ratios_and_cache_speedup():
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)")
-def test_learning_benchmark_reports_wer_before_and_after():
-    out = run_benchmark("learning.py")
-    assert "held-out WER before:" in out and "held-out WER after:" in out
+def test_learning_benchmark_reports_controls_and_leaves_a_model_that_transcribes(tmp_path):
+    out = run_benchmark("learning.py", "--out", str(tmp_path / "learning"))
+    for name in ("held-out", "unseen voices and lengths"):
+        assert f"{name}: audio-blind control (best constant answer" in out
+        assert f"{name}: Whisper tiny.en zero-shot: WER" in out
+    assert "held-out WER before:" in out and "unseen voices and lengths WER after:" in out
+    after = float(next(l for l in out.splitlines() if l.startswith("held-out WER after:")).split()[-1])
+    assert after >= 0
+    run_dir = next(l for l in out.splitlines() if l.startswith("run directory: ")).split(": ", 1)[1]
+    clip = next((tmp_path / "learning" / "digits" / "held-out").glob("*.flac"))
+    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", run_dir, str(clip), "--max-new-tokens", "4"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith(f"{clip}\t")

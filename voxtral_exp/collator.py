@@ -135,8 +135,5 @@ def collate_prompts(features: list[dict[str, Any]], pad_token_id: int) -> dict[s
         n = len(f["prompt_ids"])
         input_ids[i, length - n :] = f["prompt_ids"]
         attention_mask[i, length - n :] = 1
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "input_features": torch.cat([f["input_features"] for f in features]),
-    }
+    audio = "encoder_states" if "encoder_states" in features[0] else "input_features"
+    return {"input_ids": input_ids, "attention_mask": attention_mask, audio: torch.cat([f[audio] for f in features])}

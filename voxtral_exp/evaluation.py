@@ -15,6 +15,7 @@ from transformers.models.whisper.english_normalizer import BasicTextNormalizer, 
 from voxtral_exp.collator import Featurizer, collate_prompts, normalize_transcript
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.example import Example
+from voxtral_exp.encoder_cache import EncoderCache, with_cached_audio
 
 log = logging.getLogger(__name__)
 
@@ -54,36 +55,39 @@ def transcribe(
     num_beams: int = 1,
 ) -> list[str]:
     """Greedy (or beam) transcripts of 16 kHz mono arrays, with exactly the training prompt."""
-    return generate(model, featurizer, audios, languages, batch_size, max_new_tokens, num_beams)[0]
+    prompt = lambda i: featurizer.prompt(audios[i], languages[i])  # noqa: E731
+    return generate(model, featurizer, prompt, len(audios), batch_size, max_new_tokens, num_beams)[0]
 
 
 @torch.no_grad()
 def generate(
     model: torch.nn.Module,
     featurizer: Featurizer,
-    audios: list,
-    languages: list[str | None],
+    prompt: Callable[[int], dict[str, Any]],
+    n: int,
     batch_size: int,
     max_new_tokens: int,
     num_beams: int = 1,
 ) -> tuple[list[str], list[bool]]:
-    """(transcripts, truncated): truncated marks generations stopped by max_new_tokens before EOS."""
+    """Transcripts of ``prompt(0) ... prompt(n - 1)`` (featurizer outputs: prompt ids and mel
+    features, or cached encoder states), and for each whether max_new_tokens cut it before EOS."""
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     tokenizer = featurizer.processor.tokenizer
+    options = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
+                   pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
     was_training = model.training
     model.eval()
     texts, truncated = [], []
-    for start in range(0, len(audios), batch_size):
-        prompts = [featurizer.prompt(a, lang) for a, lang in zip(audios[start : start + batch_size], languages[start : start + batch_size])]
-        batch = collate_prompts(prompts, tokenizer.pad_token_id)
+    for start in range(0, n, batch_size):
+        batch = collate_prompts([prompt(i) for i in range(start, min(n, start + batch_size))], tokenizer.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        batch["input_features"] = batch["input_features"].to(dtype)
-        out = model.generate(
-            **batch, max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )  # fmt: skip
-        new_tokens = out[:, batch["input_ids"].shape[1] :]
+        if "encoder_states" in batch:  # cached encoder output: the prompt goes in as embeddings
+            embeds = with_cached_audio(model, batch)["inputs_embeds"]
+            new_tokens = model.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], **options)
+        else:
+            batch["input_features"] = batch["input_features"].to(dtype)
+            new_tokens = model.generate(**batch, **options)[:, batch["input_ids"].shape[1] :]
         texts += [normalize_transcript(t) for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
         ended = (new_tokens == tokenizer.eos_token_id).any(dim=1).tolist()
         truncated += [new_tokens.shape[1] == max_new_tokens and not e for e in ended]
@@ -103,14 +107,23 @@ def generation_budget(featurizer: Featurizer, examples: list[Example], max_new_t
 
 
 def evaluate_wer(
-    model: torch.nn.Module, featurizer: Featurizer, examples: list[Example], cfg, max_label_tokens: int | None = None
+    model: torch.nn.Module, featurizer: Featurizer, examples: list[Example], cfg, max_label_tokens: int | None = None,
+    cache: EncoderCache | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(metrics, predictions) for `examples`; metrics overall and per language, and how many
-    hypotheses the generation budget cut short (eval_truncated)."""
-    audios = [load_audio(e.audio, e.offset, e.duration) for e in examples]
+    hypotheses the generation budget cut short (eval_truncated). With an encoder cache that
+    holds every example, generation starts from the cached encoder output."""
     languages = [e.language or featurizer.default_language for e in examples]
     budget = generation_budget(featurizer, examples, cfg.max_new_tokens, max_label_tokens)
-    hypotheses, truncated = generate(model, featurizer, audios, languages, cfg.batch_size, budget, cfg.num_beams)
+    cached = cache is not None and all(cache.path(e).exists() for e in examples)
+
+    def prompt(i: int) -> dict[str, Any]:
+        e = examples[i]
+        if cached:
+            return featurizer.from_encoder_states(e, cache.get(e))
+        return featurizer.prompt(load_audio(e.audio, e.offset, e.duration), languages[i])
+
+    hypotheses, truncated = generate(model, featurizer, prompt, len(examples), cfg.batch_size, budget, cfg.num_beams)
     normalize = text_normalizer(cfg.normalizer)
     refs = [normalize(e.text) for e in examples]
     hyps = [normalize(h) for h in hypotheses]
@@ -152,15 +165,16 @@ class WerCallback(TrainerCallback):
     """
 
     def __init__(self, featurizer: Featurizer, examples: list[Example], cfg, on_metrics: Callable[[dict, int], None],
-                 max_label_tokens: int | None = None):  # fmt: skip
+                 max_label_tokens: int | None = None, cache: EncoderCache | None = None):  # fmt: skip
         self.featurizer = featurizer
         self.examples = examples
         self.cfg = cfg
         self.on_metrics = on_metrics
         self.max_label_tokens = max_label_tokens
+        self.cache = cache
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-        scores, _ = evaluate_wer(model, self.featurizer, self.examples, self.cfg, self.max_label_tokens)
+        scores, _ = evaluate_wer(model, self.featurizer, self.examples, self.cfg, self.max_label_tokens, self.cache)
         found = {k: v for k, v in scores.items() if k in ("eval_wer", "eval_cer")}
         metrics.update(found)
         state.log_history.append({**found, "step": state.global_step})

@@ -38,14 +38,31 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
     """`model` node -> a VoxtralForConditionalGeneration (random weights or from_pretrained)."""
     if cfg.random_init:
         torch.manual_seed(seed)  # the same seed gives the same initial weights
-        model = VoxtralForConditionalGeneration(random_config(cfg)).to(dtype)
+        model = VoxtralForConditionalGeneration(random_config(cfg))
+        encoder = cfg.get("pretrained_audio_encoder")
+        if encoder:
+            model.model.audio_tower.load_state_dict(pretrained_audio_encoder(encoder))
+        model = model.to(dtype)
         model.config._attn_implementation = cfg.attn_implementation
-        log.info("Model <model=%s>: random weights, %s", cfg.name, dtype)
+        log.info("Model <model=%s>: random weights%s, %s", cfg.name,
+                 f" around {encoder}'s pretrained audio encoder" if encoder else "", dtype)  # fmt: skip
         return model
     log.info("Model <model=%s>: loading %s (revision %s), %s", cfg.name, cfg.name_or_path, cfg.revision, dtype)
     return VoxtralForConditionalGeneration.from_pretrained(
         cfg.name_or_path, revision=cfg.revision, dtype=dtype, attn_implementation=cfg.attn_implementation
     )
+
+
+PRETRAINED_AUDIO_ENCODERS = ("whisper-tiny.en",)
+
+
+def pretrained_audio_encoder(name: str) -> dict[str, torch.Tensor]:
+    """`model.pretrained_audio_encoder`: weights for the audio tower of a random-weight model."""
+    if name != "whisper-tiny.en":
+        raise ValueError(f"model.pretrained_audio_encoder={name!r}: expected one of {list(PRETRAINED_AUDIO_ENCODERS)}")
+    from voxtral_exp.whisper_encoder import whisper_tiny_encoder_weights
+
+    return whisper_tiny_encoder_weights()
 
 
 def lora_target_regex(target_modules: list[str]) -> str:

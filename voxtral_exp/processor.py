@@ -40,7 +40,7 @@ AUDIO_SECTION = {
 OFFLINE_MODEL_ID = "voxtral-exp/offline-tekken"  # a label only: never fetched
 
 
-def offline_tokenizer_file(cache_dir: str | Path | None = None) -> Path:
+def offline_tokenizer_file(cache_dir: str | Path | None = None, num_mel_bins: int = 128) -> Path:
     """Write (once) the Voxtral-compatible tekken file derived from mistral-common's and return it."""
     cache_dir = Path(cache_dir or os.environ.get("VOXTRAL_EXP_CACHE", Path.home() / ".cache" / "voxtral_exp"))
     data = json.loads(SOURCE_TOKENIZER.read_text(encoding="utf-8"))
@@ -50,7 +50,8 @@ def offline_tokenizer_file(cache_dir: str | Path | None = None) -> Path:
         {"rank": rank, "token_str": VOXTRAL_SPECIAL_TOKENS.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
         for rank in range(max(VOXTRAL_SPECIAL_TOKENS) + 1)
     ]
-    data["audio"] = AUDIO_SECTION
+    data["audio"] = {**AUDIO_SECTION, "audio_encoding_config": {**AUDIO_SECTION["audio_encoding_config"],
+                                                                 "num_mel_bins": num_mel_bins}}  # fmt: skip
     text = json.dumps(data)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     path = cache_dir / f"tekken-{digest}" / "tekken.json"
@@ -62,18 +63,19 @@ def offline_tokenizer_file(cache_dir: str | Path | None = None) -> Path:
     return path
 
 
-def build_offline_processor() -> VoxtralProcessor:
-    """A VoxtralProcessor that needs no download, for models with random weights."""
-    tokenizer = MistralCommonBackend(tokenizer_path=str(offline_tokenizer_file()))
-    feature_extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000)
+def build_offline_processor(num_mel_bins: int = 128) -> VoxtralProcessor:
+    """A VoxtralProcessor that needs no download, for models with random weights (128 mel bins
+    as Voxtral; 80 for an encoder from Whisper tiny)."""
+    tokenizer = MistralCommonBackend(tokenizer_path=str(offline_tokenizer_file(num_mel_bins=num_mel_bins)))
+    feature_extractor = WhisperFeatureExtractor(feature_size=num_mel_bins, sampling_rate=16000)
     return VoxtralProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
 
-def load_processor(name_or_path: str | None, revision: str | None = None) -> VoxtralProcessor:
+def load_processor(name_or_path: str | None, revision: str | None = None, num_mel_bins: int = 128) -> VoxtralProcessor:
     """The processor saved with a checkpoint (Hub id or folder), or the offline one if None."""
     if name_or_path is None:
         log.info("Building the offline Voxtral processor from %s", SOURCE_TOKENIZER.name)
-        return build_offline_processor()
+        return build_offline_processor(num_mel_bins)
     # mistral_format keeps the tokenizer a MistralCommonBackend (apply_transcription_request
     # needs it) even in folders that hold no model config.json, e.g. a LoRA adapter's.
     return VoxtralProcessor.from_pretrained(name_or_path, revision=revision, mistral_format=True)

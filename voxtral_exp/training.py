@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
     main = record is not None
     set_seed(cfg.seed)
     preflight(cfg.dataset)  # the dataset's metadata (Granary configs, splits) before anything heavy
-    processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision)
+    processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision,
+                               cfg.model.audio_config.get("num_mel_bins", 128))  # fmt: skip
     featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, language_code(cfg.dataset.language))
     data = load_data(cfg.dataset, cfg.seed, processor.tokenizer)
     if main:
@@ -121,14 +123,17 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
         train_dataset = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error, dropped_log)
     else:
         train_dataset = SpeechDataset(data.train, featurizer, cfg.dataset.on_error)
-    if cfg.training.encoder_cache:
+    eval_dataset = SpeechDataset(data.eval, featurizer, cfg.dataset.on_error)
+    cache = None
+    if cfg.training.encoder_cache:  # train and eval clips: evaluation (loss, WER) reads it too
         cache = EncoderCache(cfg.training.encoder_cache, model)
         model.to(args.device)
-        cache.fill(model, train_dataset, args.per_device_eval_batch_size, args.dataloader_num_workers,
-                   args.process_index, args.world_size)
+        for dataset in (train_dataset, eval_dataset):
+            cache.fill(model, dataset, args.per_device_eval_batch_size, args.dataloader_num_workers,
+                       args.process_index, args.world_size)
+            dataset.cache = cache
         if args.world_size > 1:
             torch.distributed.barrier()  # every rank's share is on disk before any rank trains
-        train_dataset.cache = cache
 
     if main and cfg.tracking.enabled:
         tracker.start(
@@ -143,11 +148,11 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
         model=model,
         args=args,
         train_dataset=train_dataset,
-        eval_dataset=SpeechDataset(data.eval, featurizer, cfg.dataset.on_error),
+        eval_dataset=eval_dataset,
         data_collator=TranscriptionCollator(processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
         processing_class=processor,
         compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
-        callbacks=_callbacks(cfg, featurizer, data.eval, tracker),
+        callbacks=_callbacks(cfg, featurizer, data.eval, tracker, cache),
         chunk_counts=train_dataset.chunk_counts() if cfg.training.group_by_chunks and not data.streaming else None,
     )
     result = trainer.train(resume_from_checkpoint=_checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir))
@@ -166,25 +171,54 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
     write_json(run_dir / "train_results.json", train_results)
     if cfg.evaluation.wer_at_end:
         wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.eval, cfg.evaluation,
-                                                cfg.dataset.filters.max_label_tokens)
+                                                cfg.dataset.filters.max_label_tokens, cache)
         eval_metrics.update(wer_metrics)
         with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+    else:
+        predictions = []
     write_json(run_dir / "eval_results.json", eval_metrics)
     languages = sorted({e.language for e in data.eval if e.language})
     write_model_card(final_dir, model_card(resolved, eval_metrics, train_results, record.data, languages))
     scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
     tracker.log(prefix_metrics(scalars), step=trainer.state.global_step)
     log.info("Done <%s>: %s", run_dir, scalars)
+    log.info("%s", run_summary(trainer.state.log_history, eval_metrics, predictions, run_dir, cfg))
     return scalars
 
 
-def _callbacks(cfg: DictConfig, featurizer: Featurizer, eval_examples: list, tracker: Tracker) -> list:
+def run_summary(history: list[dict], eval_metrics: dict, predictions: list[dict], run_dir: Path, cfg: DictConfig) -> str:
+    """What a run learned, in words: loss before and after, WER, a few transcripts, where to look."""
+    losses = [(e["step"], e["loss"]) for e in history if "loss" in e]
+    lines = [f"Summary of <{run_dir}>:"]
+    if losses:
+        (first_step, first), (last_step, last) = losses[0], losses[-1]
+        lines.append(f"  training loss {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step})"
+                     + (f": {100 * (1 - last / first):.0f}% lower" if first > 0 else ""))  # fmt: skip
+    if "eval_loss" in eval_metrics:
+        lines.append(f"  eval loss {eval_metrics['eval_loss']:.3f}")
+    if "eval_wer" in eval_metrics:
+        before = next((e["eval_wer"] for e in history if "eval_wer" in e and e.get("step") == 0), None)
+        start = f"{before:.3f} before training -> " if before is not None else ""
+        lines.append(f"  eval WER {start}{eval_metrics['eval_wer']:.3f} after (CER {eval_metrics['eval_cer']:.3f}; "
+                     f"{len(predictions)} clips, predictions.jsonl)")  # fmt: skip
+    for p in predictions[:4]:
+        lines.append(f"    reference:  {p['reference']}\n    hypothesis: {p['hypothesis']}")
+    lines.append(f"  run directory: {run_dir} (final/ holds the model: python -m voxtral_exp.transcribe {run_dir} clip.wav)")
+    if cfg.tracking.enabled:
+        trackio_dir = os.environ.get("TRACKIO_DIR")
+        lines.append(f"  dashboard: {f'TRACKIO_DIR={trackio_dir} ' if trackio_dir else ''}trackio show --project "
+                     f"{cfg.tracking.project} (run {cfg.tracking.name})")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _callbacks(cfg: DictConfig, featurizer: Featurizer, eval_examples: list, tracker: Tracker,
+               cache: EncoderCache | None) -> list:
     callbacks = [TrackioLogger(tracker)]
     if cfg.evaluation.wer_during_training:  # before early stopping, which reads the WER it adds
         log_wer = lambda metrics, step: tracker.log(prefix_metrics(metrics), step=step)  # noqa: E731
         callbacks.append(WerCallback(featurizer, eval_examples, cfg.evaluation, log_wer,
-                                     cfg.dataset.filters.max_label_tokens))
+                                     cfg.dataset.filters.max_label_tokens, cache))
     if cfg.evaluation.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
     return callbacks

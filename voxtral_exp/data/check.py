@@ -19,7 +19,7 @@ from voxtral_exp.config import ROOT
 from voxtral_exp.data.filters import FILTERS, ExampleChecker, Finding, SplitReport
 from voxtral_exp.data.manifest import ManifestError
 from voxtral_exp.data.sources import preflight, read_data
-from voxtral_exp.processor import build_offline_processor, load_processor
+from voxtral_exp.processor import load_processor
 
 STREAM_LIMIT = 10_000  # rows checked from a stream (it may be endless)
 
@@ -29,7 +29,7 @@ def check(overrides: list[str]) -> dict[str, SplitReport]:
         cfg = compose(config_name="train", overrides=overrides)
     preflight(cfg.dataset)
     model = cfg.model
-    processor = build_offline_processor() if model.random_init else load_processor(model.name_or_path, model.revision)
+    processor = load_processor(None if model.random_init else model.name_or_path, model.revision)
     checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer, decode=True)
     data = read_data(cfg.dataset, cfg.seed)  # unscreened: every row is checked below, fully decoded
     train = islice(data.train, STREAM_LIMIT) if data.streaming else data.train
