@@ -7,7 +7,7 @@ import torch
 from tests.conftest import compose_config
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.loss import label_only_loss
-from voxtral_exp.modeling import apply_method, build_model, count_parameters
+from voxtral_exp.modeling import apply_method, build_model, count_parameters, torch_dtype
 from voxtral_exp.processor import build_offline_processor
 
 
@@ -84,3 +84,28 @@ def test_label_only_loss_equals_full_logits_loss(batch, method):
     torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-5)
     loss.backward()  # and it trains
     assert any(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_gpu_precision_keeps_trainable_weights_and_adamw_states_in_fp32(batch, method):
+    """model.dtype=auto with bf16 (hardware=gpu): LoRA keeps the frozen base in bf16 and its
+    adapters in fp32; full fine-tuning keeps fp32 master weights; both train under bf16 autocast.
+    One real Trainer step (CPU autocast stands in for CUDA's) and the optimizer states are read."""
+    from transformers import Trainer, TrainingArguments
+
+    cfg = compose_config(["model=tiny", f"method={method}", "hardware=cpu"])
+    model = apply_method(build_model(cfg.model, torch_dtype("auto", bf16=True, method=method), seed=0), cfg.method)
+    collate = TranscriptionCollator(11, label_only_logits=True)
+    args = TrainingArguments(output_dir="/tmp/unused", bf16=True, use_cpu=True, max_steps=1, report_to="none",
+                             per_device_train_batch_size=2, save_strategy="no", remove_unused_columns=False,
+                             label_names=["labels"])  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=batch, data_collator=collate,
+                      compute_loss_func=label_only_loss)  # fmt: skip
+    trainer.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 for p in trainable)
+    states = [s for p in trainable for s in trainer.optimizer.state[p].values() if torch.is_tensor(s) and s.ndim]
+    assert states and all(s.dtype == torch.float32 for s in states)  # AdamW moments: fp32
+    base = {p.dtype for p in frozen if p.ndim == 2 and p.shape[0] >= 64}
+    assert base == ({torch.bfloat16} if method == "lora" else {torch.float32})

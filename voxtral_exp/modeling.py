@@ -14,10 +14,14 @@ log = logging.getLogger(__name__)
 AUDIO_TOKEN_ID = 24  # [AUDIO] in Voxtral's tokenizer; VoxtralConfig leaves it None
 
 
-def torch_dtype(name: str, bf16: bool) -> torch.dtype:
-    """`model.dtype`: auto follows the hardware's precision (bf16 weights with bf16 training)."""
+def torch_dtype(name: str, bf16: bool, method: str = "lora") -> torch.dtype:
+    """The weights' dtype for `model.dtype`. auto, with bf16 training (hardware=gpu): LoRA keeps
+    the frozen base in bf16 (peft keeps its adapters in fp32), full fine-tuning keeps fp32 master
+    weights, so that AdamW's updates are not rounded away; both compute under bf16 autocast
+    (trainer.bf16). Without bf16 (CPU): fp32. An explicit dtype is taken as it is (bfloat16 with
+    method=full is pure bf16: half the memory, updates rounded to bf16)."""
     if name == "auto":
-        return torch.bfloat16 if bf16 else torch.float32
+        return torch.bfloat16 if bf16 and method == "lora" else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
