@@ -3,6 +3,7 @@
 import logging
 import math
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -14,11 +15,12 @@ from voxtral_exp.data.audio import AudioError
 from voxtral_exp.data.filters import DataError
 from voxtral_exp.data.hf import DataSourceError
 from voxtral_exp.data.manifest import ManifestError
-from voxtral_exp.distributed import quiet_non_zero_ranks, share_run_dir
+from voxtral_exp.distributed import join_submitit_job, quiet_non_zero_ranks, share_run_dir
+from voxtral_exp.run_record import RunInUseError, check_free
 from voxtral_exp.training import train
 
 log = logging.getLogger("train")
-USER_ERRORS = (ConfigError, DataError, ManifestError, DataSourceError, AudioError)
+USER_ERRORS = (ConfigError, DataError, ManifestError, DataSourceError, AudioError, RunInUseError)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -28,6 +30,7 @@ def main(cfg: DictConfig) -> float:
     In a sweep a failed job is recorded (run.json status "failed") and returns NaN, so the
     sweep goes on and the summary still gets written.
     """
+    join_submitit_job()  # a submitit job of several tasks is one torch.distributed job
     share_run_dir(cfg)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
@@ -45,6 +48,19 @@ def main(cfg: DictConfig) -> float:
     return metrics.get(cfg.objective, math.nan)
 
 
+def refuse_a_run_dir_in_use(argv: list[str]) -> None:
+    """Hydra writes .hydra/ into the run directory before main() runs: with an explicit
+    hydra.run.dir, check that no live process trains there first."""
+    for word in argv[1:]:
+        key, _, value = word.partition("=")
+        if key == "hydra.run.dir" and "${" not in value:
+            try:
+                check_free(Path(value))
+            except RunInUseError as e:
+                sys.exit(f"error: {e}")
+
+
 if __name__ == "__main__":
     quiet_non_zero_ranks(sys.argv)
+    refuse_a_run_dir_in_use(sys.argv)
     main()

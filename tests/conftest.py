@@ -80,3 +80,28 @@ def read_trackio(trackio_dir: Path, project: str = "voxtral_exp") -> list[dict]:
         env={**os.environ, "TRACKIO_DIR": str(trackio_dir)}, capture_output=True, text=True, check=True,
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def losses(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, loss) of every logged training step, from the newest checkpoint's trainer state."""
+    last = max((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    history = json.loads((last / "trainer_state.json").read_text())["log_history"]
+    return [(e["step"], e["loss"]) for e in history if "loss" in e]
+
+
+def run_torchrun(args: list[str], tmp_path: Path, trackio_dir: Path, program: list[str] | None = None,
+                 check: bool = True) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node=2 train.py ARGS` (or PROGRAM ARGS) on CPU (gloo);
+    leaves nothing in TMPDIR."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir(exist_ok=True)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", *(program or [str(ROOT / "train.py")]), *args],
+        cwd=ROOT, env={**os.environ, "TRACKIO_DIR": str(trackio_dir), "TMPDIR": str(tmpdir), "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, timeout=600,
+    )  # --standalone: a free port, so xdist workers can run two at once
+    if check:
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    assert not [p.name for p in tmpdir.iterdir() if p.name.startswith("voxtral_exp_")]  # rank 1's Hydra dir
+    return proc

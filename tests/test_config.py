@@ -17,7 +17,7 @@ GROUPS = {  # shipped options; files starting with "_" are shared parts, not opt
 
 
 def test_shipped_groups_are_the_documented_ones():
-    assert GROUPS["model"] == ["tiny", "voxtral-mini-3b", "voxtral-small-24b"]
+    assert GROUPS["model"] == ["tiny", "tiny-whisper", "voxtral-mini-3b", "voxtral-small-24b"]
     assert GROUPS["method"] == ["full", "lora"]
     assert GROUPS["hardware"] == ["auto", "cpu", "gpu"]
     assert GROUPS["dataset"] == ["fleurs", "granary", "hub", "jsonl", "voxpopuli"]
@@ -51,7 +51,7 @@ def test_auto_hardware_picks_by_cuda():
 
 def test_experiment_preset_overrides_groups_and_command_line_wins():
     cfg = compose_config(["experiment=quickstart"])
-    assert (cfg.model.name, cfg.method.name, cfg.trainer.max_steps) == ("tiny", "full", 60)
+    assert (cfg.model.name, cfg.method.name, cfg.trainer.max_steps) == ("tiny-whisper", "full", 200)
     cfg = compose_config(["experiment=quickstart", "method=lora", "trainer.max_steps=7"])
     assert (cfg.method.name, cfg.trainer.max_steps) == ("lora", 7)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import FAST, ROOT, read_trackio, run_train
+from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train
 from voxtral_exp.modeling import load_trained
 
 QUICK = [*FAST, "trainer.max_steps=3", "trainer.eval_steps=3", "trainer.save_steps=3",
@@ -24,13 +24,6 @@ QUICK = [*FAST, "trainer.max_steps=3", "trainer.eval_steps=3", "trainer.save_ste
 
 def job_dirs(sweep: Path) -> list[Path]:
     return sorted(p.parent for p in sweep.glob("*/run.json"))
-
-
-def losses(run_dir: Path) -> list[tuple[int, float]]:
-    """(step, loss) of every logged training step, from the newest checkpoint's trainer state."""
-    last = max((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    history = json.loads((last / "trainer_state.json").read_text())["log_history"]
-    return [(e["step"], e["loss"]) for e in history if "loss" in e]
 
 
 def test_sweep_leaves_one_complete_directory_per_job_and_a_summary(tmp_path, trackio_dir):
@@ -150,20 +143,6 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
     assert max(row["step"] for row in tracked["killed"]["logs"]) == 24
 
 
-def run_torchrun(args: list[str], tmp_path: Path, trackio_dir: Path) -> None:
-    """`torchrun --standalone --nproc_per_node=2 train.py ARGS` on CPU (gloo); leaves nothing in TMPDIR."""
-    tmpdir = tmp_path / "tmpdir"
-    tmpdir.mkdir()
-    torchrun = Path(sys.executable).with_name("torchrun")
-    proc = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node=2", str(ROOT / "train.py"), *args],  # free port
-        cwd=ROOT, env={**os.environ, "TRACKIO_DIR": str(trackio_dir), "TMPDIR": str(tmpdir)},
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert not [p.name for p in tmpdir.iterdir() if p.name.startswith("voxtral_exp_")]  # rank 1's Hydra dir
-
-
 def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):
     # %f gives each rank a different ${now:} directory: the run must still end up in one
     outputs = tmp_path / "outputs"
@@ -183,8 +162,10 @@ def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):
 def test_torchrun_ranks_share_the_encoder_cache_fill(tmp_path, trackio_dir):
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
     run_torchrun([*QUICK, f"training.encoder_cache={cache}", f"hydra.run.dir={run_dir}"], tmp_path, trackio_dir)
-    examples = json.loads((run_dir / "data_report.json").read_text())["train"]["kept"]
-    assert len(list(cache.glob("*/*/*.pt"))) == examples  # one entry per training clip, none half-written
+    report = json.loads((run_dir / "data_report.json").read_text())
+    examples = report["train"]["kept"]
+    # one entry per training and eval clip, none half-written
+    assert len(list(cache.glob("*/*/*.pt"))) == examples + report["eval"]["kept"]
     filled_by_rank0 = re.search(r"Encoder cache <training.encoder_cache>: (\d+) new entries",
                                 (run_dir / "train.log").read_text())
     assert int(filled_by_rank0[1]) == (examples + 1) // 2  # rank 1 computed the other half

@@ -102,6 +102,12 @@ def validate(cfg: DictConfig) -> None:
 
     problems += _dataset_problems(data, t)
 
+    if t.get("fsdp") and m.name == "lora":
+        problems.append(
+            "trainer=fsdp with method=lora is not supported: sharding is for full fine-tuning, LoRA trains ~1% of "
+            "the weights and its frozen base fits one GPU in bf16 (Voxtral-Small-24B: ~48 GB). Run LoRA under plain "
+            "torchrun (DDP, without trainer=fsdp), or use method=full with trainer=fsdp"
+        )
     if cfg.training.get("encoder_cache"):
         if m.name == "full" and not m.freeze_audio_tower:
             problems.append("training.encoder_cache needs a frozen audio encoder (method.freeze_audio_tower=true)")

@@ -1,8 +1,12 @@
-"""torchrun / accelerate launches: every rank runs train.py, only rank 0 writes.
+"""Several processes, one run: torchrun / accelerate, or Hydra's submitit launcher with several
+tasks per job (SLURM `tasks_per_node` / `nodes`, or `launcher=local`). Only rank 0 writes.
 
-Each rank composes its own Hydra config, and `${now:}` in the run directory can resolve to a
-different second on each. Ranks > 0 therefore get a throw-away Hydra directory and no Hydra
-files or log file; once the process group is up, rank 0's run directory is broadcast to all.
+torchrun: each rank composes its own Hydra config, and `${now:}` in the run directory can
+resolve to a different second on each. Ranks > 0 therefore get a throw-away Hydra directory and
+no Hydra files or log file; once the process group is up, rank 0's run directory is broadcast.
+submitit: every task runs the job's Hydra function in the same job directory; submitit's job
+environment gives the rank, world size and master address, exported as torch.distributed's
+env:// variables before the process group starts.
 """
 
 from __future__ import annotations
@@ -35,6 +39,26 @@ def quiet_non_zero_ranks(argv: list[str]) -> None:
         atexit.register(shutil.rmtree, throwaway, ignore_errors=True)
         argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled",
                  f"hydra.run.dir={throwaway}"]
+
+
+def join_submitit_job() -> None:
+    """Inside a submitit job of several tasks: export RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+    MASTER_PORT from submitit's job environment (so one job is one torch.distributed job), and
+    keep ranks > 0 out of the job's log file."""
+    if "SUBMITIT_EXECUTOR" not in os.environ or "RANK" in os.environ:
+        return
+    from submitit.helpers import TorchDistributedEnvironment
+
+    env = TorchDistributedEnvironment()
+    if env.world_size <= 1:
+        return
+    env.export(set_cuda_visible_devices=False)  # LOCAL_RANK picks the GPU (share_run_dir)
+    if env.rank > 0:
+        import logging
+
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            root.removeHandler(handler)
 
 
 def share_run_dir(cfg: DictConfig) -> None:

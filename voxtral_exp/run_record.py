@@ -7,8 +7,10 @@ half-written record behind.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import socket
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -20,6 +22,8 @@ import torch
 import yaml
 
 from voxtral_exp.config import REDACTED, ROOT, SECRET_KEY
+
+log = logging.getLogger(__name__)
 
 PACKAGES = (
     "torch", "torchaudio", "transformers", "peft", "accelerate", "datasets", "hydra-core",
@@ -136,3 +140,80 @@ def log_to(run_dir: Path) -> None:
     for handler in (logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")):
         handler.setFormatter(formatter)
         root.addHandler(handler)
+
+
+class RunInUseError(RuntimeError):
+    """Another live process is training into the run directory."""
+
+
+class RunLock:
+    """`<run dir>/.lock`: the PID and host of the one process that trains into a run directory.
+
+    A second train.py, resume or torchrun into the same directory is refused at once, naming
+    the holder; a lock whose process is gone (same host, dead PID) is taken over with a warning.
+    Created with O_EXCL, so two processes racing for it cannot both win.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self.held = False
+
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds the lock, or None when it is free or stale (its process is gone)."""
+        try:
+            holder = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:  # being written this instant: held
+            return {"pid": "?", "host": "?", "since": "?"}
+        if holder.get("host") == socket.gethostname() and not _alive(holder.get("pid")):
+            return None
+        return holder
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now()})
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self.holder()
+                if holder is not None:
+                    raise RunInUseError(in_use_message(self.path, holder)) from None
+                log.warning("Taking over the stale lock %s (%s: its process is gone)", self.path, self.path.read_text())
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(mine)
+            self.held = True
+            return
+        raise RunInUseError(f"could not take the lock {self.path}: other processes keep taking it")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def check_free(run_dir: Path) -> None:
+    """Refuse at once when a live process holds ``run_dir`` (before Hydra writes into it)."""
+    lock = RunLock(run_dir)
+    holder = lock.holder()
+    if holder is not None:
+        raise RunInUseError(in_use_message(lock.path, holder))
+
+
+def in_use_message(path: Path, holder: dict[str, Any]) -> str:
+    return (f"run directory {path.parent} is in use: PID {holder.get('pid')} on host {holder.get('host')} has "
+            f"trained into it since {holder.get('since')} ({path}). Wait for it to end or stop it; choose another "
+            "hydra.run.dir for a new run. If that process died on another host, delete the lock file.")
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, TypeError):
+        return True  # someone else's process, or an unreadable PID: assume it lives
+    return True

@@ -22,22 +22,37 @@ class Tracker:
         self.run = None
         self._warned = False
 
-    def start(self, project: str, name: str, group: str | None, config: dict, space_id: str | None) -> None:
+    def start(self, project: str, name: str, group: str | None, config: dict, space_id: str | None,
+              replay: list[dict] | None = None) -> None:
+        """Start (or continue) the run. ``replay``: resuming from a checkpoint, the Trainer's log
+        history up to it. The stopped attempt also logged the steps after the checkpoint, which
+        are now trained again; trackio has no API to delete metric rows, so the run is deleted
+        (trackio.Api) and started anew under its name with the history up to the checkpoint
+        logged again: every step then appears once, from the attempt that continues."""
+
         def init():
             import trackio
 
+            if replay is not None and space_id is None:
+                for run in trackio.Api().runs(project):
+                    if run.name == name:
+                        run.delete()
             self.run = trackio.init(
                 project=project, name=name, group=group, config=config, space_id=space_id,
-                resume="allow",  # a resumed run continues the same trackio run
+                resume="allow",  # (without replay) a resumed run continues the same trackio run
                 embed=False,
             )  # fmt: skip
-            log.info("Tracking <tracking.project=%s>: trackio run %r (group %r)", project, name, group)
+            for entry in replay or []:
+                logged = prefix_metrics({k: v for k, v in entry.items() if k != "step"})
+                self.run.log({k: v for k, v in logged.items() if _number(v)}, step=entry["step"])
+            log.info("Tracking <tracking.project=%s>: trackio run %r (group %r)%s", project, name, group,
+                     f", {len(replay)} logged steps up to the checkpoint replayed" if replay else "")  # fmt: skip
 
         self._guard(init)
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         if self.run is not None:
-            numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            numbers = {k: v for k, v in metrics.items() if _number(v)}
             self._guard(lambda: self.run.log(numbers, step=step))
 
     def finish(self) -> None:
@@ -77,3 +92,7 @@ def prefix_metrics(logs: dict[str, Any]) -> dict[str, Any]:
         else:
             out["train/" + key] = value
     return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -16,7 +16,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
-from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, TrainerState, TrainingArguments, set_seed
+from transformers.trainer_utils import TrainOutput
 
 from voxtral_exp.collator import Featurizer, TranscriptionCollator
 from voxtral_exp.config import REDACTED, ConfigError, resolved_container, secret_values, validate
@@ -31,7 +32,7 @@ from voxtral_exp.loss import label_only_loss
 from voxtral_exp.model_card import model_card, write_model_card
 from voxtral_exp.modeling import apply_method, build_model, count_parameters, torch_dtype
 from voxtral_exp.processor import OFFLINE_MODEL_ID, load_processor
-from voxtral_exp.run_record import RunRecord, git_state, write_atomic, write_json, write_resolved_config
+from voxtral_exp.run_record import RunLock, RunRecord, git_state, write_atomic, write_json, write_resolved_config
 from voxtral_exp.tracking import Tracker, TrackioLogger, prefix_metrics
 from voxtral_exp.trainer import VoxtralTrainer
 
@@ -46,6 +47,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     run_dir = Path(cfg.paths.output_dir)
     main = rank() == 0  # only rank 0 writes (torchrun/accelerate)
+    lock = RunLock(run_dir) if main else None
+    if lock:
+        lock.acquire()  # before anything is written: a second process into this run is refused
     record = RunRecord(run_dir, _overrides()) if main else None
     tracker = Tracker()
     try:
@@ -73,6 +77,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         tracker.finish()
+        if lock:
+            lock.release()
 
 
 def scrub_secrets(cfg: DictConfig, run_dir: Path) -> None:
@@ -110,7 +116,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
         report_to="none",  # trackio is driven by voxtral_exp.tracking
         prediction_loss_only=True,  # eval loss only; WER/CER come from generation
     )
-    dtype = torch_dtype(cfg.model.dtype, args.bf16)
+    dtype = torch_dtype(cfg.model.dtype, args.bf16, cfg.method.name)
     base = build_model(cfg.model, dtype, cfg.seed)
     if main and cfg.method.name == "lora" and cfg.model.random_init:
         # a random base cannot be re-downloaded: keep it (frozen, so unchanged) beside the adapter
@@ -135,6 +141,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
         if args.world_size > 1:
             torch.distributed.barrier()  # every rank's share is on disk before any rank trains
 
+    checkpoint = _checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir)
     if main and cfg.tracking.enabled:
         tracker.start(
             project=cfg.tracking.project,
@@ -143,6 +150,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
             config={**resolved, "run_dir": str(run_dir), "git": git_state(),
                     "parameters": {"total": total, "trainable": trainable}},
             space_id=cfg.tracking.space_id,
+            replay=_log_history(checkpoint) if checkpoint else None,
         )  # fmt: skip
     trainer = VoxtralTrainer(
         model=model,
@@ -155,13 +163,21 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
         callbacks=_callbacks(cfg, featurizer, data.eval, tracker, cache),
         chunk_counts=train_dataset.chunk_counts() if cfg.training.group_by_chunks and not data.streaming else None,
     )
-    result = trainer.train(resume_from_checkpoint=_checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir))
+    if checkpoint and training_finished(checkpoint):
+        result = finish_from_checkpoint(trainer, checkpoint)  # killed after its last checkpoint: no extra step
+    else:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
 
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))  # the best checkpoint's weights when load_best_model_at_end
     if cfg.evaluation.wer_at_end:
         trainer.remove_callback(WerCallback)  # WER is computed once below, with the predictions
     eval_metrics = trainer.evaluate()
+    predictions = []
+    if cfg.evaluation.wer_at_end:  # every rank generates its share
+        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.eval, cfg.evaluation,
+                                                cfg.dataset.filters.max_label_tokens, cache)
+        eval_metrics.update(wer_metrics)
     if not main:
         return eval_metrics
     processor.save_pretrained(str(final_dir))
@@ -169,14 +185,9 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
     train_results = {**result.metrics, "global_step": result.global_step,
                      "parameters_total": total, "parameters_trainable": trainable}
     write_json(run_dir / "train_results.json", train_results)
-    if cfg.evaluation.wer_at_end:
-        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.eval, cfg.evaluation,
-                                                cfg.dataset.filters.max_label_tokens, cache)
-        eval_metrics.update(wer_metrics)
+    if predictions:
         with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
-    else:
-        predictions = []
     write_json(run_dir / "eval_results.json", eval_metrics)
     languages = sorted({e.language for e in data.eval if e.language})
     write_model_card(final_dir, model_card(resolved, eval_metrics, train_results, record.data, languages))
@@ -235,6 +246,31 @@ def _checkpoint_to_resume(setting: Any, run_dir: Path) -> str | None:
     return setting or None
 
 
+def _log_history(checkpoint: str) -> list[dict]:
+    return json.loads((Path(checkpoint) / "trainer_state.json").read_text())["log_history"]
+
+
+def training_finished(checkpoint: str) -> bool:
+    """Whether the checkpoint was saved at the run's last step (trainer_state's own max_steps)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return state["global_step"] >= state["max_steps"] > 0
+
+
+def finish_from_checkpoint(trainer: VoxtralTrainer, checkpoint: str) -> TrainOutput:
+    """The run was stopped after its last checkpoint, before its end: take the weights and
+    state from that checkpoint, and train no further (the Trainer would run one more step)."""
+    log.info("Resuming <%s>: training had finished (its last step is checkpointed); finishing the run "
+             "(final/, evaluation, model card) without training", checkpoint)  # fmt: skip
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    trainer._load_from_checkpoint(checkpoint)
+    best = trainer.state.best_model_checkpoint
+    if trainer.args.load_best_model_at_end and best and Path(best).is_dir():
+        trainer._load_best_model()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return TrainOutput(trainer.state.global_step, losses[-1] if losses else float("nan"),
+                       {"resumed_without_training": True})  # fmt: skip
+
+
 def last_complete_checkpoint(folder: Path) -> Path | None:
     """The newest checkpoint whose save finished.
 
@@ -249,7 +285,8 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
             return checkpoint
         except (OSError, ValueError):
             log.warning("Skipping incomplete checkpoint %s (interrupted save)", checkpoint)
-            checkpoint.rename(checkpoint.with_name(f"incomplete-{checkpoint.name}"))
+            if rank() == 0:  # out of the Trainer's checkpoint rotation
+                checkpoint.rename(checkpoint.with_name(f"incomplete-{checkpoint.name}"))
     return None
 
 
