@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-all benchmarks clean
+.PHONY: setup run test test-all app screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: setup  ## the test suite (slow tests excluded; see test-all)
 
 test-all: setup  ## every test, slow ones included
 	$(PYTEST) -m ""
+
+app: setup  ## the web app on http://127.0.0.1:7860 (record a dataset, train, try, publish)
+	$(PY) -m voxtral_exp.app
+
+screenshots: setup  ## README's app screenshots (docs/screenshots), from the browser test
+	VOXTRAL_EXP_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/test_app.py -k browser
 
 clean:  ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun/2*

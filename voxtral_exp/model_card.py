@@ -10,28 +10,71 @@ import yaml
 REPO = "REPO"  # replaced by the Hub id on push; a local path works the same
 
 
-def usage_snippet(resolved: dict[str, Any], language: str | None) -> str:
-    """Plain transformers / peft code that loads final/ and transcribes a file."""
+def loading_code(resolved: dict[str, Any]) -> tuple[str, str]:
+    """(imports, statements) that load final/ (at REPO) with plain transformers / peft."""
     model_cfg, method = resolved["model"], resolved["method"]["name"]
+    imports = "from transformers import VoxtralForConditionalGeneration, VoxtralProcessor\n"
     if method == "lora":
         base = (f'VoxtralForConditionalGeneration.from_pretrained("{REPO}", subfolder="base_model")'
                 if model_cfg["random_init"] else
                 f'VoxtralForConditionalGeneration.from_pretrained("{model_cfg["name_or_path"]}")')  # fmt: skip
-        imports = "from peft import PeftModel\n"
+        imports = "from peft import PeftModel\n" + imports
         load = f'model = PeftModel.from_pretrained({base}, "{REPO}")'
     else:
-        imports = ""
         load = f'model = VoxtralForConditionalGeneration.from_pretrained("{REPO}")'
-    return f'''{imports}from transformers import VoxtralForConditionalGeneration, VoxtralProcessor
+    return imports, f'processor = VoxtralProcessor.from_pretrained("{REPO}", mistral_format=True)\n{load}'
 
-processor = VoxtralProcessor.from_pretrained("{REPO}", mistral_format=True)
-{load}
-inputs = processor.apply_transcription_request(
-    language={language!r}, audio="speech.wav", model_id="{model_cfg["name_or_path"] or REPO}"
-)
+
+def transcription_code(resolved: dict[str, Any], language: str, audio: str) -> str:
+    """Statements that print the transcript of ``audio`` (expressions, as source)."""
+    model_id = resolved["model"]["name_or_path"] or REPO
+    return f'''inputs = processor.apply_transcription_request(language={language}, audio={audio}, model_id="{model_id}")
 inputs = inputs.to(model.device, dtype=model.dtype)
 out = model.generate(**inputs, max_new_tokens=128, do_sample=False)
-print(processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip())'''
+text = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()'''
+
+
+def usage_snippet(resolved: dict[str, Any], language: str | None) -> str:
+    """Plain transformers / peft code that loads final/ and transcribes a file."""
+    imports, load = loading_code(resolved)
+    return f"{imports}\n{load}\n{transcription_code(resolved, repr(language), repr('speech.wav'))}\nprint(text)"
+
+
+def space_files(resolved: dict[str, Any], repo_id: str) -> dict[str, str]:
+    """app.py and requirements.txt of a Gradio demo Space that loads the model from ``repo_id``."""
+    imports, load = loading_code(resolved)
+    body = transcription_code(resolved, "language.strip() or None", "audio").replace("\n", "\n    ")
+    app = f'''"""Transcribe speech with {repo_id}, a Voxtral fine-tuned with voxtral_exp."""
+
+import gradio as gr
+{imports}
+{load}
+model.eval()
+
+
+def transcribe(audio, language):
+    if audio is None:
+        raise gr.Error("Record or upload some speech first.")
+    {body}
+    return text
+
+
+demo = gr.Interface(
+    transcribe,
+    [gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speech"),
+     gr.Textbox("", label="Language (ISO 639-1; empty: the model detects it)")],
+    gr.Textbox(label="Transcript"),
+    title="{repo_id}",
+    description="Voxtral speech-to-text, fine-tuned with voxtral_exp.",
+)
+
+if __name__ == "__main__":
+    demo.launch()
+'''.replace(REPO, repo_id)
+    requirements = ["torch", "transformers>=5.20,<6", "mistral-common>=1.13", "soundfile", "soxr"]
+    if resolved["method"]["name"] == "lora":
+        requirements.append("peft>=0.21")
+    return {"app.py": app, "requirements.txt": "\n".join(requirements) + "\n"}
 
 
 def model_card(resolved: dict[str, Any], eval_results: dict[str, Any], train_results: dict[str, Any],

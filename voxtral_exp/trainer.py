@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
+import logging
+import time
 from pathlib import Path
 
 import torch
@@ -10,6 +13,8 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback
 from torch.utils.data import Sampler
 
 from voxtral_exp.encoder_cache import audio_modules, unwrap_peft, with_cached_audio
+
+log = logging.getLogger(__name__)
 
 
 class VoxtralTrainer(Trainer):
@@ -118,3 +123,25 @@ class FrozenEncoderWithoutGraph(TrainerCallback):
         for handle in getattr(unwrap_peft(model), "_require_grads_hooks", []):
             if handle.hooks_dict_ref() is embeddings._forward_hooks:
                 handle.remove()
+
+
+class ProgressLog(TrainerCallback):
+    """Training progress as log lines, for output that is not a terminal (CI, SLURM, the web app),
+    where tqdm's bar would be one long line of carriage returns:
+    ``Progress <step 20/200 (10%), 0:00:35 elapsed, ETA 0:05:15>``."""
+
+    def __init__(self, every: int):
+        self.every = max(1, every)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start, self.first_step = time.monotonic(), state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        step, total = state.global_step, state.max_steps
+        if not state.is_world_process_zero or (step % self.every and step != total):
+            return
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / max(1, step - self.first_step) * (total - step)
+        clock = lambda seconds: str(datetime.timedelta(seconds=round(seconds)))  # noqa: E731
+        log.info("Progress <step %d/%d (%d%%), %s elapsed, ETA %s>", step, total, 100 * step // max(1, total),
+                 clock(elapsed), clock(eta))  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from voxtral_exp.modeling import apply_method, build_model, count_parameters, to
 from voxtral_exp.processor import OFFLINE_MODEL_ID, load_processor
 from voxtral_exp.run_record import RunLock, RunRecord, git_state, write_atomic, write_json, write_resolved_config
 from voxtral_exp.tracking import Tracker, TrackioLogger, prefix_metrics
-from voxtral_exp.trainer import VoxtralTrainer
+from voxtral_exp.trainer import ProgressLog, VoxtralTrainer
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
         write_json(run_dir / "data_report.json", data.report)
 
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if trainer_kwargs.get("disable_tqdm") is None:  # auto: tqdm's bar on a terminal, log lines elsewhere
+        trainer_kwargs["disable_tqdm"] = not sys.stderr.isatty()
     args = TrainingArguments(
         **trainer_kwargs,
         output_dir=str(run_dir / "checkpoints"),
@@ -160,7 +163,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
         data_collator=TranscriptionCollator(processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
         processing_class=processor,
         compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
-        callbacks=_callbacks(cfg, featurizer, data.eval, tracker, cache),
+        callbacks=_callbacks(cfg, featurizer, data.eval, tracker, cache, args),
         chunk_counts=train_dataset.chunk_counts() if cfg.training.group_by_chunks and not data.streaming else None,
     )
     if checkpoint and training_finished(checkpoint):
@@ -224,8 +227,10 @@ def run_summary(history: list[dict], eval_metrics: dict, predictions: list[dict]
 
 
 def _callbacks(cfg: DictConfig, featurizer: Featurizer, eval_examples: list, tracker: Tracker,
-               cache: EncoderCache | None) -> list:
+               cache: EncoderCache | None, args: TrainingArguments) -> list:
     callbacks = [TrackioLogger(tracker)]
+    if args.disable_tqdm:
+        callbacks.append(ProgressLog(args.logging_steps))
     if cfg.evaluation.wer_during_training:  # before early stopping, which reads the WER it adds
         log_wer = lambda metrics, step: tracker.log(prefix_metrics(metrics), step=step)  # noqa: E731
         callbacks.append(WerCallback(featurizer, eval_examples, cfg.evaluation, log_wer,

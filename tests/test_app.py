@@ -1,0 +1,245 @@
+"""The web app (python -m voxtral_exp.app): its functions, and the whole app driven in a real
+headless Chromium (Debian's chromium + chromium-driver, through selenium)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import FAST, ROOT, run_train
+from tests.data_fixtures import sample_rows, tone
+from voxtral_exp.app import find_runs, push_command, run_results, shown, train_command, transcribe_clip
+from voxtral_exp.data.manifest import read_manifest
+from voxtral_exp.model_card import space_files
+from voxtral_exp.recordings import ClipError, RecordedDataset, read_prompts
+from voxtral_exp.run_record import load_run_config
+
+SAMPLE = ROOT / "data" / "sample"
+
+
+# --- the Dataset tab's functions ------------------------------------------------------------
+
+
+def test_clips_are_kept_as_16k_flac_and_saved_as_jsonl_manifests(tmp_path):
+    dataset = RecordedDataset(tmp_path / "ds")
+    rows = sample_rows("train")[:5]
+    for row in rows:
+        dataset.add(row["audio_path"], f"  {row['text']}  ", "fr_FR" if row["language"] == "fr" else row["language"])
+    clips = dataset.clips()
+    assert [c["id"] for c in clips] == [0, 1, 2, 3, 4] and clips[0]["text"] == rows[0]["text"]
+    audio, rate = sf.read(tmp_path / "ds" / clips[0]["audio_path"])
+    assert rate == 16000 and audio.ndim == 1
+    dataset.update(1, "corrected words", "de")
+    dataset.delete(2)
+    assert [c["id"] for c in dataset.clips()] == [0, 1, 3, 4] and dataset.clips()[1]["text"] == "corrected words"
+    assert not (tmp_path / "ds" / "audio" / "0002.flac").exists()
+    train, evaluation = dataset.write_manifests(0.25)
+    train_examples, bad = read_manifest(train)  # exactly the format dataset=jsonl reads
+    eval_examples, _ = read_manifest(evaluation)
+    assert not bad and len(train_examples) == 3 and len(eval_examples) == 1
+    assert {e.text for e in train_examples + eval_examples} == {c["text"] for c in dataset.clips()}
+    assert all(Path(e.audio).is_file() for e in train_examples)
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("silence", "silence or near-silence"),
+    ("too long", "keep clips under 30 s"),
+    ("empty transcript", "empty transcript: type what is said"),
+    ("unreadable", "cannot read garbage.wav"),
+    ("no audio", "no audio: record a clip or upload a file first"),
+    ("bad language", "not an ISO 639-1 code"),
+])  # fmt: skip
+def test_bad_clips_are_refused_with_what_to_do(tmp_path, problem, expected):
+    sf.write(tmp_path / "silence.wav", np.zeros(16000, np.float32) + 1e-5, 16000)
+    sf.write(tmp_path / "long.wav", tone(31.0, 8000), 8000)
+    (tmp_path / "garbage.wav").write_bytes(b"RIFF not audio at all")
+    good = sample_rows("train")[0]["audio_path"]
+    audio, text, language = {
+        "silence": (tmp_path / "silence.wav", "hello", "en"), "too long": (tmp_path / "long.wav", "hello", "en"),
+        "empty transcript": (good, "   ", "en"), "unreadable": (tmp_path / "garbage.wav", "hello", "en"),
+        "no audio": (None, "hello", "en"), "bad language": (good, "hello", "klingon"),
+    }[problem]  # fmt: skip
+    dataset = RecordedDataset(tmp_path / "ds")
+    with pytest.raises(ClipError, match=expected):
+        dataset.add(audio, text, language)
+    assert dataset.clips() == []
+
+
+def test_prompts_file_gives_one_prompt_per_line(tmp_path):
+    (tmp_path / "prompts.txt").write_text("open the door\n\n  close the window  \n")
+    assert read_prompts(tmp_path / "prompts.txt") == ["open the door", "close the window"]
+
+
+# --- Train, Try and Publish ------------------------------------------------------------------
+
+
+def test_the_shown_command_is_the_one_that_runs(tmp_path):
+    command = train_command("tiny", "lora", "recorded folder", str(tmp_path / "ds"), 3e-4, 100, 16, 32, 4,
+                            run_dir=tmp_path / "run")  # fmt: skip
+    assert command[:2] == [sys.executable, str(ROOT / "train.py")]
+    text = shown(command)
+    assert text.startswith("python train.py model=tiny method=lora dataset=jsonl")
+    for part in (f"dataset.train_manifest={tmp_path / 'ds' / 'train.jsonl'}", "method.r=16", "method.alpha=32",
+                 "trainer.learning_rate=0.0003", "trainer.max_steps=100", "trainer.save_steps=20"):  # fmt: skip
+        assert part in text
+    hub = train_command("voxtral-mini-3b", "full", "Hub dataset", "google/fleurs", 1e-5, 10, 8, 32, 2, run_dir=tmp_path)
+    assert "dataset=hub" in hub and "dataset.path=google/fleurs" in hub and not any("method.r" in w for w in hub)
+    with pytest.raises(ValueError, match="choose the training data"):
+        train_command("tiny", "lora", "manifest", "", 1e-4, 10, 8, 32, 2, run_dir=tmp_path)
+    assert push_command("RUN", "me/model", "me/demo", True, True)[2:] == [
+        "voxtral_exp.push", "RUN", "--repo-id", "me/model", "--space", "me/demo", "--private", "--dry-run"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("app")
+    run_dir = tmp / "outputs" / "app" / "run"
+    run_train([*FAST, "method=lora", "trainer.max_steps=2", "trainer.save_steps=2", "trainer.eval_steps=2",
+               "tracking.enabled=false", "evaluation.max_new_tokens=3", f"hydra.run.dir={run_dir}"], tmp / "trackio")
+    return tmp, run_dir
+
+
+def test_try_and_results_use_a_finished_run(finished_run):
+    workdir, run_dir = finished_run
+    assert find_runs(workdir) == [str(run_dir)]
+    text = run_results(run_dir)
+    assert "completed" in text and "**WER**" in text and "| reference | hypothesis |" in text
+    clip = str(SAMPLE / "audio" / "en_00.flac")
+    assert isinstance(transcribe_clip(str(run_dir), clip, "en"), str)
+    with pytest.raises(ValueError, match="record a clip"):
+        transcribe_clip(str(run_dir), None, "en")
+
+
+def test_demo_space_loads_the_model_from_its_repo_and_push_never_changes_final(finished_run, tmp_path):
+    _, run_dir = finished_run
+    final = run_dir / "final"
+    before = {p: p.read_bytes() for p in final.rglob("*") if p.is_file()}
+    files = space_files(dict(load_run_config(run_dir)), str(final))  # the model repo, here a local copy
+    assert set(files) == {"app.py", "requirements.txt"} and "peft" in files["requirements.txt"]
+    namespace = {"__name__": "space"}
+    exec(compile(files["app.py"], "app.py", "exec"), namespace)  # what the Space runs, without launching
+    assert isinstance(namespace["transcribe"](str(SAMPLE / "audio" / "en_00.flac"), "en"), str)
+    out = subprocess.run([sys.executable, "-m", "voxtral_exp.push", str(run_dir), "--repo-id", "me/model", "--space",
+                          "me/demo", "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "to the Space me/demo" in out.stdout and "app.py" in out.stdout and "requirements.txt" in out.stdout
+    assert {p: p.read_bytes() for p in final.rglob("*") if p.is_file()} == before
+
+
+# --- the whole app in a real browser ---------------------------------------------------------
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
+                    "(apt-get install chromium chromium-driver; .ci/run installs them)")  # fmt: skip
+def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port, shots = free_port(), Path(os.environ.get("VOXTRAL_EXP_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    app = subprocess.Popen([sys.executable, "-m", "voxtral_exp.app", "--port", str(port), "--workdir", str(tmp_path)],
+                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1700"):  # fmt: skip
+        options.add_argument(flag)
+    browser = None
+    try:
+        deadline = time.time() + 120
+        while not _answers(port):
+            assert app.poll() is None and time.time() < deadline, "the app did not start"
+            time.sleep(0.5)
+        browser = webdriver.Chrome(service=Service(DRIVER), options=options)
+        wait = WebDriverWait(browser, 240)
+        browser.get(f"http://127.0.0.1:{port}/")
+        css = lambda selector: browser.find_element(By.CSS_SELECTOR, selector)  # noqa: E731
+
+        # Dataset: upload three clips (an upload stands in for the microphone), save the manifests
+        uploaded = lambda component: "upload-container" not in css(component).get_attribute("innerHTML")  # noqa: E731
+        for i, row in enumerate(sample_rows("train")[:3]):
+            wait.until(lambda b: not uploaded("#clip-audio"))  # the component is empty again
+            css("#clip-audio input[type=file]").send_keys(row["audio_path"])
+            wait.until(lambda b: uploaded("#clip-audio"))
+            css("#transcript textarea").clear()
+            css("#transcript textarea").send_keys(row["text"])
+            language = css("#language textarea")
+            language.clear()
+            language.send_keys(row["language"])
+            css("#add-clip").click()
+            wait.until(lambda b: f"Added clip {i} " in css("#dataset-message").text)
+        css("#save-manifests").click()
+        wait.until(lambda b: "Saved" in css("#saved").text)
+        browser.save_screenshot(str(shots / "dataset.png"))
+        dataset = tmp_path / "datasets" / "my-speech"
+        assert len(dataset.joinpath("train.jsonl").read_text().splitlines()) + len(
+            dataset.joinpath("eval.jsonl").read_text().splitlines()) == 3
+
+        # Train: a 4-step run of the tiny model on that folder, watched to the end
+        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Train']").click()
+        steps = css("#steps input")
+        steps.clear()
+        steps.send_keys("4")
+        wait.until(lambda b: "trainer.max_steps=4" in css("#command textarea").get_attribute("value"))
+        css("#start").click()
+        wait.until(lambda b: "Finished" in css("#status").text)
+        wait.until(lambda b: "WER" in css("#results").text)
+        browser.save_screenshot(str(shots / "train.png"))
+        run_dir = Path(css("#status").text.split("`")[1]) if "`" in css("#status").text else None
+        runs = list((tmp_path / "outputs" / "app").iterdir())
+        assert len(runs) == 1 and json.loads((runs[0] / "run.json").read_text())["status"] == "completed"
+        assert run_dir is None or run_dir == runs[0]
+
+        # Try: the run's model transcribes an uploaded clip
+        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Try']").click()
+        css("#refresh").click()
+        time.sleep(1)
+        run_input = css("#try-run input")
+        run_input.clear()
+        run_input.send_keys(str(runs[0]))
+        css("#try-audio input[type=file]").send_keys(sample_rows("eval")[0]["audio_path"])
+        wait.until(lambda b: uploaded("#try-audio"))
+        css("#transcribe").click()
+        wait.until(lambda b: css("#transcript-out textarea").get_attribute("value"))
+        browser.save_screenshot(str(shots / "try.png"))
+        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Publish']").click()
+        time.sleep(0.5)
+        browser.save_screenshot(str(shots / "publish.png"))
+    finally:
+        if browser is not None:
+            browser.quit()
+        app.terminate()
+        app.wait(timeout=30)
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_nothing_in_the_training_path_imports_the_app():
+    code = "import sys; sys.path.insert(0, '.'); import train, voxtral_exp.training; print(sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'selenium') or m == 'voxtral_exp.app'))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

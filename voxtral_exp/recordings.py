@@ -1,0 +1,136 @@
+"""A speech dataset built clip by clip (the web app's Dataset tab), saved as `dataset=jsonl` reads it.
+
+A folder holds the clips as 16 kHz mono FLAC under audio/, their transcripts and languages in
+clips.jsonl (the record the app edits), and, when saved, train.jsonl and eval.jsonl:
+
+    python train.py dataset.train_manifest=FOLDER/train.jsonl dataset.eval_manifest=FOLDER/eval.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from voxtral_exp.data.audio import TARGET_RATE, AudioError, load_audio
+from voxtral_exp.data.languages import LanguageError, language_code
+from voxtral_exp.data.sources import holdout
+from voxtral_exp.run_record import write_atomic
+
+MAX_SECONDS = 30.0  # one Voxtral chunk; longer clips cost a whole extra chunk of audio tokens
+SILENCE_DBFS = -50.0  # clips whose loudness (RMS) stays below this are taken for silence
+
+
+class ClipError(ValueError):
+    """A clip that cannot go into the dataset; the message says what to do."""
+
+
+@dataclass
+class RecordedDataset:
+    folder: Path
+
+    def __post_init__(self):
+        self.folder = Path(self.folder).expanduser().resolve()
+
+    @property
+    def record(self) -> Path:
+        return self.folder / "clips.jsonl"
+
+    def clips(self) -> list[dict]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def add(self, audio: str | Path | None, text: str, language: str | None) -> dict:
+        """Check a recorded or uploaded clip and keep it (as 16 kHz mono FLAC) with its transcript."""
+        if not audio:
+            raise ClipError("no audio: record a clip or upload a file first")
+        text = " ".join((text or "").split())
+        if not text:
+            raise ClipError("empty transcript: type what is said in the clip")
+        try:
+            code = language_code(language)
+        except LanguageError as e:
+            raise ClipError(f"{e}; pick one such as en, fr, de") from None
+        try:
+            samples = load_audio(str(audio))
+        except AudioError as e:
+            raise ClipError(f"cannot read {Path(audio).name}: {e}") from None
+        seconds = len(samples) / TARGET_RATE
+        if seconds > MAX_SECONDS:
+            raise ClipError(f"{Path(audio).name} is {seconds:.1f} s long: keep clips under {MAX_SECONDS:.0f} s "
+                            "(one Voxtral chunk); split it into sentences")  # fmt: skip
+        loudness = 20 * math.log10(max(float(np.sqrt(np.mean(samples**2))), 1e-10))
+        if loudness < SILENCE_DBFS:
+            raise ClipError(f"{Path(audio).name} is silence or near-silence ({loudness:.0f} dBFS): check the "
+                            "microphone and record again, closer to it")  # fmt: skip
+        clips = self.clips()
+        number = max((int(c["id"]) for c in clips), default=-1) + 1
+        name = f"audio/{number:04d}.flac"
+        (self.folder / "audio").mkdir(parents=True, exist_ok=True)
+        sf.write(self.folder / name, samples, TARGET_RATE, format="FLAC")
+        clip = {"id": number, "audio_path": name, "text": text, "language": code, "duration": round(seconds, 3)}
+        self._save([*clips, clip])
+        return clip
+
+    def update(self, clip_id: int, text: str, language: str | None) -> dict:
+        """Correct a clip's transcript or language."""
+        text = " ".join((text or "").split())
+        if not text:
+            raise ClipError("empty transcript: type what is said in the clip")
+        try:
+            code = language_code(language)
+        except LanguageError as e:
+            raise ClipError(str(e)) from None
+        clips = self.clips()
+        clip = self._find(clips, clip_id)
+        clip.update(text=text, language=code)
+        self._save(clips)
+        return clip
+
+    def delete(self, clip_id: int) -> None:
+        clips = self.clips()
+        clip = self._find(clips, clip_id)
+        (self.folder / clip["audio_path"]).unlink(missing_ok=True)
+        self._save([c for c in clips if c is not clip])
+
+    def write_manifests(self, eval_fraction: float, seed: int = 0) -> tuple[Path, Path]:
+        """train.jsonl and eval.jsonl (a seeded `eval_fraction`, at least one clip each)."""
+        clips = self.clips()
+        if len(clips) < 2:
+            raise ClipError(f"{len(clips)} clip(s): a dataset needs at least 2 (one to train on, one to evaluate)")
+        if not 0 < eval_fraction < 1:
+            raise ClipError(f"eval fraction {eval_fraction}: pick a value between 0 and 1, e.g. 0.1")
+        held_out = holdout(len(clips), eval_fraction, seed)
+        if len(held_out) == len(clips):
+            held_out = set(list(held_out)[:-1])
+        paths = {}
+        for split, rows in (("train", [c for i, c in enumerate(clips) if i not in held_out]),
+                            ("eval", [c for i, c in enumerate(clips) if i in held_out])):  # fmt: skip
+            manifest = [{k: c[k] for k in ("audio_path", "text", "language", "duration")} for c in rows]
+            paths[split] = self.folder / f"{split}.jsonl"
+            write_atomic(paths[split], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest))
+        return paths["train"], paths["eval"]
+
+    def _find(self, clips: list[dict], clip_id: int) -> dict:
+        for clip in clips:
+            if int(clip["id"]) == int(clip_id):
+                return clip
+        raise ClipError(f"no clip {clip_id} in {self.folder}")
+
+    def _save(self, clips: list[dict]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.record, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in clips))
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Sentences to read aloud, one per line of a text file (blank lines skipped)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ClipError(f"cannot read prompts from {Path(path).name}: {e}; give a UTF-8 text file, one prompt a line") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
