@@ -243,3 +243,25 @@ def test_nothing_in_the_training_path_imports_the_app():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
+    from voxtral_exp.app import TrainingJob
+    from voxtral_exp.training import last_complete_checkpoint
+
+    run_dir = tmp_path / "run"
+    command = train_command("tiny", "lora", "manifest", str(SAMPLE / "train.jsonl"), 1e-3, 200, 8, 32, 2, run_dir=run_dir)
+    job = TrainingJob()
+    job.start([*command, "hardware=cpu", "tracking.enabled=false", "trainer.dataloader_num_workers=0"], run_dir)
+    deadline = time.time() + 300
+    while not (run_dir / "checkpoints" / "checkpoint-40" / "trainer_state.json").exists():
+        assert job.running() and time.time() < deadline, job.log()[-3000:]
+        time.sleep(0.2)
+    with pytest.raises(RuntimeError, match="a run is in progress"):
+        job.start(command, run_dir)  # one run at a time
+    assert job.progress()[1] == 200
+    job.stop()
+    job.process.wait(timeout=120)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert last_complete_checkpoint(run_dir / "checkpoints") is not None  # Resume has something to continue
+    assert "Resume it with Resume" in run_results(run_dir)
