@@ -10,14 +10,20 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from voxtral_exp.config import ConfigError  # also registers the ${voxtral.*:} resolvers conf/ uses
 from voxtral_exp.data.audio import AudioError
 from voxtral_exp.data.filters import DataError
 from voxtral_exp.data.hf import DataSourceError
 from voxtral_exp.data.manifest import ManifestError
-from voxtral_exp.distributed import join_submitit_job, quiet_non_zero_ranks, share_run_dir
-from voxtral_exp.run_record import RunInUseError, check_free
-from voxtral_exp.training import train
+from voxtral_exp.run.config import (
+    ConfigError,  # also registers the ${voxtral.*:} resolvers conf/ uses
+)
+from voxtral_exp.run.record import RunInUseError, check_free
+from voxtral_exp.training.distributed import (
+    join_submitit_job,
+    quiet_non_zero_ranks,
+    share_run_dir,
+)
+from voxtral_exp.training.recipe import train
 
 log = logging.getLogger("train")
 USER_ERRORS = (ConfigError, DataError, ManifestError, DataSourceError, AudioError, RunInUseError)

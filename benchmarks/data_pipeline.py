@@ -31,10 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.reference import ReferenceCollator, RowsDataset  # noqa: E402
-from voxtral_exp.collator import Featurizer, TranscriptionCollator  # noqa: E402
 from voxtral_exp.data.dataset import SpeechDataset  # noqa: E402
+from voxtral_exp.data.featurize import Featurizer  # noqa: E402
 from voxtral_exp.data.manifest import read_manifest  # noqa: E402
-from voxtral_exp.processor import build_offline_processor  # noqa: E402
+from voxtral_exp.model.processor import build_offline_processor  # noqa: E402
+from voxtral_exp.training.collator import TranscriptionCollator  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "train.jsonl"
 

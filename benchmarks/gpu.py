@@ -77,11 +77,17 @@ def throughput(args) -> dict:
     from omegaconf import OmegaConf
     from transformers import TrainerCallback, TrainingArguments
 
-    from benchmarks.pipelines import PIPELINES, apply_training_method, flops_3b, fused_linear_cross_entropy, make_trainer
-    from voxtral_exp.collator import Featurizer
+    from benchmarks.pipelines import (
+        PIPELINES,
+        apply_training_method,
+        flops_3b,
+        fused_linear_cross_entropy,
+        make_trainer,
+    )
+    from voxtral_exp.data.featurize import Featurizer
     from voxtral_exp.data.manifest import read_manifest
-    from voxtral_exp.modeling import build_model
-    from voxtral_exp.processor import build_offline_processor
+    from voxtral_exp.model.modeling import build_model
+    from voxtral_exp.model.processor import build_offline_processor
 
     gpu = not args.cpu_toy
     device = torch.device("cuda" if gpu else "cpu")

@@ -146,7 +146,7 @@ def whisper_zero_shot(manifest: Path) -> list[str]:
     from transformers import WhisperFeatureExtractor
 
     from voxtral_exp.data.audio import load_audio
-    from voxtral_exp.whisper_encoder import whisper_tiny_model_dir
+    from voxtral_exp.model.whisper_encoder import whisper_tiny_model_dir
 
     folder = whisper_tiny_model_dir()
     model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=2)
@@ -189,14 +189,14 @@ def evaluate_on(run_dir: Path, manifest: Path, cache_dir: Path) -> tuple[float, 
     evaluation settings; the frozen encoder's output comes from the shared cache."""
     import torch
 
-    from voxtral_exp.collator import Featurizer
     from voxtral_exp.data.dataset import SpeechDataset
+    from voxtral_exp.data.featurize import Featurizer
     from voxtral_exp.data.manifest import read_manifest
-    from voxtral_exp.encoder_cache import EncoderCache
-    from voxtral_exp.evaluation import evaluate_wer
-    from voxtral_exp.modeling import build_model, load_trained
-    from voxtral_exp.processor import load_processor
-    from voxtral_exp.run_record import load_run_config
+    from voxtral_exp.model.modeling import build_model, load_trained
+    from voxtral_exp.model.processor import load_processor
+    from voxtral_exp.run.record import load_run_config
+    from voxtral_exp.training.encoder_cache import EncoderCache
+    from voxtral_exp.training.evaluation import evaluate_wer
 
     cfg = load_run_config(run_dir)
     examples, _ = read_manifest(manifest)

@@ -31,7 +31,7 @@ def apply_training_method(model, method: str, encoder_adapters: bool = False, tr
     """LoRA (language model only, or both towers) or full fine-tuning of LM + projector."""
     from peft import LoraConfig, get_peft_model
 
-    from voxtral_exp.modeling import apply_method
+    from voxtral_exp.model.modeling import apply_method
 
     if method == "lora" and encoder_adapters:  # the reference's name match reaches the encoder
         return get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS))
@@ -44,7 +44,9 @@ def apply_training_method(model, method: str, encoder_adapters: bool = False, tr
 def fused_linear_cross_entropy():
     """(name, loss(hidden [N, H], weight [V, H], targets [N]) -> mean over non-ignored targets)."""
     try:
-        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+        from liger_kernel.transformers.functional import (
+            liger_fused_linear_cross_entropy,
+        )
 
         def liger(hidden, weight, targets):
             return liger_fused_linear_cross_entropy(hidden, weight, targets, ignore_index=IGNORE)
@@ -78,7 +80,7 @@ def chunked_linear_cross_entropy(hidden, weight, targets, chunk: int = 512):
 def fused_loss(model, inputs: dict, loss_fn) -> torch.Tensor:
     """The axolotl-style loss: the model's last hidden states, then a fused linear
     cross-entropy with the output layer over every next-token position."""
-    from voxtral_exp.encoder_cache import unwrap_peft
+    from voxtral_exp.model.modeling import unwrap_peft
 
     voxtral = unwrap_peft(model)
     hidden = voxtral.model(input_ids=inputs["input_ids"], input_features=inputs["input_features"],
@@ -93,10 +95,11 @@ def make_trainer(pipeline: str, model, examples, processor, training_args, callb
     from transformers import Trainer
 
     from benchmarks.reference import ReferenceCollator, RowsDataset
-    from voxtral_exp.collator import Featurizer, TranscriptionCollator
     from voxtral_exp.data.dataset import SpeechDataset
-    from voxtral_exp.loss import label_only_loss
-    from voxtral_exp.trainer import VoxtralTrainer
+    from voxtral_exp.data.featurize import Featurizer
+    from voxtral_exp.training.collator import TranscriptionCollator
+    from voxtral_exp.training.loss import label_only_loss
+    from voxtral_exp.training.trainer import VoxtralTrainer
 
     pad = processor.tokenizer.pad_token_id
     common = dict(model=model, args=training_args, callbacks=list(callbacks))
@@ -134,7 +137,7 @@ def flops_3b(pipeline: str, method: str, encoder_adapters: bool = False, train_e
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import VoxtralConfig, VoxtralForConditionalGeneration
 
-    from voxtral_exp.encoder_cache import audio_modules, unwrap_peft
+    from voxtral_exp.model.modeling import audio_modules, unwrap_peft
 
     with torch.device("meta"):
         config = VoxtralConfig()  # no arguments: the 3B architecture

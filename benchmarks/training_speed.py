@@ -90,8 +90,8 @@ def run_side(spec: dict, args) -> dict:
 
     from benchmarks.pipelines import apply_training_method, make_trainer
     from voxtral_exp.data.manifest import read_manifest
-    from voxtral_exp.modeling import build_model
-    from voxtral_exp.processor import build_offline_processor
+    from voxtral_exp.model.modeling import build_model
+    from voxtral_exp.model.processor import build_offline_processor
 
     torch.manual_seed(0)
     model_cfg = OmegaConf.create({"name": "bench", "random_init": True, "attn_implementation": spec.get("attention", "sdpa"),
@@ -130,7 +130,7 @@ def run_side(spec: dict, args) -> dict:
                            label_only=spec.get("label_only", True))  # fmt: skip
     start = time.perf_counter()
     if spec.get("cache"):
-        from voxtral_exp.encoder_cache import EncoderCache
+        from voxtral_exp.training.encoder_cache import EncoderCache
 
         cache = EncoderCache(tempfile.mkdtemp(dir=args.scratch), model)
         cache.fill(model, trainer.train_dataset, batch_size=args.batch_size, num_workers=workers)
@@ -267,8 +267,8 @@ def main() -> None:
 
 def encoder_share_3b(flops_3b) -> float:
     """The frozen encoder's share of a voxtral_exp LoRA step on the 3B (counted, not timed)."""
-    from torch.utils.flop_counter import FlopCounterMode
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
     from transformers import VoxtralEncoderConfig
     from transformers.models.voxtral.modeling_voxtral import VoxtralEncoder
 

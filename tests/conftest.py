@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import voxtral_exp.config  # noqa: F401 - registers resolvers
+import voxtral_exp.run.config  # noqa: F401 - registers resolvers
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf")

@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import compose_config  # noqa: E402
-from voxtral_exp.collator import Featurizer  # noqa: E402
+from voxtral_exp.data.featurize import Featurizer  # noqa: E402
 from voxtral_exp.data.manifest import read_manifest  # noqa: E402
-from voxtral_exp.evaluation import evaluate_wer  # noqa: E402
-from voxtral_exp.modeling import build_model  # noqa: E402
-from voxtral_exp.processor import build_offline_processor  # noqa: E402
+from voxtral_exp.model.modeling import build_model  # noqa: E402
+from voxtral_exp.model.processor import build_offline_processor  # noqa: E402
+from voxtral_exp.training.evaluation import evaluate_wer  # noqa: E402
 
 
 def main() -> None:

@@ -16,11 +16,18 @@ import soundfile as sf
 
 from tests.conftest import FAST, ROOT, run_train
 from tests.data_fixtures import sample_rows, tone
-from voxtral_exp.app import find_runs, push_command, run_results, shown, train_command, transcribe_clip
+from voxtral_exp.app import (
+    find_runs,
+    push_command,
+    run_results,
+    shown,
+    train_command,
+    transcribe_clip,
+)
 from voxtral_exp.data.manifest import read_manifest
-from voxtral_exp.model_card import space_files
-from voxtral_exp.recordings import ClipError, RecordedDataset, read_prompts
-from voxtral_exp.run_record import load_run_config
+from voxtral_exp.data.recordings import ClipError, RecordedDataset, read_prompts
+from voxtral_exp.run.model_card import space_files
+from voxtral_exp.run.record import load_run_config
 
 SAMPLE = ROOT / "data" / "sample"
 
@@ -239,7 +246,7 @@ def _answers(port: int) -> bool:
 
 
 def test_nothing_in_the_training_path_imports_the_app():
-    code = "import sys; sys.path.insert(0, '.'); import train, voxtral_exp.training; print(sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'selenium') or m == 'voxtral_exp.app'))"
+    code = "import sys; sys.path.insert(0, '.'); import train, voxtral_exp.training.recipe; print(sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'selenium') or m == 'voxtral_exp.app'))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
@@ -247,7 +254,7 @@ def test_nothing_in_the_training_path_imports_the_app():
 
 def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
     from voxtral_exp.app import TrainingJob
-    from voxtral_exp.training import last_complete_checkpoint
+    from voxtral_exp.training.recipe import last_complete_checkpoint
 
     run_dir = tmp_path / "run"
     command = train_command("tiny", "lora", "manifest", str(SAMPLE / "train.jsonl"), 1e-3, 200, 8, 32, 2, run_dir=run_dir)

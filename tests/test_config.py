@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, compose_config
-from voxtral_exp.config import ConfigError, validate
+from voxtral_exp.run.config import ConfigError, validate
 
 GROUPS = {  # shipped options; files starting with "_" are shared parts, not options
     g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml") if not p.stem.startswith("_"))

@@ -24,15 +24,15 @@ from tests.data_fixtures import (
     tone,
     write_jsonl,
 )
-from voxtral_exp.collator import Featurizer
-from voxtral_exp.config import ConfigError, validate
 from voxtral_exp.data.audio import AudioError, load_audio
 from voxtral_exp.data.dataset import stream_features
+from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import DataError, ExampleChecker
 from voxtral_exp.data.hf import DataSourceError
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.data.sources import load_data
-from voxtral_exp.processor import build_offline_processor
+from voxtral_exp.model.processor import build_offline_processor
+from voxtral_exp.run.config import ConfigError, validate
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +252,7 @@ def test_filters_drop_and_count_by_reason(tmp_path):
 def test_check_command_reports_every_planted_problem_in_one_pass(tmp_path):
     path, line = planted_manifest(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "voxtral_exp.data.check", "model=tiny", f"dataset.train_manifest={path}"],
+        [sys.executable, "-m", "voxtral_exp.check", "model=tiny", f"dataset.train_manifest={path}"],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
     )
     assert proc.returncode == 1, proc.stderr[-2000:]

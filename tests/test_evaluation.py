@@ -10,14 +10,20 @@ import torch
 import yaml
 
 from tests.conftest import FAST, ROOT, compose_config, read_trackio, run_train
-from voxtral_exp.collator import Featurizer, TranscriptionCollator
-from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.data.example import Example
-from voxtral_exp.evaluation import error_rates, evaluate_wer, generation_budget, text_normalizer
+from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.merge import merge
-from voxtral_exp.model_card import REPO
-from voxtral_exp.modeling import build_model, load_trained
-from voxtral_exp.processor import load_processor
+from voxtral_exp.model.modeling import build_model, load_trained
+from voxtral_exp.model.processor import load_processor
+from voxtral_exp.run.model_card import REPO
+from voxtral_exp.training.collator import TranscriptionCollator
+from voxtral_exp.training.evaluation import (
+    error_rates,
+    evaluate_wer,
+    generation_budget,
+    text_normalizer,
+)
 
 SAMPLE = ROOT / "data" / "sample"
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train
-from voxtral_exp.modeling import load_trained
+from voxtral_exp.model.modeling import load_trained
 
 QUICK = [*FAST, "trainer.max_steps=3", "trainer.eval_steps=3", "trainer.save_steps=3",
          "evaluation.max_new_tokens=2"]
@@ -155,7 +155,7 @@ def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):
     assert (run_dir / "final" / "model.safetensors").is_file() and (run_dir / "eval_results.json").is_file()
     state = json.loads((run_dir / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["train_batch_size"] == 2 and state["global_step"] == 3
-    assert "[voxtral_exp.training][INFO] Run" in (run_dir / "train.log").read_text()
+    assert "[voxtral_exp.training.recipe][INFO] Run" in (run_dir / "train.log").read_text()
     assert len(read_trackio(trackio_dir)) == 1
 
 

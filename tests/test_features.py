@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from voxtral_exp.collator import Featurizer
-from voxtral_exp.processor import build_offline_processor
+from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.model.processor import build_offline_processor
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,20 @@ import pytest
 import torch
 
 from tests.conftest import compose_config
-from voxtral_exp.collator import Featurizer, TranscriptionCollator
-from voxtral_exp.data.dataset import SpeechDataset
-from voxtral_exp.data.manifest import read_manifest
-from voxtral_exp.loss import label_only_loss
-from voxtral_exp.encoder_cache import EncoderCache, example_key, fingerprint, unwrap_peft, with_cached_audio
-from voxtral_exp.modeling import apply_method, build_model
-from voxtral_exp.processor import build_offline_processor
 from tests.data_fixtures import SAMPLE
+from voxtral_exp.data.dataset import SpeechDataset
+from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.data.manifest import read_manifest
+from voxtral_exp.model.modeling import (
+    apply_method,
+    build_model,
+    unwrap_peft,
+    with_cached_audio,
+)
+from voxtral_exp.model.processor import build_offline_processor
+from voxtral_exp.training.collator import TranscriptionCollator
+from voxtral_exp.training.encoder_cache import EncoderCache, example_key, fingerprint
+from voxtral_exp.training.loss import label_only_loss
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +91,7 @@ def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
 
 
 def test_cache_refuses_a_training_audio_path():
-    from voxtral_exp.config import ConfigError, validate
+    from voxtral_exp.run.config import ConfigError, validate
 
     cfg = compose_config(["hardware=cpu", "method=full", "method.freeze_audio_tower=false",
                           "training.encoder_cache=/tmp/cache"])
@@ -98,8 +104,8 @@ def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featur
     from transformers import TrainingArguments
 
     from voxtral_exp.data.example import Example
-    from voxtral_exp.loss import label_only_loss
-    from voxtral_exp.trainer import VoxtralTrainer
+    from voxtral_exp.training.loss import label_only_loss
+    from voxtral_exp.training.trainer import VoxtralTrainer
 
     rng = np.random.default_rng(0)
     examples = []
@@ -143,7 +149,7 @@ def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_
                                                                                      examples, method):
     from transformers import TrainingArguments
 
-    from voxtral_exp.trainer import VoxtralTrainer
+    from voxtral_exp.training.trainer import VoxtralTrainer
 
     cfg = compose_config(["model=tiny", f"method={method}", "hardware=cpu"])
     dataset = SpeechDataset(examples[:2], featurizer)

@@ -5,10 +5,16 @@ import pytest
 import torch
 
 from tests.conftest import compose_config
-from voxtral_exp.collator import Featurizer, TranscriptionCollator
-from voxtral_exp.loss import label_only_loss
-from voxtral_exp.modeling import apply_method, build_model, count_parameters, torch_dtype
-from voxtral_exp.processor import build_offline_processor
+from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.model.modeling import (
+    apply_method,
+    build_model,
+    count_parameters,
+    torch_dtype,
+)
+from voxtral_exp.model.processor import build_offline_processor
+from voxtral_exp.training.collator import TranscriptionCollator
+from voxtral_exp.training.loss import label_only_loss
 
 
 @pytest.fixture(scope="module")

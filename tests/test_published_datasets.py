@@ -9,18 +9,23 @@ import numpy as np
 import pytest
 
 from tests.conftest import FAST, compose_config, run_train
-from tests.data_fixtures import fleurs_folder, granary_folder, voxpopuli_folder, yodas_granary_folder
-from voxtral_exp.collator import Featurizer
-from voxtral_exp.config import ConfigError, validate
-from voxtral_exp.data import check
+from tests.data_fixtures import (
+    fleurs_folder,
+    granary_folder,
+    voxpopuli_folder,
+    yodas_granary_folder,
+)
+from voxtral_exp import check
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.dataset import stream_features
 from voxtral_exp.data.example import optional_seconds
+from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import DataError, ExampleChecker
 from voxtral_exp.data.hf import DataSourceError
 from voxtral_exp.data.languages import VOXTRAL_LANGUAGES, LanguageError, language_code
 from voxtral_exp.data.sources import load_data, preflight
-from voxtral_exp.processor import build_offline_processor
+from voxtral_exp.model.processor import build_offline_processor
+from voxtral_exp.run.config import ConfigError, validate
 
 SHORT = [*FAST, "method=lora", "trainer.max_steps=2", "trainer.eval_steps=2", "trainer.save_steps=2",
          "tracking.enabled=false", "evaluation.max_new_tokens=2"]

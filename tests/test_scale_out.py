@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import VoxtralForConditionalGeneration
 
 from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train

@@ -6,12 +6,12 @@ import torch
 from transformers import WhisperFeatureExtractor
 
 from tests.conftest import ROOT, compose_config
-from voxtral_exp import whisper_encoder
-from voxtral_exp.collator import Featurizer
 from voxtral_exp.data.audio import load_audio
+from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
-from voxtral_exp.modeling import build_model
-from voxtral_exp.processor import load_processor
+from voxtral_exp.model import whisper_encoder
+from voxtral_exp.model.modeling import build_model
+from voxtral_exp.model.processor import load_processor
 
 SAMPLE = ROOT / "data" / "sample"
 

@@ -10,10 +10,10 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import FAST, compose_config, read_jsonl, read_trackio, run_train
-from voxtral_exp.collator import Featurizer
-from voxtral_exp.evaluation import transcribe
-from voxtral_exp.modeling import build_model, load_trained
-from voxtral_exp.processor import load_processor
+from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.model.modeling import build_model, load_trained
+from voxtral_exp.model.processor import load_processor
+from voxtral_exp.training.evaluation import transcribe
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@
 Four tabs on top of the framework, each doing what a command does:
 - Dataset: record or upload clips, type or correct their transcripts and languages, listen to
   and delete them; save train.jsonl / eval.jsonl in the format `dataset=jsonl` reads
-  (voxtral_exp.recordings).
+  (voxtral_exp.data.recordings).
 - Train: pick model, method, data and the common knobs; the exact `python train.py ...` command is
   shown, then run as a subprocess (one at a time) whose log and progress stream in; Stop is
   Ctrl-C (the run is recorded as interrupted and resumes with Resume); a finished run shows its
@@ -25,7 +25,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -147,7 +146,7 @@ def transcribe_clip(model: str, audio: str | None, language: str | None) -> str:
 
     from voxtral_exp.data.audio import load_audio
     from voxtral_exp.data.languages import language_code
-    from voxtral_exp.evaluation import transcribe
+    from voxtral_exp.training.evaluation import transcribe
     from voxtral_exp.transcribe import load
 
     if not model:
@@ -182,7 +181,7 @@ def push_command(run_dir: str, repo_id: str, space: str, private: bool, dry_run:
 def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
     import gradio as gr
 
-    from voxtral_exp.recordings import ClipError, RecordedDataset, read_prompts
+    from voxtral_exp.data.recordings import ClipError, RecordedDataset, read_prompts
 
     job = TrainingJob()
 

@@ -11,15 +11,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from voxtral_exp.modeling import load_trained
-from voxtral_exp.processor import load_processor
+from voxtral_exp.model.modeling import load_trained
+from voxtral_exp.model.processor import load_processor
+from voxtral_exp.run.record import final_dir
 
 log = logging.getLogger("voxtral_exp.merge")
-
-
-def final_dir(path: Path) -> Path:
-    """A run directory's final/, or the folder itself if it already is one."""
-    return path / "final" if (path / "final").is_dir() else path
 
 
 def merge(path: Path, out: Path | None = None) -> Path:

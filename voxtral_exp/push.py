@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from voxtral_exp.merge import final_dir
-from voxtral_exp.model_card import REPO, space_files
-from voxtral_exp.run_record import load_run_config
+from voxtral_exp.run.model_card import REPO, space_files
+from voxtral_exp.run.record import final_dir, load_run_config
 
 
 def files_to_upload(folder: Path) -> list[str]:

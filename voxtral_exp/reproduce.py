@@ -16,8 +16,8 @@ from pathlib import Path
 
 from omegaconf import open_dict
 
-from voxtral_exp.run_record import git_state, load_run_config, log_to, package_versions
-from voxtral_exp.training import train
+from voxtral_exp.run.record import git_state, load_run_config, log_to, package_versions
+from voxtral_exp.training.recipe import train
 
 log = logging.getLogger("voxtral_exp.reproduce")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from omegaconf import open_dict
 
-from voxtral_exp.distributed import rank, share_run_dir
-from voxtral_exp.run_record import RunInUseError, check_free, load_run_config, log_to
-from voxtral_exp.training import train
+from voxtral_exp.run.record import RunInUseError, check_free, load_run_config, log_to
+from voxtral_exp.training.distributed import rank, share_run_dir
+from voxtral_exp.training.recipe import train
 
 
 def main(argv: list[str] | None = None) -> int:

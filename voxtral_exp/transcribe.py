@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
-from voxtral_exp.collator import Featurizer
 from voxtral_exp.data.audio import load_audio
+from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.languages import language_code
-from voxtral_exp.evaluation import transcribe
-from voxtral_exp.merge import final_dir
-from voxtral_exp.modeling import load_trained
-from voxtral_exp.processor import load_processor
+from voxtral_exp.model.modeling import load_trained
+from voxtral_exp.model.processor import load_processor
+from voxtral_exp.run.record import final_dir
+from voxtral_exp.training.evaluation import transcribe
 
 
 def load(model: str, dtype: torch.dtype) -> tuple[torch.nn.Module, Featurizer]:

@@ -18,9 +18,9 @@ from typing import Any
 import datasets
 from torch.utils.data import Dataset
 
-from voxtral_exp.collator import Featurizer
 from voxtral_exp.data.audio import AudioError, header_seconds
 from voxtral_exp.data.example import Example
+from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.hf import RowAdapter
 

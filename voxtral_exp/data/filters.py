@@ -17,10 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-from voxtral_exp.collator import normalize_transcript
-from voxtral_exp.data.audio import TARGET_RATE, AudioError, audio_name, header_seconds, load_audio
+from voxtral_exp.data.audio import (
+    TARGET_RATE,
+    AudioError,
+    audio_name,
+    header_seconds,
+    load_audio,
+)
 from voxtral_exp.data.example import Example
+from voxtral_exp.data.featurize import normalize_transcript
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +63,7 @@ class DataError(ValueError):
         super().__init__(
             f"{len(findings)} bad example(s) in the {split} data:\n  {shown}{more}\n"
             "Fix them, or set dataset.on_error=skip to drop and count them "
-            "(`python -m voxtral_exp.data.check` lists every problem without training)."
+            "(`python -m voxtral_exp.check` lists every problem without training)."
         )
 
 

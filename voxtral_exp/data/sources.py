@@ -18,7 +18,14 @@ from omegaconf import DictConfig
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.filters import ExampleChecker, screen
 from voxtral_exp.data.hf import (
-    Columns, DataSourceError, ExampleRows, RowAdapter, RowsView, as_example_rows, load_split, prepare,
+    Columns,
+    DataSourceError,
+    ExampleRows,
+    RowAdapter,
+    RowsView,
+    as_example_rows,
+    load_split,
+    prepare,
 )  # fmt: skip
 from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.manifest import read_manifest

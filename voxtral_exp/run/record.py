@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import yaml
 
-from voxtral_exp.config import REDACTED, ROOT, SECRET_KEY
+from voxtral_exp.run.config import REDACTED, ROOT, SECRET_KEY
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,11 @@ def redact_argv(argv: list[str]) -> list[str]:
         key, sep, _ = word.partition("=")
         words.append(f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) else word)
     return words
+
+
+def final_dir(path: Path) -> Path:
+    """A run directory's final/, or the folder itself if it already is one."""
+    return path / "final" if (path / "final").is_dir() else path
 
 
 def load_run_config(run_dir: Path):

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel, Trainer, TrainerCallback
 from torch.utils.data import Sampler
+from transformers import PreTrainedModel, Trainer, TrainerCallback
 
-from voxtral_exp.encoder_cache import audio_modules, unwrap_peft, with_cached_audio
+from voxtral_exp.model.modeling import audio_modules, unwrap_peft, with_cached_audio
 
 log = logging.getLogger(__name__)
 

@@ -17,25 +17,49 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
-from transformers import EarlyStoppingCallback, TrainerState, TrainingArguments, set_seed
+from transformers import (
+    EarlyStoppingCallback,
+    TrainerState,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_utils import TrainOutput
 
-from voxtral_exp.collator import Featurizer, TranscriptionCollator
-from voxtral_exp.config import REDACTED, ConfigError, resolved_container, secret_values, validate
-from voxtral_exp.encoder_cache import EncoderCache
 from voxtral_exp.data.dataset import SpeechDataset, stream_features
+from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.sources import load_data, preflight
-from voxtral_exp.distributed import rank
-from voxtral_exp.evaluation import WerCallback, evaluate_wer
-from voxtral_exp.loss import label_only_loss
-from voxtral_exp.model_card import model_card, write_model_card
-from voxtral_exp.modeling import apply_method, build_model, count_parameters, torch_dtype
-from voxtral_exp.processor import OFFLINE_MODEL_ID, load_processor
-from voxtral_exp.run_record import RunLock, RunRecord, git_state, write_atomic, write_json, write_resolved_config
-from voxtral_exp.tracking import Tracker, TrackioLogger, prefix_metrics
-from voxtral_exp.trainer import ProgressLog, VoxtralTrainer
+from voxtral_exp.model.modeling import (
+    apply_method,
+    build_model,
+    count_parameters,
+    torch_dtype,
+)
+from voxtral_exp.model.processor import OFFLINE_MODEL_ID, load_processor
+from voxtral_exp.run.config import (
+    REDACTED,
+    ConfigError,
+    resolved_container,
+    secret_values,
+    validate,
+)
+from voxtral_exp.run.model_card import model_card, write_model_card
+from voxtral_exp.run.record import (
+    RunLock,
+    RunRecord,
+    git_state,
+    write_atomic,
+    write_json,
+    write_resolved_config,
+)
+from voxtral_exp.training.collator import TranscriptionCollator
+from voxtral_exp.training.distributed import rank
+from voxtral_exp.training.encoder_cache import EncoderCache
+from voxtral_exp.training.evaluation import WerCallback, evaluate_wer
+from voxtral_exp.training.loss import label_only_loss
+from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics
+from voxtral_exp.training.trainer import ProgressLog, VoxtralTrainer
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +140,7 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
         **trainer_kwargs,
         output_dir=str(run_dir / "checkpoints"),
         run_name=cfg.tracking.name,
-        report_to="none",  # trackio is driven by voxtral_exp.tracking
+        report_to="none",  # trackio is driven by voxtral_exp.training.tracking
         prediction_loss_only=True,  # eval loss only; WER/CER come from generation
     )
     dtype = torch_dtype(cfg.model.dtype, args.bf16, cfg.method.name)

@@ -13,12 +13,17 @@ import jiwer
 import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
-from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
+from transformers.models.whisper.english_normalizer import (
+    BasicTextNormalizer,
+    EnglishTextNormalizer,
+)
 
-from voxtral_exp.collator import Featurizer, collate_prompts, normalize_transcript
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.example import Example
-from voxtral_exp.encoder_cache import EncoderCache, with_cached_audio
+from voxtral_exp.data.featurize import Featurizer, normalize_transcript
+from voxtral_exp.model.modeling import with_cached_audio
+from voxtral_exp.training.collator import collate_prompts
+from voxtral_exp.training.encoder_cache import EncoderCache
 
 log = logging.getLogger(__name__)
 

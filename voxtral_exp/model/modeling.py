@@ -11,7 +11,11 @@ from transformers import VoxtralConfig, VoxtralForConditionalGeneration
 
 log = logging.getLogger(__name__)
 
-AUDIO_TOKEN_ID = 24  # [AUDIO] in Voxtral's tokenizer; VoxtralConfig leaves it None
+# Voxtral's facts, as its tokenizer and processor fix them.
+AUDIO_TOKEN_ID = 24  # [AUDIO]; VoxtralConfig leaves it None
+PAD_TOKEN_ID = 11  # <pad>
+AUDIO_TOKENS_PER_CHUNK = 375  # [AUDIO] tokens per 30 s chunk (12.5 Hz)
+IGNORE_INDEX = -100  # label value the loss skips (transformers' convention): the prompt, padding
 
 
 def torch_dtype(name: str, bf16: bool, method: str = "lora") -> torch.dtype:
@@ -34,7 +38,7 @@ def random_config(cfg: DictConfig) -> VoxtralConfig:
         audio_config={"model_type": "voxtral_encoder", **audio},
         audio_token_id=AUDIO_TOKEN_ID,
     )
-    config.text_config.pad_token_id = 11
+    config.text_config.pad_token_id = PAD_TOKEN_ID
     return config
 
 
@@ -64,7 +68,7 @@ def pretrained_audio_encoder(name: str) -> dict[str, torch.Tensor]:
     """`model.pretrained_audio_encoder`: weights for the audio tower of a random-weight model."""
     if name != "whisper-tiny.en":
         raise ValueError(f"model.pretrained_audio_encoder={name!r}: expected one of {list(PRETRAINED_AUDIO_ENCODERS)}")
-    from voxtral_exp.whisper_encoder import whisper_tiny_encoder_weights
+    from voxtral_exp.model.whisper_encoder import whisper_tiny_encoder_weights
 
     return whisper_tiny_encoder_weights()
 
@@ -117,6 +121,34 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return total, trainable
+
+
+# --- plumbing: the parts of a Voxtral, PEFT-wrapped or not ------------------------------------
+
+
+def unwrap_peft(model: torch.nn.Module) -> torch.nn.Module:
+    """The Voxtral model inside a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def audio_modules(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(audio tower, projector) of a Voxtral model, PEFT-wrapped or not."""
+    voxtral = unwrap_peft(model)
+    return voxtral.model.audio_tower, voxtral.model.multi_modal_projector
+
+
+def with_cached_audio(model: torch.nn.Module, inputs: dict) -> dict:
+    """A batch with cached ``encoder_states`` -> the same batch as ``inputs_embeds``: the
+    projector's output placed at the [AUDIO] positions of the token embeddings, as Voxtral's
+    forward does with the live encoder."""
+    inputs = dict(inputs)
+    input_ids, states = inputs.pop("input_ids"), inputs.pop("encoder_states")
+    embeddings = model.get_input_embeddings()(input_ids)
+    _, projector = audio_modules(model)
+    audio = projector(states.to(embeddings.device, next(projector.parameters()).dtype))
+    mask = (input_ids == AUDIO_TOKEN_ID).unsqueeze(-1).expand_as(embeddings)
+    inputs["inputs_embeds"] = embeddings.masked_scatter(mask, audio.to(embeddings.device, embeddings.dtype))
+    return inputs
 
 
 def load_trained(path: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:

@@ -1,7 +1,7 @@
 """Scan a whole dataset and report every problem at once, without training.
 
-    python -m voxtral_exp.data.check dataset=jsonl dataset.train_manifest=train.jsonl
-    python -m voxtral_exp.data.check dataset=hub dataset.path=/data/cv.parquet dataset.eval_split=null
+    python -m voxtral_exp.check dataset=jsonl dataset.train_manifest=train.jsonl
+    python -m voxtral_exp.check dataset=hub dataset.path=/data/cv.parquet dataset.eval_split=null
 
 Takes the same overrides as train.py. Every example is fully decoded (unreadable files, empty
 or NaN audio are found), filters are applied, and a summary per split is printed. Exits 1 when
@@ -15,11 +15,11 @@ from itertools import islice
 
 from hydra import compose, initialize_config_dir
 
-from voxtral_exp.config import ROOT
 from voxtral_exp.data.filters import FILTERS, ExampleChecker, Finding, SplitReport
 from voxtral_exp.data.manifest import ManifestError
 from voxtral_exp.data.sources import preflight, read_data
-from voxtral_exp.processor import load_processor
+from voxtral_exp.model.processor import load_processor
+from voxtral_exp.run.config import ROOT
 
 STREAM_LIMIT = 10_000  # rows checked from a stream (it may be endless)
 

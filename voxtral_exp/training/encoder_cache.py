@@ -19,20 +19,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from voxtral_exp.data.example import Example
-from voxtral_exp.modeling import AUDIO_TOKEN_ID
+from voxtral_exp.model.modeling import audio_modules
 
 log = logging.getLogger(__name__)
-
-
-def unwrap_peft(model: torch.nn.Module) -> torch.nn.Module:
-    """The Voxtral model inside a PEFT wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def audio_modules(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(audio tower, projector) of a Voxtral model, PEFT-wrapped or not."""
-    voxtral = unwrap_peft(model)
-    return voxtral.model.audio_tower, voxtral.model.multi_modal_projector
 
 
 def fingerprint(model: torch.nn.Module) -> str:
@@ -52,20 +41,6 @@ def example_key(example: Example) -> str:
     digest.update(example.audio if isinstance(example.audio, bytes) else Path(example.audio).read_bytes())
     digest.update(f"{example.offset}:{example.duration}".encode())
     return digest.hexdigest()
-
-
-def with_cached_audio(model: torch.nn.Module, inputs: dict) -> dict:
-    """A batch with cached ``encoder_states`` -> the same batch as ``inputs_embeds``: the
-    projector's output placed at the [AUDIO] positions of the token embeddings, as Voxtral's
-    forward does with the live encoder."""
-    inputs = dict(inputs)
-    input_ids, states = inputs.pop("input_ids"), inputs.pop("encoder_states")
-    embeddings = model.get_input_embeddings()(input_ids)
-    _, projector = audio_modules(model)
-    audio = projector(states.to(embeddings.device, next(projector.parameters()).dtype))
-    mask = (input_ids == AUDIO_TOKEN_ID).unsqueeze(-1).expand_as(embeddings)
-    inputs["inputs_embeds"] = embeddings.masked_scatter(mask, audio.to(embeddings.device, embeddings.dtype))
-    return inputs
 
 
 class EncoderCache:

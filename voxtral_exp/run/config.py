@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from voxtral_exp.data.languages import LanguageError, language_code
 from voxtral_exp.data.sources import GRANARY_LANGUAGES, GRANARY_SOURCES, reader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (train.py, conf/, data/)
 REDACTED = "<redacted>"
 # key names whose values are secrets: hf_token, hub_token, api_key, password ... (not max_new_tokens)
 SECRET_KEY = re.compile(r"(^|[._+])(\w*_)?(token|secret|password|api_?key|access_key)$", re.IGNORECASE)

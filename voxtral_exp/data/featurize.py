@@ -1,13 +1,13 @@
-"""Featurise examples into Voxtral transcription sequences and collate them into batches.
+"""Featurise examples into Voxtral transcription sequences.
 
 A training sequence is the processor's transcription prompt followed by the transcript:
 
-    <s>[INST][BEGIN_AUDIO][AUDIO]*375k[/INST]lang:xx[TRANSCRIBE] text tokens </s> <pad>...
-    labels: -100 ........................................... text tokens </s> -100...
+    <s>[INST][BEGIN_AUDIO][AUDIO]*375k[/INST]lang:xx[TRANSCRIBE] text tokens </s>
 
 The featuriser runs per example inside DataLoader workers (audio decoding, resampling, mel
-features, tokenisation); the collator only pads and stacks, so the training process never
-waits on audio work. Generation uses the very same prompt (``Featurizer.prompt``).
+features, tokenisation), so the training process never waits on audio work; the collator
+(voxtral_exp.training.collator) only pads. Generation uses the very same prompt
+(``Featurizer.prompt``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from transformers import VoxtralProcessor
 
 from voxtral_exp.data.audio import TARGET_RATE, load_audio
 from voxtral_exp.data.example import Example
-from voxtral_exp.features import LogMel, pcm16_roundtrip
-
-IGNORE_INDEX = -100
-AUDIO_TOKENS_PER_CHUNK = 375  # [AUDIO] tokens per 30 s chunk (12.5 Hz)
+from voxtral_exp.data.logmel import LogMel, pcm16_roundtrip
+from voxtral_exp.model.modeling import AUDIO_TOKENS_PER_CHUNK
 
 
 def normalize_transcript(text: str) -> str:
@@ -40,7 +38,7 @@ class Featurizer:
 
     Equal to the processor's ``apply_transcription_request`` output, but faster: the prompt's
     token ids depend only on the chunk count and language (cached), and the mel features are
-    computed over the clip, not its 30 s padding (voxtral_exp.features).
+    computed over the clip, not its 30 s padding (voxtral_exp.data.logmel).
     """
 
     def __init__(self, processor: VoxtralProcessor, model_id: str, default_language: str | None = None):
@@ -90,50 +88,3 @@ class Featurizer:
         features["language"] = example.language or self.default_language
         features["text"] = example.text
         return features
-
-
-class TranscriptionCollator:
-    """Right-pads prompt + target sequences; labels cover exactly the target tokens."""
-
-    def __init__(self, pad_token_id: int, label_only_logits: bool = False):
-        self.pad_token_id = pad_token_id
-        self.label_only_logits = label_only_logits  # add the mask voxtral_exp.loss uses
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        sequences = [torch.cat([f["prompt_ids"], f["target_ids"]]) for f in features]
-        length = max(len(s) for s in sequences)
-        input_ids = torch.full((len(features), length), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(features), length), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(features), length), dtype=torch.long)
-        for i, (f, seq) in enumerate(zip(features, sequences)):
-            n_prompt = len(f["prompt_ids"])
-            input_ids[i, : len(seq)] = seq
-            labels[i, n_prompt : len(seq)] = f["target_ids"]
-            attention_mask[i, : len(seq)] = 1
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "labels": labels,
-        }
-        if "encoder_states" in features[0]:  # cached encoder output: 375 rows per chunk
-            batch["encoder_states"] = torch.cat([f["encoder_states"] for f in features])
-        else:  # every clip contributes one (128, 3000) slice per started 30 s chunk
-            batch["input_features"] = torch.cat([f["input_features"] for f in features])
-        if self.label_only_logits:
-            # positions whose next token is a label: the only logits the loss needs
-            batch["logits_to_keep"] = torch.zeros_like(labels, dtype=torch.bool)
-            batch["logits_to_keep"][:, :-1] = labels[:, 1:] != IGNORE_INDEX
-        return batch
-
-
-def collate_prompts(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Left-pads prompts for batched generation (new tokens are appended on the right)."""
-    length = max(len(f["prompt_ids"]) for f in features)
-    input_ids = torch.full((len(features), length), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(features), length), dtype=torch.long)
-    for i, f in enumerate(features):
-        n = len(f["prompt_ids"])
-        input_ids[i, length - n :] = f["prompt_ids"]
-        attention_mask[i, length - n :] = 1
-    audio = "encoder_states" if "encoder_states" in features[0] else "input_features"
-    return {"input_ids": input_ids, "attention_mask": attention_mask, audio: torch.cat([f[audio] for f in features])}

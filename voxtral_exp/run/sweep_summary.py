@@ -1,0 +1,140 @@
+"""Sweep summaries: when a Hydra multirun ends, tabulate every job and plot the objective.
+
+Registered as a Hydra callback in conf/hydra/default.yaml; `python -m voxtral_exp.sweep SWEEP_DIR`
+rebuilds them for any sweep directory.
+Writes summary.csv, summary.md (best first, failed jobs last) and summary.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from voxtral_exp.run.record import write_atomic
+
+log = logging.getLogger(__name__)
+
+METRICS = ("eval_loss", "eval_wer", "eval_cer")
+
+
+class SweepSummary(Callback):
+    """Hydra callback: summarise the sweep directory when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        objective = config.get("objective", "eval_loss")
+        summarize(Path(config.hydra.sweep.dir), objective)
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job directory (any folder below the sweep holding a run.json)."""
+    rows = []
+    for run_file in sorted(sweep_dir.glob("*/run.json"), key=lambda p: _job_order(p.parent.name)):
+        run = json.loads(run_file.read_text())
+        results = run_file.parent / "eval_results.json"
+        metrics = json.loads(results.read_text()) if results.exists() else run.get("metrics", {})
+        rows.append(
+            {
+                "job": run_file.parent.name,
+                "status": run.get("status"),
+                "overrides": {k: v for k, _, v in (o.partition("=") for o in run.get("overrides", []))},
+                **{m: metrics.get(m) for m in METRICS},
+                "runtime_s": _runtime(run),
+            }
+        )
+    return rows
+
+
+def summarize(sweep_dir: Path, objective: str = "eval_loss") -> list[dict[str, Any]]:
+    rows = collect(sweep_dir)
+    if not rows:
+        log.warning("Sweep summary: no job directories with run.json under %s", sweep_dir)
+        return rows
+    rows.sort(key=lambda r: (r["status"] != "completed", _number(r.get(objective))))
+    swept = sorted({k for r in rows for k in r["overrides"]})
+    varying = [k for k in swept if len({r["overrides"].get(k) for r in rows}) > 1] or swept
+    columns = ["rank", "job", "status", *swept, *METRICS, "runtime_s"]
+    table = [
+        {"rank": i + 1, "job": r["job"], "status": r["status"], **{k: r["overrides"].get(k, "") for k in swept},
+         **{m: _fmt(r[m]) for m in METRICS}, "runtime_s": _fmt(r["runtime_s"], 1)}
+        for i, r in enumerate(rows)
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(table)
+    write_atomic(sweep_dir / "summary.csv", buffer.getvalue())
+    fixed = [f"`{k}={rows[0]['overrides'].get(k)}`" for k in swept if k not in varying]
+    shown = ["rank", "job", "status", *varying, *METRICS, "runtime_s"]
+    lines = [f"# Sweep {sweep_dir}", "", f"Objective: `{objective}` (lower is better), best first.",
+             f"Same in every job: {' '.join(fixed) or 'nothing'}.", "",
+             "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(str(row[c]) for c in shown) + " |" for row in table]
+    write_atomic(sweep_dir / "summary.md", "\n".join(lines) + "\n")
+    _plot(rows, varying, objective, sweep_dir / "summary.png")
+    best = rows[0]
+    log.info("Sweep summary <%s>: %d jobs, best %s=%s (%s)", sweep_dir, len(rows), objective,
+             _fmt(best.get(objective)), " ".join(f"{k}={v}" for k, v in best["overrides"].items()))  # fmt: skip
+    return rows
+
+
+def _plot(rows: list[dict], keys: list[str], objective: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["status"] == "completed" and r.get(objective) is not None]
+    keys = keys or ["job"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        values = [r["overrides"].get(key, r["job"]) if key != "job" else r["job"] for r in done]
+        numeric = all(_is_number(v) for v in values)
+        xs = [float(v) for v in values] if numeric else values
+        ax.scatter(xs, [r[objective] for r in done])
+        if numeric and xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(objective)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{objective} per job ({len(done)} completed of {len(rows)})")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _runtime(run: dict) -> float | None:
+    try:
+        return (datetime.fromisoformat(run["end_time"]) - datetime.fromisoformat(run["start_time"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _job_order(name: str) -> tuple:
+    return (0, int(name)) if name.isdigit() else (1, name)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _number(value: Any) -> float:
+    return float(value) if _is_number(value) and not math.isnan(float(value)) else math.inf
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
