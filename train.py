@@ -10,14 +10,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from voxtral_exp.data.audio import AudioError
-from voxtral_exp.data.filters import DataError
-from voxtral_exp.data.hf import DataSourceError
-from voxtral_exp.data.manifest import ManifestError
-from voxtral_exp.run.config import (
-    ConfigError,  # also registers the ${voxtral.*:} resolvers conf/ uses
-)
-from voxtral_exp.run.record import RunInUseError, check_free
+from voxtral_exp.errors import UserError
+from voxtral_exp.run import config  # noqa: F401 - registers the ${voxtral.*:} resolvers conf/ uses
+from voxtral_exp.run.record import check_free
 from voxtral_exp.training.distributed import (
     join_submitit_job,
     quiet_non_zero_ranks,
@@ -26,7 +21,6 @@ from voxtral_exp.training.distributed import (
 from voxtral_exp.training.recipe import train
 
 log = logging.getLogger("train")
-USER_ERRORS = (ConfigError, DataError, ManifestError, DataSourceError, AudioError, RunInUseError)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -41,7 +35,7 @@ def main(cfg: DictConfig) -> float:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         metrics = train(cfg)
-    except USER_ERRORS as e:  # bad config or data: the message says what to do, no traceback
+    except UserError as e:  # bad config or data: the message says what to do, no traceback
         log.error("%s", e)
         if multirun:
             return math.nan
@@ -62,7 +56,7 @@ def refuse_a_run_dir_in_use(argv: list[str]) -> None:
         if key == "hydra.run.dir" and "${" not in value:
             try:
                 check_free(Path(value))
-            except RunInUseError as e:
+            except UserError as e:
                 sys.exit(f"error: {e}")
 
 

@@ -16,8 +16,8 @@ from itertools import islice
 from hydra import compose, initialize_config_dir
 
 from voxtral_exp.data.filters import FILTERS, ExampleChecker, Finding, SplitReport
-from voxtral_exp.data.manifest import ManifestError
 from voxtral_exp.data.sources import preflight, read_data
+from voxtral_exp.errors import run_command
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.config import ROOT
 
@@ -57,11 +57,7 @@ def _findings(examples, checker: ExampleChecker, split: str, adapter=None):
 
 def main(argv: list[str] | None = None) -> int:
     overrides = sys.argv[1:] if argv is None else argv
-    try:
-        reports = check(overrides)
-    except (ManifestError, ValueError) as e:
-        print(f"ERROR {e}", file=sys.stderr)
-        return 1
+    reports = check(overrides)
     errors = 0
     print("\nsummary:")
     for split, report in reports.items():
@@ -73,4 +69,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -11,6 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from voxtral_exp.errors import UserError, run_command
 from voxtral_exp.model.modeling import load_trained
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.record import final_dir
@@ -21,7 +22,7 @@ log = logging.getLogger("voxtral_exp.merge")
 def merge(path: Path, out: Path | None = None) -> Path:
     adapter_dir = final_dir(path)
     if not (adapter_dir / "adapter_config.json").is_file():
-        raise SystemExit(f"{adapter_dir} holds no LoRA adapter (adapter_config.json): only method=lora runs merge")
+        raise UserError(f"{adapter_dir} holds no LoRA adapter (adapter_config.json): only method=lora runs merge")
     out = out or adapter_dir / "merged"
     merged = load_trained(str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out))
@@ -40,4 +41,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from voxtral_exp.errors import UserError, run_command
 from voxtral_exp.run.model_card import REPO, space_files
 from voxtral_exp.run.record import final_dir, load_run_config
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     folder = final_dir(args.run_dir.resolve())
     if not (folder / "README.md").is_file():
-        raise SystemExit(f"{folder} has no model card: is it a finished voxtral_exp run?")
+        raise UserError(f"{folder} has no model card: is it a finished voxtral_exp run?")
     files = files_to_upload(folder)
     verb = "would upload" if args.dry_run else "uploading"
     print(f"{verb} {len(files)} files from {folder} to the model repository {args.repo_id}:")
@@ -69,4 +70,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import open_dict
 
+from voxtral_exp.errors import run_command
 from voxtral_exp.run.record import git_state, load_run_config, log_to, package_versions
 from voxtral_exp.training.recipe import train
 
@@ -59,4 +60,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from omegaconf import open_dict
 
-from voxtral_exp.run.record import RunInUseError, check_free, load_run_config, log_to
+from voxtral_exp.errors import run_command
+from voxtral_exp.run.record import check_free, load_run_config, log_to
 from voxtral_exp.training.distributed import rank, share_run_dir
 from voxtral_exp.training.recipe import train
 
@@ -46,7 +46,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except RunInUseError as e:
-        sys.exit(f"error: {e}")
+    run_command(main)

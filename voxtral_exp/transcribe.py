@@ -16,6 +16,7 @@ import torch
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.languages import language_code
+from voxtral_exp.errors import run_command
 from voxtral_exp.model.modeling import load_trained
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.record import final_dir
@@ -49,4 +50,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -14,10 +14,12 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from voxtral_exp.errors import UserError
+
 TARGET_RATE = 16000
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """Audio that cannot be used for training; the message says which file and why."""
 
 

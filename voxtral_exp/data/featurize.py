@@ -33,6 +33,11 @@ def normalize_transcript(text: str) -> str:
     return " ".join(text.split())
 
 
+def target_ids(tokenizer, text: str) -> list[int]:
+    """The transcript's token ids followed by EOS, so the model learns to stop."""
+    return [*tokenizer.encode(normalize_transcript(text), add_special_tokens=False), tokenizer.eos_token_id]
+
+
 class Featurizer:
     """Example -> {"prompt_ids", "target_ids", "input_features"} (plain tensors, picklable).
 
@@ -45,7 +50,6 @@ class Featurizer:
         self.processor = processor
         self.model_id = model_id
         self.default_language = default_language
-        self.eos_id = processor.tokenizer.eos_token_id
         self.log_mel = LogMel(processor.feature_extractor)
         self._prompt_ids: dict[tuple[int, str | None], torch.Tensor] = {}
 
@@ -68,9 +72,7 @@ class Featurizer:
         return self._prompt_ids[key]
 
     def target(self, text: str) -> torch.Tensor:
-        """Transcript token ids followed by EOS, so the model learns to stop."""
-        ids = self.processor.tokenizer.encode(normalize_transcript(text), add_special_tokens=False)
-        return torch.tensor([*ids, self.eos_id], dtype=torch.long)
+        return torch.tensor(target_ids(self.processor.tokenizer, text), dtype=torch.long)
 
     def __call__(self, example: Example) -> dict[str, Any]:
         audio = load_audio(example.audio, example.offset, example.duration)

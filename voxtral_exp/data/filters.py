@@ -25,7 +25,8 @@ from voxtral_exp.data.audio import (
     load_audio,
 )
 from voxtral_exp.data.example import Example
-from voxtral_exp.data.featurize import normalize_transcript
+from voxtral_exp.data.featurize import normalize_transcript, target_ids
+from voxtral_exp.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Finding:
         return f"{self.origin}: {self.message}"
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad examples found before training; lists every one (up to a limit) and the fix."""
 
     def __init__(self, findings: list[Finding], split: str):
@@ -98,7 +99,7 @@ class ExampleChecker:
         if self.max_duration is not None and duration > self.max_duration:
             return finding("too_long", f"{duration:.2f}s > dataset.filters.max_duration={self.max_duration}")
         if self.max_label_tokens is not None and self.tokenizer is not None:
-            n = len(self.tokenizer.encode(normalize_transcript(example.text), add_special_tokens=False)) + 1
+            n = len(target_ids(self.tokenizer, example.text))
             if n > self.max_label_tokens:
                 return finding("too_many_label_tokens", f"{n} label tokens > dataset.filters.max_label_tokens={self.max_label_tokens}")
         return None

@@ -19,6 +19,7 @@ import datasets
 
 from voxtral_exp.data.example import Example, optional_seconds
 from voxtral_exp.data.languages import LanguageError, language_code
+from voxtral_exp.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ FILE_LOADERS = {".parquet": "parquet", ".arrow": "arrow", ".json": "json", ".jso
 OPTIONAL_COLUMNS = ("offset", "duration")  # absent from a dataset = not given for any row
 
 
-class DataSourceError(ValueError):
+class DataSourceError(UserError, ValueError):
     """A dataset that cannot be used as configured; the message names the key or column."""
 
 

@@ -15,6 +15,8 @@ import re
 
 import pycountry
 
+from voxtral_exp.errors import UserError
+
 # Voxtral's languages (mistralai/Voxtral-Mini-3B-2507 model card). Any other ISO 639-1 code is
 # accepted by the prompt and can be fine-tuned; the model has just not been trained on it.
 VOXTRAL_LANGUAGES = ("en", "es", "fr", "pt", "hi", "de", "nl", "it")
@@ -22,7 +24,7 @@ SUPPORTED = (f"Voxtral is trained on {', '.join(VOXTRAL_LANGUAGES)}, and any oth
              "(e.g. 'cs', 'pl') can be fine-tuned")  # fmt: skip
 
 
-class LanguageError(ValueError):
+class LanguageError(UserError, ValueError):
     """A language value that is not an ISO 639-1 code and cannot be mapped to one."""
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from voxtral_exp.data.example import Example, optional_seconds
 from voxtral_exp.data.languages import LanguageError, language_code
+from voxtral_exp.errors import UserError
 
 AUDIO_KEYS = ("audio_path", "audio_filepath")
 LANGUAGE_KEYS = ("language", "lang", "source_lang")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest that cannot be used; the message names the file (and line)."""
 
 

@@ -19,13 +19,14 @@ import soundfile as sf
 from voxtral_exp.data.audio import TARGET_RATE, AudioError, load_audio
 from voxtral_exp.data.languages import LanguageError, language_code
 from voxtral_exp.data.sources import holdout
-from voxtral_exp.run.record import write_atomic
+from voxtral_exp.errors import UserError
+from voxtral_exp.files import write_atomic
 
 MAX_SECONDS = 30.0  # one Voxtral chunk; longer clips cost a whole extra chunk of audio tokens
 SILENCE_DBFS = -50.0  # clips whose loudness (RMS) stays below this are taken for silence
 
 
-class ClipError(ValueError):
+class ClipError(UserError, ValueError):
     """A clip that cannot go into the dataset; the message says what to do."""
 
 

@@ -19,6 +19,8 @@ import mistral_common
 from transformers import VoxtralProcessor, WhisperFeatureExtractor
 from transformers.tokenization_mistral_common import MistralCommonBackend
 
+from voxtral_exp.files import write_atomic
+
 log = logging.getLogger(__name__)
 
 SOURCE_TOKENIZER = Path(mistral_common.__file__).parent / "data" / "tekken_240911.json"
@@ -57,9 +59,7 @@ def offline_tokenizer_file(cache_dir: str | Path | None = None, num_mel_bins: in
     path = cache_dir / f"tekken-{digest}" / "tekken.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)  # atomic: concurrent ranks or jobs never see half a file
+        write_atomic(path, text)  # concurrent ranks or jobs never see half a file
     return path
 
 

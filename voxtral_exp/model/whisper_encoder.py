@@ -26,6 +26,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from voxtral_exp.errors import UserError
+from voxtral_exp.files import atomic_path
+
 log = logging.getLogger(__name__)
 
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
@@ -35,7 +38,7 @@ WHISPER_TINY_ENCODER = {"num_mel_bins": 80, "hidden_size": 384, "intermediate_si
                         "num_attention_heads": 6, "max_source_positions": 1500}  # fmt: skip
 
 
-class PretrainedEncoderError(ValueError):
+class PretrainedEncoderError(UserError, ValueError):
     """The pretrained encoder's package is missing or its file is not what was expected."""
 
 
@@ -141,7 +144,6 @@ def whisper_tiny_encoder_weights(cache_dir: str | Path | None = None) -> dict[st
     if not path.exists():
         log.info("Converting Whisper tiny.en's encoder from %s (once; cached in %s)", source, path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        save_file(encoder_state_dict(read_ctranslate2(source)), str(tmp))
-        os.replace(tmp, path)  # atomic: concurrent ranks or jobs never see half a file
+        with atomic_path(path) as tmp:  # concurrent ranks or jobs never see half a file
+            save_file(encoder_state_dict(read_ctranslate2(source)), str(tmp))
     return load_file(str(path))

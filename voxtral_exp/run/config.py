@@ -1,4 +1,4 @@
-"""Config helpers: OmegaConf resolvers, validation before anything heavy loads, redaction."""
+"""Config helpers: OmegaConf resolvers, validation, redaction of secrets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from voxtral_exp.data.languages import LanguageError, language_code
 from voxtral_exp.data.sources import GRANARY_LANGUAGES, GRANARY_SOURCES, reader
+from voxtral_exp.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (train.py, conf/, data/)
 REDACTED = "<redacted>"
@@ -51,7 +52,7 @@ def next_trial_dir(sweep_dir: str) -> str:
 register_resolvers()
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Every problem found in a config, each naming its key and what to do."""
 
     def __init__(self, problems: list[str]):
@@ -61,9 +62,20 @@ class ConfigError(ValueError):
 
 def validate(cfg: DictConfig) -> None:
     """Check the resolved config; raise one ConfigError listing all problems."""
-    problems: list[str] = []
-    t, m, model, data = cfg.trainer, cfg.method, cfg.model, cfg.dataset
+    problems = [
+        *_trainer_problems(cfg.trainer, cfg.hardware),
+        *_method_problems(cfg.method, cfg.trainer),
+        *_model_problems(cfg.model),
+        *_dataset_problems(cfg.dataset, cfg.trainer),
+        *_lever_problems(cfg.training, cfg.method, cfg.dataset),
+        *_evaluation_problems(cfg),
+    ]
+    if problems:
+        raise ConfigError(problems)
 
+
+def _trainer_problems(t: DictConfig, hardware: DictConfig) -> list[str]:
+    problems = []
     if not t.learning_rate or t.learning_rate <= 0:
         problems.append(f"trainer.learning_rate={t.learning_rate}: must be > 0 (e.g. 1e-4 for LoRA)")
     if t.max_steps <= 0 and t.num_train_epochs <= 0:
@@ -71,7 +83,15 @@ def validate(cfg: DictConfig) -> None:
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
         if t[key] < 1:
             problems.append(f"trainer.{key}={t[key]}: must be >= 1")
+    if hardware.device == "cpu" and (t.bf16 or t.get("fp16")):
+        problems.append("trainer.bf16/fp16 is on but hardware.device=cpu: use hardware=cpu (fp32) or run on a GPU")
+    if hardware.device == "cuda" and not torch.cuda.is_available():
+        problems.append("hardware=gpu but torch.cuda.is_available() is False: use hardware=cpu or hardware=auto")
+    return problems
 
+
+def _method_problems(m: DictConfig, t: DictConfig) -> list[str]:
+    problems = []
     if m.name == "lora":
         if not isinstance(m.r, int) or m.r < 1:
             problems.append(f"method.r={m.r}: the LoRA rank must be an integer >= 1 (e.g. 8, 16, 32)")
@@ -81,7 +101,17 @@ def validate(cfg: DictConfig) -> None:
             problems.append(f"method.dropout={m.dropout}: must be in [0, 1)")
         if not m.target_modules:
             problems.append("method.target_modules is empty: name at least one module, e.g. [q_proj, v_proj]")
+        if t.get("fsdp"):
+            problems.append(
+                "trainer=fsdp with method=lora is not supported: sharding is for full fine-tuning, LoRA trains ~1% of "
+                "the weights and its frozen base fits one GPU in bf16 (Voxtral-Small-24B: ~48 GB). Run LoRA under "
+                "plain torchrun (DDP, without trainer=fsdp), or use method=full with trainer=fsdp"
+            )
+    return problems
 
+
+def _model_problems(model: DictConfig) -> list[str]:
+    problems = []
     if not model.random_init and not model.name_or_path:
         problems.append(f"model.name_or_path is null for model={model.name}: name a checkpoint or set model.random_init=true")
     elif not model.random_init and _looks_local(model.name_or_path) and not Path(model.name_or_path).expanduser().exists():
@@ -94,43 +124,38 @@ def validate(cfg: DictConfig) -> None:
             f"model.audio_config.intermediate_size={audio.get('intermediate_size')}: must be 4 * "
             f"model.audio_config.hidden_size ({4 * audio.hidden_size}); the projector stacks 4 frames"
         )
+    return problems
 
-    if cfg.hardware.device == "cpu" and (t.bf16 or t.get("fp16")):
-        problems.append("trainer.bf16/fp16 is on but hardware.device=cpu: use hardware=cpu (fp32) or run on a GPU")
-    if cfg.hardware.device == "cuda" and not torch.cuda.is_available():
-        problems.append("hardware=gpu but torch.cuda.is_available() is False: use hardware=cpu or hardware=auto")
 
-    problems += _dataset_problems(data, t)
-
-    if t.get("fsdp") and m.name == "lora":
-        problems.append(
-            "trainer=fsdp with method=lora is not supported: sharding is for full fine-tuning, LoRA trains ~1% of "
-            "the weights and its frozen base fits one GPU in bf16 (Voxtral-Small-24B: ~48 GB). Run LoRA under plain "
-            "torchrun (DDP, without trainer=fsdp), or use method=full with trainer=fsdp"
-        )
-    if cfg.training.get("encoder_cache"):
+def _lever_problems(training: DictConfig, m: DictConfig, data: DictConfig) -> list[str]:
+    problems = []
+    if training.get("encoder_cache"):
         if m.name == "full" and not m.freeze_audio_tower:
             problems.append("training.encoder_cache needs a frozen audio encoder (method.freeze_audio_tower=true)")
         if data.get("streaming"):
             problems.append("training.encoder_cache works on map-style data, not streams (dataset.streaming=false)")
+    return problems
 
+
+def _evaluation_problems(cfg: DictConfig) -> list[str]:
+    problems = []
+    t, evaluation = cfg.trainer, cfg.evaluation
     if cfg.objective not in OBJECTIVES:
         problems.append(f"objective={cfg.objective}: expected one of {list(OBJECTIVES)}")
-    if cfg.objective != "eval_loss" and not cfg.evaluation.wer_at_end:
+    if cfg.objective != "eval_loss" and not evaluation.wer_at_end:
         problems.append(f"objective={cfg.objective} needs evaluation.wer_at_end=true")
     best = t.get("metric_for_best_model")
     if best in ("eval_wer", "eval_cer", "wer", "cer"):
-        if not cfg.evaluation.wer_during_training:
+        if not evaluation.wer_during_training:
             problems.append(f"trainer.metric_for_best_model={best} needs evaluation.wer_during_training=true")
         if t.get("greater_is_better"):
             problems.append(f"trainer.greater_is_better=true with metric_for_best_model={best}: lower WER is better")
-    if cfg.evaluation.early_stopping_patience and not (t.get("load_best_model_at_end") and best):
+    if evaluation.early_stopping_patience and not (t.get("load_best_model_at_end") and best):
         problems.append("evaluation.early_stopping_patience needs trainer.load_best_model_at_end=true and "
-                        "trainer.metric_for_best_model")
-    if cfg.evaluation.normalizer not in NORMALIZERS:
-        problems.append(f"evaluation.normalizer={cfg.evaluation.normalizer}: expected one of {list(NORMALIZERS)}")
-    if problems:
-        raise ConfigError(problems)
+                        "trainer.metric_for_best_model")  # fmt: skip
+    if evaluation.normalizer not in NORMALIZERS:
+        problems.append(f"evaluation.normalizer={evaluation.normalizer}: expected one of {list(NORMALIZERS)}")
+    return problems
 
 
 def _dataset_problems(data: DictConfig, t: DictConfig) -> list[str]:

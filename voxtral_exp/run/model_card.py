@@ -159,6 +159,6 @@ Reproduce: `python -m voxtral_exp.reproduce RUN_DIR` with the run directory this
 
 
 def write_model_card(final_dir: Path, text: str) -> None:
-    from voxtral_exp.run.record import write_atomic
+    from voxtral_exp.files import write_atomic
 
     write_atomic(final_dir / "README.md", text)

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import yaml
 
+from voxtral_exp.errors import UserError
+from voxtral_exp.files import write_atomic, write_json
 from voxtral_exp.run.config import REDACTED, ROOT, SECRET_KEY
 
 log = logging.getLogger(__name__)
@@ -29,16 +31,6 @@ PACKAGES = (
     "torch", "torchaudio", "transformers", "peft", "accelerate", "datasets", "hydra-core",
     "omegaconf", "trackio", "mistral-common", "soundfile", "jiwer",
 )  # fmt: skip
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_resolved_config(run_dir: Path, resolved: dict) -> None:
@@ -130,7 +122,7 @@ def load_run_config(run_dir: Path):
 
     path = run_dir / "resolved_config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a voxtral_exp run directory?")
+        raise UserError(f"{path} not found: is {run_dir} a voxtral_exp run directory?")
     return OmegaConf.create(yaml.safe_load(path.read_text()))
 
 
@@ -147,7 +139,7 @@ def log_to(run_dir: Path) -> None:
         root.addHandler(handler)
 
 
-class RunInUseError(RuntimeError):
+class RunInUseError(UserError, RuntimeError):
     """Another live process is training into the run directory."""
 
 

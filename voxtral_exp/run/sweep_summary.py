@@ -19,11 +19,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from voxtral_exp.run.record import write_atomic
+from voxtral_exp.files import atomic_path, write_atomic
+from voxtral_exp.run.config import OBJECTIVES
 
 log = logging.getLogger(__name__)
 
-METRICS = ("eval_loss", "eval_wer", "eval_cer")
+METRICS = OBJECTIVES  # every metric a sweep can minimise is shown
 
 
 class SweepSummary(Callback):
@@ -107,10 +108,9 @@ def _plot(rows: list[dict], keys: list[str], objective: str, path: Path) -> None
         ax.grid(alpha=0.3)
     fig.suptitle(f"{objective} per job ({len(done)} completed of {len(rows)})")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _runtime(run: dict) -> float | None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from voxtral_exp.data.example import Example
+from voxtral_exp.files import atomic_path
 from voxtral_exp.model.modeling import audio_modules
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,8 @@ class EncoderCache:
     def put(self, example: Example, states: torch.Tensor) -> None:
         path = self.path(example)
         path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        torch.save(states.detach().cpu().clone(), tmp)
-        os.replace(tmp, path)  # atomic: a killed fill never leaves half an entry
+        with atomic_path(path) as tmp:  # a killed fill never leaves half an entry
+            torch.save(states.detach().cpu().clone(), tmp)
 
     @torch.no_grad()
     def fill(self, model: torch.nn.Module, dataset: Dataset, batch_size: int, num_workers: int,

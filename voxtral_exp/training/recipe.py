@@ -1,7 +1,8 @@
 """`train(cfg)`: one fine-tuning run, top to bottom.
 
-validate -> record the run -> processor -> data -> model + method -> Trainer -> train ->
-save final/ -> evaluate (loss, WER/CER) -> write results -> close the run record and tracker.
+lock and record the run -> validate the config -> setup (Trainer arguments, dataset metadata,
+processor) -> data (read, screen) -> model (+ method) -> trainer (encoder cache, tracker) ->
+train -> finish (final/, evaluation, results, model card) -> close the record and the tracker.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,9 @@ from voxtral_exp.data.dataset import SpeechDataset, stream_features
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.languages import language_code
-from voxtral_exp.data.sources import load_data, preflight
+from voxtral_exp.data.sources import Data, load_data, preflight
+from voxtral_exp.errors import UserError
+from voxtral_exp.files import write_atomic, write_json
 from voxtral_exp.model.modeling import (
     apply_method,
     build_model,
@@ -45,14 +49,7 @@ from voxtral_exp.run.config import (
     validate,
 )
 from voxtral_exp.run.model_card import model_card, write_model_card
-from voxtral_exp.run.record import (
-    RunLock,
-    RunRecord,
-    git_state,
-    write_atomic,
-    write_json,
-    write_resolved_config,
-)
+from voxtral_exp.run.record import RunLock, RunRecord, git_state, write_resolved_config
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.distributed import rank
 from voxtral_exp.training.encoder_cache import EncoderCache
@@ -91,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             run_dir, cfg.model.name, cfg.model.name_or_path or "random weights", cfg.dataset.name,
             cfg.method.name, cfg.hardware.device,
         )  # fmt: skip
-        metrics = _run(cfg, run_dir, resolved, tracker, record)
+        metrics = _run(cfg, run_dir, resolved, tracker, main)
         if record:
             record.finish("completed", metrics=metrics)
         return metrics
@@ -122,53 +119,82 @@ def scrub_secrets(cfg: DictConfig, run_dir: Path) -> None:
                        "export HF_TOKEN or run `hf auth login` instead"])  # fmt: skip
 
 
-def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, record: RunRecord | None) -> dict[str, Any]:
-    main = record is not None
+def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main: bool) -> dict[str, Any]:
+    """The run's stages, in order; ``main``: this process is rank 0, the one that writes."""
     set_seed(cfg.seed)
-    preflight(cfg.dataset)  # the dataset's metadata (Granary configs, splits) before anything heavy
-    processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision,
-                               cfg.model.audio_config.get("num_mel_bins", 128))  # fmt: skip
-    featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, language_code(cfg.dataset.language))
-    data = load_data(cfg.dataset, cfg.seed, processor.tokenizer)
-    if main:
-        write_json(run_dir / "data_report.json", data.report)
+    args, processor, featurizer = _setup(cfg, run_dir)
+    data = _data(cfg, processor, featurizer, run_dir, main)
+    model = _model(cfg, args)
+    trainer, checkpoint = _trainer(cfg, args, processor, featurizer, data, model, tracker, run_dir, resolved, main)
+    result = _train(trainer, checkpoint)
+    return _finish(cfg, trainer, result, featurizer, data, run_dir, resolved, tracker, main)
 
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    if trainer_kwargs.get("disable_tqdm") is None:  # auto: tqdm's bar on a terminal, log lines elsewhere
-        trainer_kwargs["disable_tqdm"] = not sys.stderr.isatty()
-    args = TrainingArguments(
-        **trainer_kwargs,
+
+def training_arguments(cfg: DictConfig, run_dir: Path) -> TrainingArguments:
+    """`trainer.*` as transformers' TrainingArguments for this run directory."""
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if kwargs.get("disable_tqdm") is None:  # auto: tqdm's bar on a terminal, log lines elsewhere
+        kwargs["disable_tqdm"] = not sys.stderr.isatty()
+    return TrainingArguments(
+        **kwargs,
         output_dir=str(run_dir / "checkpoints"),
         run_name=cfg.tracking.name,
         report_to="none",  # trackio is driven by voxtral_exp.training.tracking
         prediction_loss_only=True,  # eval loss only; WER/CER come from generation
     )
-    dtype = torch_dtype(cfg.model.dtype, args.bf16, cfg.method.name)
-    base = build_model(cfg.model, dtype, cfg.seed)
-    if main and cfg.method.name == "lora" and cfg.model.random_init:
-        # a random base cannot be re-downloaded: keep it (frozen, so unchanged) beside the adapter
-        base.save_pretrained(str(run_dir / "final" / "base_model"))
-    model = apply_method(base, cfg.method)
-    total, trainable = count_parameters(model)
+
+
+def _setup(cfg: DictConfig, run_dir: Path) -> tuple[TrainingArguments, Any, Featurizer]:
+    """The Trainer's arguments, the dataset's metadata (Granary configs, splits), the processor."""
+    args = training_arguments(cfg, run_dir)
+    preflight(cfg.dataset)
+    processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision,
+                               cfg.model.audio_config.get("num_mel_bins", 128))  # fmt: skip
+    featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, language_code(cfg.dataset.language))
+    return args, processor, featurizer
+
+
+@dataclass
+class RunData:
+    """The screened examples (``examples``) and the datasets the Trainer reads from them."""
+
+    examples: Data
+    train: Any  # SpeechDataset, or an IterableDataset when streamed
+    eval: SpeechDataset
+
+    @property
+    def streaming(self) -> bool:
+        return self.examples.streaming
+
+
+def _data(cfg: DictConfig, processor, featurizer: Featurizer, run_dir: Path, main: bool) -> RunData:
+    """Read and screen the data (data_report.json), and wrap it as featurising datasets."""
+    data = load_data(cfg.dataset, cfg.seed, processor.tokenizer)
+    if main:
+        write_json(run_dir / "data_report.json", data.report)
     if data.streaming:
         checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer)
         dropped_log = run_dir / "dropped_stream.jsonl"  # every rank appends what its stream drops
-        train_dataset = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error, dropped_log)
+        train = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error, dropped_log)
     else:
-        train_dataset = SpeechDataset(data.train, featurizer, cfg.dataset.on_error)
-    eval_dataset = SpeechDataset(data.eval, featurizer, cfg.dataset.on_error)
-    cache = None
-    if cfg.training.encoder_cache:  # train and eval clips: evaluation (loss, WER) reads it too
-        cache = EncoderCache(cfg.training.encoder_cache, model)
-        model.to(args.device)
-        for dataset in (train_dataset, eval_dataset):
-            cache.fill(model, dataset, args.per_device_eval_batch_size, args.dataloader_num_workers,
-                       args.process_index, args.world_size)
-            dataset.cache = cache
-        if args.world_size > 1:
-            torch.distributed.barrier()  # every rank's share is on disk before any rank trains
+        train = SpeechDataset(data.train, featurizer, cfg.dataset.on_error)
+    return RunData(data, train, SpeechDataset(data.eval, featurizer, cfg.dataset.on_error))
 
+
+def _model(cfg: DictConfig, args: TrainingArguments) -> torch.nn.Module:
+    """The model in its training precision, with the method applied (LoRA adapters or full)."""
+    base = build_model(cfg.model, torch_dtype(cfg.model.dtype, args.bf16, cfg.method.name), cfg.seed)
+    return apply_method(base, cfg.method)
+
+
+def _trainer(cfg: DictConfig, args: TrainingArguments, processor, featurizer: Featurizer, data: RunData,
+             model: torch.nn.Module, tracker: Tracker, run_dir: Path, resolved: dict,
+             main: bool) -> tuple[VoxtralTrainer, str | None]:
+    """The encoder cache (filled), the tracker (started or continued), the Trainer, and the
+    checkpoint to resume from."""
+    cache = _fill_encoder_cache(cfg, args, model, data) if cfg.training.encoder_cache else None
     checkpoint = _checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir)
+    total, trainable = count_parameters(model)
     if main and cfg.tracking.enabled:
         tracker.start(
             project=cfg.tracking.project,
@@ -182,19 +208,42 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
     trainer = VoxtralTrainer(
         model=model,
         args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
         data_collator=TranscriptionCollator(processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
         processing_class=processor,
         compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
-        callbacks=_callbacks(cfg, featurizer, data.eval, tracker, cache, args),
-        chunk_counts=train_dataset.chunk_counts() if cfg.training.group_by_chunks and not data.streaming else None,
+        callbacks=_callbacks(cfg, featurizer, data.examples.eval, tracker, cache, args),
+        chunk_counts=data.train.chunk_counts() if cfg.training.group_by_chunks and not data.streaming else None,
+        encoder_cache=cache,
     )
-    if checkpoint and training_finished(checkpoint):
-        result = finish_from_checkpoint(trainer, checkpoint)  # killed after its last checkpoint: no extra step
-    else:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+    return trainer, checkpoint
 
+
+def _fill_encoder_cache(cfg: DictConfig, args: TrainingArguments, model: torch.nn.Module,
+                        data: RunData) -> EncoderCache:
+    """The frozen encoder's output for every train and eval clip, computed once (each rank its share)."""
+    cache = EncoderCache(cfg.training.encoder_cache, model)
+    model.to(args.device)
+    for dataset in (data.train, data.eval):
+        cache.fill(model, dataset, args.per_device_eval_batch_size, args.dataloader_num_workers,
+                   args.process_index, args.world_size)  # fmt: skip
+        dataset.cache = cache
+    if args.world_size > 1:
+        torch.distributed.barrier()  # every rank's share is on disk before any rank trains
+    return cache
+
+
+def _train(trainer: VoxtralTrainer, checkpoint: str | None) -> TrainOutput:
+    if checkpoint and training_finished(checkpoint):
+        return finish_from_checkpoint(trainer, checkpoint)  # killed after its last checkpoint: no extra step
+    return trainer.train(resume_from_checkpoint=checkpoint)
+
+
+def _finish(cfg: DictConfig, trainer: VoxtralTrainer, result: TrainOutput, featurizer: Featurizer, data: RunData,
+            run_dir: Path, resolved: dict, tracker: Tracker, main: bool) -> dict[str, Any]:
+    """final/ (model, processor, model card), the evaluation (loss, WER/CER, predictions), the
+    result files and the summary."""
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))  # the best checkpoint's weights when load_best_model_at_end
     if cfg.evaluation.wer_at_end:
@@ -202,22 +251,28 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, recor
     eval_metrics = trainer.evaluate()
     predictions = []
     if cfg.evaluation.wer_at_end:  # every rank generates its share
-        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.eval, cfg.evaluation,
-                                                cfg.dataset.filters.max_label_tokens, cache)
+        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.examples.eval, cfg.evaluation,
+                                                cfg.dataset.filters.max_label_tokens, trainer.encoder_cache)
         eval_metrics.update(wer_metrics)
     if not main:
         return eval_metrics
-    processor.save_pretrained(str(final_dir))
-
+    trainer.processing_class.save_pretrained(str(final_dir))
+    total, trainable = count_parameters(trainer.model)
     train_results = {**result.metrics, "global_step": result.global_step,
-                     "parameters_total": total, "parameters_trainable": trainable}
+                     "parameters_total": total, "parameters_trainable": trainable}  # fmt: skip
     write_json(run_dir / "train_results.json", train_results)
     if predictions:
-        with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+        lines = (json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+        write_atomic(run_dir / "predictions.jsonl", "".join(lines))
     write_json(run_dir / "eval_results.json", eval_metrics)
-    languages = sorted({e.language for e in data.eval if e.language})
-    write_model_card(final_dir, model_card(resolved, eval_metrics, train_results, record.data, languages))
+    languages = sorted({e.language for e in data.examples.eval if e.language})
+    record = json.loads((run_dir / "run.json").read_text())
+    write_model_card(final_dir, model_card(resolved, eval_metrics, train_results, record, languages))
+    if cfg.method.name == "lora" and cfg.model.random_init:
+        # a random base cannot be re-downloaded: rebuilt from its seed (the very weights trained
+        # on, frozen), it is kept beside the adapter
+        dtype = torch_dtype(cfg.model.dtype, trainer.args.bf16, cfg.method.name)
+        build_model(cfg.model, dtype, cfg.seed).save_pretrained(str(final_dir / "base_model"))
     scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
     tracker.log(prefix_metrics(scalars), step=trainer.state.global_step)
     log.info("Done <%s>: %s", run_dir, scalars)
@@ -269,7 +324,8 @@ def _checkpoint_to_resume(setting: Any, run_dir: Path) -> str | None:
     if setting is True:
         checkpoint = last_complete_checkpoint(run_dir / "checkpoints")
         if checkpoint is None:
-            raise FileNotFoundError(f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from")
+            raise UserError(f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from: start a new run "
+                            "(training.resume_from_checkpoint=null)")
         log.info("Resuming <training.resume_from_checkpoint=true> from %s", checkpoint)
         return str(checkpoint)
     return setting or None

@@ -39,9 +39,10 @@ class VoxtralTrainer(Trainer):
     elsewhere (``final/``) keeps the standard layout.
     """
 
-    def __init__(self, *args, chunk_counts: list[int] | None = None, **kwargs):
+    def __init__(self, *args, chunk_counts: list[int] | None = None, encoder_cache=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.chunk_counts = chunk_counts  # per training example: group batches by it
+        self.encoder_cache = encoder_cache  # the datasets' EncoderCache, for generation at the end
         self.add_callback(FrozenEncoderWithoutGraph())
 
     def _get_train_sampler(self, train_dataset=None):
