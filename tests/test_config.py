@@ -66,6 +66,10 @@ def test_experiment_preset_overrides_groups_and_command_line_wins():
         ("trainer.bf16=true", "trainer.bf16"),
         ("objective=accuracy", "objective"),
         ("evaluation.normalizer=fancy", "evaluation.normalizer"),
+        # what transformers' TrainingArguments refuses, found by building it in validation
+        ("trainer.lr_scheduler_type=bogus", "bogus is not a valid SchedulerType"),
+        ("trainer.eval_strategy=no", "trainer.load_best_model_at_end requires the save and eval strategy to match"),
+        ("+trainer.save_stepz=8", "trainer.save_stepz: transformers' TrainingArguments has no such argument"),
     ],
 )
 def test_each_problem_names_its_key(override, key):

@@ -29,6 +29,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from voxtral_exp.errors import UserError
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["tiny", "tiny-whisper", "voxtral-mini-3b", "voxtral-small-24b"]
 SOURCES = ["recorded folder", "manifest", "Hub dataset"]
@@ -181,7 +183,7 @@ def push_command(run_dir: str, repo_id: str, space: str, private: bool, dry_run:
 def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
     import gradio as gr
 
-    from voxtral_exp.data.recordings import ClipError, RecordedDataset, read_prompts
+    from voxtral_exp.data.recordings import RecordedDataset, read_prompts
 
     job = TrainingJob()
 
@@ -191,7 +193,7 @@ def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
     def add_clip(folder, audio, text, language):
         try:
             clip = RecordedDataset(folder).add(audio, text, language)
-        except ClipError as e:
+        except UserError as e:
             raise gr.Error(str(e)) from None
         return table(folder), f"Added clip {clip['id']} ({clip['duration']:.1f} s).", None, ""
 
@@ -203,21 +205,21 @@ def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
     def update_clip(folder, clip_id, text, language):
         try:
             RecordedDataset(folder).update(int(clip_id), text, language)
-        except (ClipError, TypeError, ValueError) as e:
+        except (UserError, TypeError, ValueError) as e:
             raise gr.Error(str(e)) from None
         return table(folder), f"Saved clip {int(clip_id)}."
 
     def delete_clip(folder, clip_id):
         try:
             RecordedDataset(folder).delete(int(clip_id))
-        except (ClipError, TypeError, ValueError) as e:
+        except (UserError, TypeError, ValueError) as e:
             raise gr.Error(str(e)) from None
         return table(folder), f"Deleted clip {int(clip_id)}.", None
 
     def save(folder, fraction):
         try:
             train, evaluation = RecordedDataset(folder).write_manifests(float(fraction))
-        except ClipError as e:
+        except UserError as e:
             raise gr.Error(str(e)) from None
         n_train, n_eval = (len(p.read_text().splitlines()) for p in (train, evaluation))
         return f"Saved {train} ({n_train} clips) and {evaluation} ({n_eval} clips).", folder
@@ -225,7 +227,7 @@ def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
     def load_prompts(file):
         try:
             prompts = read_prompts(file) if file else []
-        except ClipError as e:
+        except UserError as e:
             raise gr.Error(str(e)) from None
         return prompts, 0, (prompts[0] if prompts else "")
 
@@ -249,7 +251,7 @@ def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
         try:
             command = train_command(*form, run_dir=run_dir)
             job.start(command, run_dir)
-        except (ValueError, RuntimeError) as e:
+        except (UserError, ValueError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
         yield from watch(shown(command))
 
@@ -288,7 +290,7 @@ def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
     def try_model(run, hub_id, audio, language):
         try:
             return transcribe_clip(hub_id.strip() or run, audio, language) or "(the model returned an empty transcript)"
-        except (ValueError, OSError) as e:
+        except (UserError, ValueError, OSError) as e:
             raise gr.Error(str(e)) from None
 
     def publish(run, repo_id, space, private, dry_run):

@@ -86,15 +86,7 @@ def lora_target_regex(target_modules: list[str]) -> str:
 def apply_method(model: VoxtralForConditionalGeneration, cfg: DictConfig) -> torch.nn.Module:
     """`method` node -> the trainable model: LoRA adapters (PeftModel) or selected full weights."""
     if cfg.name == "lora":
-        lora = LoraConfig(
-            r=cfg.r,
-            lora_alpha=cfg.alpha,
-            lora_dropout=cfg.dropout,
-            target_modules=lora_target_regex(list(cfg.target_modules)),
-            modules_to_save=["multi_modal_projector"] if cfg.train_projector else None,
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)  # freezes every base weight
+        model = get_peft_model(model, lora_config(cfg))  # freezes every base weight
     elif cfg.name == "full":
         vocab = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
         train_embeddings = cfg.get("train_embeddings", True)  # absent from configs saved before it existed
@@ -114,6 +106,18 @@ def apply_method(model: VoxtralForConditionalGeneration, cfg: DictConfig) -> tor
         cfg.name, f"{trainable:,}", f"{total:,}", 100 * trainable / total,
     )  # fmt: skip
     return model
+
+
+def lora_config(cfg: DictConfig) -> LoraConfig:
+    """`method=lora` -> peft's LoraConfig: adapters on the language model's modules only."""
+    return LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=lora_target_regex(list(cfg.target_modules)),
+        modules_to_save=["multi_modal_projector"] if cfg.train_projector else None,
+        task_type="CAUSAL_LM",
+    )
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from transformers import TrainingArguments
 
 from voxtral_exp.data.languages import LanguageError, language_code
 from voxtral_exp.data.sources import GRANARY_LANGUAGES, GRANARY_SOURCES, reader
 from voxtral_exp.errors import UserError
+from voxtral_exp.model.modeling import lora_config
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (train.py, conf/, data/)
 REDACTED = "<redacted>"
@@ -61,10 +65,14 @@ class ConfigError(UserError, ValueError):
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check the resolved config; raise one ConfigError listing all problems."""
+    """Check the resolved config before anything heavy loads; raise one ConfigError listing all
+    problems. Beyond voxtral_exp's own checks, the objects the config becomes are built here
+    (transformers' TrainingArguments, peft's LoraConfig), so whatever they refuse is found now."""
+    trainer_problems = _trainer_problems(cfg.trainer, cfg.hardware)
+    method_problems = _method_problems(cfg.method, cfg.trainer)
     problems = [
-        *_trainer_problems(cfg.trainer, cfg.hardware),
-        *_method_problems(cfg.method, cfg.trainer),
+        *(trainer_problems or _refused(lambda: training_arguments(cfg, Path("run_dir")), "trainer")),
+        *(method_problems or _refused(lambda: lora_config(cfg.method) if cfg.method.name == "lora" else None, "method")),
         *_model_problems(cfg.model),
         *_dataset_problems(cfg.dataset, cfg.trainer),
         *_lever_problems(cfg.training, cfg.method, cfg.dataset),
@@ -72,6 +80,38 @@ def validate(cfg: DictConfig) -> None:
     ]
     if problems:
         raise ConfigError(problems)
+
+
+def training_arguments(cfg: DictConfig, run_dir: Path) -> TrainingArguments:
+    """`trainer.*` as transformers' TrainingArguments for a run directory."""
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if kwargs.get("disable_tqdm") is None:  # auto: tqdm's bar on a terminal, log lines elsewhere
+        kwargs["disable_tqdm"] = not sys.stderr.isatty()
+    return TrainingArguments(
+        **kwargs,
+        output_dir=str(run_dir / "checkpoints"),
+        run_name=cfg.tracking.name,
+        report_to="none",  # trackio is driven by voxtral_exp.training.tracking
+        prediction_loss_only=True,  # eval loss only; WER/CER come from generation
+    )
+
+
+def _refused(build, group: str) -> list[str]:
+    """What the library object behind config group ``group`` refuses when ``build`` makes it:
+    its own message, with its argument names (``--save_steps``, ``r``) as config keys."""
+    library = {"trainer": "transformers' TrainingArguments", "method": "peft's LoraConfig"}[group]
+    try:
+        build()
+    except OmegaConfBaseException:  # the config itself (interpolation), not the library
+        raise
+    except TypeError as e:  # an argument the library does not have
+        name = re.search(r"argument '(\w+)'", str(e))
+        key = f"{group}.{name.group(1)}" if name else f"{group}.*"
+        return [f"{key}: {library} has no such argument ({e}); remove it or fix its name"]
+    except ValueError as e:
+        message = re.sub(r"--(\w+)", rf"{group}.\1", " ".join(str(e).split())).rstrip(".")
+        return [f"{group}.*: {library} refuses these settings: {message}. Change the {group}.* keys it names"]
+    return []
 
 
 def _trainer_problems(t: DictConfig, hardware: DictConfig) -> list[str]:

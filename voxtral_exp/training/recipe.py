@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from voxtral_exp.run.config import (
     ConfigError,
     resolved_container,
     secret_values,
+    training_arguments,
     validate,
 )
 from voxtral_exp.run.model_card import model_card, write_model_card
@@ -128,20 +128,6 @@ def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main:
     trainer, checkpoint = _trainer(cfg, args, processor, featurizer, data, model, tracker, run_dir, resolved, main)
     result = _train(trainer, checkpoint)
     return _finish(cfg, trainer, result, featurizer, data, run_dir, resolved, tracker, main)
-
-
-def training_arguments(cfg: DictConfig, run_dir: Path) -> TrainingArguments:
-    """`trainer.*` as transformers' TrainingArguments for this run directory."""
-    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    if kwargs.get("disable_tqdm") is None:  # auto: tqdm's bar on a terminal, log lines elsewhere
-        kwargs["disable_tqdm"] = not sys.stderr.isatty()
-    return TrainingArguments(
-        **kwargs,
-        output_dir=str(run_dir / "checkpoints"),
-        run_name=cfg.tracking.name,
-        report_to="none",  # trackio is driven by voxtral_exp.training.tracking
-        prediction_loss_only=True,  # eval loss only; WER/CER come from generation
-    )
 
 
 def _setup(cfg: DictConfig, run_dir: Path) -> tuple[TrainingArguments, Any, Featurizer]:
