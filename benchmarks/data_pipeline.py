@@ -4,7 +4,7 @@ DataLoader worker counts (0, 1, 2), sides alternated.
     .venv/bin/python benchmarks/data_pipeline.py            # ~3 min on 2 cores
     .venv/bin/python benchmarks/data_pipeline.py --smoke    # seconds; used by the tests
 
-Reference (shared/DESIGN.md): decoding and the processor run per batch inside the collator.
+Reference (benchmarks/reference.py): decoding and the processor run per batch inside the collator.
 voxtral_exp: examples are decoded and featurised per example (the fast featuriser, identical
 output), the collator only pads. Same clips, batch size, audio decoding and worker count on both
 sides; each measurement is one pass over the clips, worker start-up included (as in training).

@@ -1,6 +1,7 @@
-"""The reference pipeline, re-implemented from its description (shared/DESIGN.md), for
-side-by-side benchmarks: the processor is called per batch inside the collator, language is
-hard-coded to English, and the whole prompt + text sequence is tokenised there.
+"""The reference pipeline (the hand-written script voxtral_exp replaces), re-implemented as
+its authors described it, for side-by-side benchmarks: the processor is called per batch inside
+the collator, the language is hard-coded to English, and the whole prompt + text sequence is
+tokenised there.
 """
 
 from __future__ import annotations

@@ -257,16 +257,16 @@ def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
     from voxtral_exp.training.recipe import last_complete_checkpoint
 
     run_dir = tmp_path / "run"
-    command = train_command("tiny", "lora", "manifest", str(SAMPLE / "train.jsonl"), 1e-3, 200, 8, 32, 2, run_dir=run_dir)
+    command = train_command("tiny", "lora", "manifest", str(SAMPLE / "train.jsonl"), 1e-3, 100, 8, 32, 2, run_dir=run_dir)
     job = TrainingJob()
     job.start([*command, "hardware=cpu", "tracking.enabled=false", "trainer.dataloader_num_workers=0"], run_dir)
     deadline = time.time() + 300
-    while not (run_dir / "checkpoints" / "checkpoint-40" / "trainer_state.json").exists():
+    while not (run_dir / "checkpoints" / "checkpoint-20" / "trainer_state.json").exists():
         assert job.running() and time.time() < deadline, job.log()[-3000:]
         time.sleep(0.2)
     with pytest.raises(RuntimeError, match="a run is in progress"):
         job.start(command, run_dir)  # one run at a time
-    assert job.progress()[1] == 200
+    assert job.progress()[1] == 100
     job.stop()
     job.process.wait(timeout=120)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
