@@ -66,8 +66,10 @@ project = sys.argv[1]
 runs = []
 for run in trackio.Api().runs(project):
     logs = SQLiteStorage.get_logs(project, run.name, run_id=run.id)
+    system = SQLiteStorage.get_system_logs(project, run.name, run_id=run.id)
     runs.append({"name": run.name, "config": run.config,
-                 "logs": [{k: v for k, v in row.items() if k != "timestamp"} for row in logs]})
+                 "logs": [{k: v for k, v in row.items() if k != "timestamp"} for row in logs],
+                 "system": system})
 print(json.dumps(runs, default=str))
 """
 

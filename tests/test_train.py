@@ -1,6 +1,15 @@
 """`python train.py` end to end on the tiny model: it learns, records, saves, tracks."""
 
+import fcntl
 import json
+import math
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +18,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import FAST, compose_config, read_jsonl, read_trackio, run_train
+from tests.conftest import FAST, ROOT, compose_config, read_jsonl, read_trackio, run_train
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.model.modeling import build_model, load_trained
 from voxtral_exp.model.processor import load_processor
@@ -23,7 +32,7 @@ def full_run(tmp_path_factory):
     proc = run_train(
         [*FAST, "method=full", "trainer.learning_rate=3e-3", "trainer.warmup_steps=2", "trainer.max_steps=30",
          "trainer.eval_steps=15", "trainer.save_steps=15", f"hydra.run.dir={run_dir}",
-         "tracking.name=full-run"],
+         "tracking.name=full-run", "tracking.system_metrics_interval=0.5"],
         trackio_dir,
     )
     return run_dir, trackio_dir, proc
@@ -100,6 +109,37 @@ def test_trackio_holds_one_run_with_config_and_losses(full_run):
     losses = [row["train/loss"] for row in run["logs"] if "train/loss" in row]
     assert len(losses) == 30
     assert any("eval/wer" in row for row in run["logs"])
+    # perplexity beside every eval loss; trackio's own system metrics (CPU here; GPU on a GPU)
+    evals = [row for row in run["logs"] if "eval/loss" in row]
+    assert [row["step"] for row in evals][:2] == [15, 30]
+    assert all(row["eval/perplexity"] == pytest.approx(math.exp(row["eval/loss"])) for row in evals)
+    assert run["system"] and any(key.startswith("cpu/") for key in run["system"][0])
+
+
+def test_progress_is_a_bar_on_a_terminal_and_log_lines_elsewhere(full_run, tmp_path, trackio_dir):
+    piped = full_run[2].stdout + full_run[2].stderr  # output to a pipe (CI, SLURM): log lines with ETA
+    assert re.search(r"Progress <step 15/30 \(50%\), 0:00:\d\d elapsed, ETA 0:00:\d\d>", piped)
+    assert not re.search(r"\d+/30 \[", piped)  # no training bar
+    leader, follower = pty.openpty()  # a terminal (120 columns): tqdm's bar with its ETA
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *FAST, "trainer.max_steps=4",
+                             "evaluation.wer_at_end=false", "tracking.enabled=false", f"hydra.run.dir={tmp_path}/run"],
+                            cwd=ROOT, stdin=follower, stdout=follower, stderr=follower, env={**os.environ,
+                            "TRACKIO_DIR": str(trackio_dir), "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the run ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert proc.wait(timeout=300) == 0, output[-3000:]
+    text = output.decode(errors="replace")
+    assert re.search(r"\d/4 \[\d\d:\d\d<\d\d:\d\d", text), text[-3000:]  # the bar: steps [elapsed<ETA
+    assert "Progress <step" not in text
 
 
 def test_lora_saves_only_language_model_adapters_and_reloads(lora_run):

@@ -190,6 +190,7 @@ def _trainer(cfg: DictConfig, args: TrainingArguments, processor, featurizer: Fe
                     "parameters": {"total": total, "trainable": trainable}},
             space_id=cfg.tracking.space_id,
             replay=_log_history(checkpoint) if checkpoint else None,
+            system_metrics_interval=cfg.tracking.get("system_metrics_interval", 10),
         )  # fmt: skip
     trainer = VoxtralTrainer(
         model=model,
@@ -272,10 +273,11 @@ def run_summary(history: list[dict], eval_metrics: dict, predictions: list[dict]
     lines = [f"Summary of <{run_dir}>:"]
     if losses:
         (first_step, first), (last_step, last) = losses[0], losses[-1]
-        lines.append(f"  training loss {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step})"
-                     + (f": {100 * (1 - last / first):.0f}% lower" if first > 0 else ""))  # fmt: skip
+        change = 100 * (1 - last / first) if first > 0 else 0.0
+        lines.append(f"  training loss {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step}): "
+                     f"{abs(change):.0f}% {'lower' if change >= 0 else 'higher'}")  # fmt: skip
     if "eval_loss" in eval_metrics:
-        lines.append(f"  eval loss {eval_metrics['eval_loss']:.3f}")
+        lines.append(f"  eval loss {eval_metrics['eval_loss']:.3f} (perplexity {eval_metrics['eval_perplexity']:.4g})")
     if "eval_wer" in eval_metrics:
         before = next((e["eval_wer"] for e in history if "eval_wer" in e and e.get("step") == 0), None)
         start = f"{before:.3f} before training -> " if before is not None else ""

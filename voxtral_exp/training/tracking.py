@@ -23,12 +23,17 @@ class Tracker:
         self._warned = False
 
     def start(self, project: str, name: str, group: str | None, config: dict, space_id: str | None,
-              replay: list[dict] | None = None) -> None:
+              replay: list[dict] | None = None, system_metrics_interval: float | None = 10.0) -> None:
         """Start (or continue) the run. ``replay``: resuming from a checkpoint, the Trainer's log
         history up to it. The stopped attempt also logged the steps after the checkpoint, which
         are now trained again; trackio has no API to delete metric rows, so the run is deleted
         (trackio.Api) and started anew under its name with the history up to the checkpoint
-        logged again: every step then appears once, from the attempt that continues."""
+        logged again: every step then appears once, from the attempt that continues.
+
+        ``system_metrics_interval``: seconds between trackio's own system metrics: GPU memory and
+        utilisation (when it finds an NVIDIA GPU, through nvidia-ml-py) and CPU/RAM; None: off."""
+
+        system = system_metrics_interval
 
         def init():
             import trackio
@@ -41,6 +46,10 @@ class Tracker:
                 project=project, name=name, group=group, config=config, space_id=space_id,
                 resume="allow",  # (without replay) a resumed run continues the same trackio run
                 embed=False,
+                auto_log_gpu=None if system else False,  # None: whenever trackio finds a GPU
+                auto_log_cpu=None if system else False,
+                gpu_log_interval=system or 10.0,
+                cpu_log_interval=system or 10.0,
             )  # fmt: skip
             for entry in replay or []:
                 logged = prefix_metrics({k: v for k, v in entry.items() if k != "step"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -45,6 +46,13 @@ class VoxtralTrainer(Trainer):
         self.encoder_cache = encoder_cache  # the datasets' EncoderCache, for generation at the end
         self.add_callback(FrozenEncoderWithoutGraph())
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Eval perplexity, exp(eval loss per label token), beside every eval loss: in the log
+        history, on the dashboard and in the metrics evaluate() returns."""
+        if "eval_loss" in logs:
+            logs["eval_perplexity"] = perplexity(logs["eval_loss"])
+        super().log(logs, start_time)
+
     def _get_train_sampler(self, train_dataset=None):
         """With chunk counts, batches hold clips of equal chunk count (shuffled otherwise), so a
         31 s clip does not pad its 5 s neighbours with a whole extra chunk of audio tokens."""
@@ -68,6 +76,10 @@ class VoxtralTrainer(Trainer):
             return super()._save(output_dir, state_dict)
         finally:
             del model.save_pretrained  # back to the class method
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else math.inf  # exp overflows past ~709
 
 
 class ChunkBucketSampler(Sampler[int]):
