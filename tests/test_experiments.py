@@ -200,3 +200,35 @@ def test_a_token_never_reaches_any_output(tmp_path, trackio_dir, where):
         for path in folder.rglob("*"):
             if path.is_file():
                 assert FAKE_TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_sweep_plot_reads_at_a_glance(tmp_path):
+    """Log axis for the learning rate, plain tick labels (no +1.17e1 offset), the best job marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from voxtral_exp.run.sweep_summary import plot, summarize
+
+    jobs = {"0": ("1e-4", 8, 11.7413), "1": ("3e-4", 8, 11.7402), "2": ("1e-3", 16, 11.7391), "3": ("3e-3", 16, None)}
+    for job, (lr, r, loss) in jobs.items():
+        folder = tmp_path / job
+        folder.mkdir()
+        run = {"status": "completed" if loss else "failed", "overrides": [f"trainer.learning_rate={lr}", f"method.r={r}"],
+               "start_time": "2026-11-27T10:00:00+00:00", "end_time": "2026-11-27T10:01:00+00:00"}
+        (folder / "run.json").write_text(json.dumps(run))
+        if loss:
+            (folder / "eval_results.json").write_text(json.dumps({"eval_loss": loss}))
+    rows = summarize(tmp_path)
+    assert [r["job"] for r in rows] == ["2", "1", "0", "3"]  # best first, the failed job last
+    assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    fig = plot(rows, ["method.r", "trainer.learning_rate"], "eval_loss")
+    fig.canvas.draw()
+    r_axis, lr_axis = fig.axes
+    assert lr_axis.get_xscale() == "log" and r_axis.get_xscale() == "log"  # 8 -> 16 doubles
+    assert [t.get_text() for t in lr_axis.get_xticklabels()] == ["0.0001", "0.0003", "0.001"]
+    for ax in (r_axis, lr_axis):
+        assert ax.yaxis.get_offset_text().get_text() == ""
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels and all(label.replace(".", "").replace("−", "").isdigit() for label in labels), labels
+        legend = ax.get_legend().get_texts()[0].get_text()
+        assert legend == "best: job 2 (11.7391)"

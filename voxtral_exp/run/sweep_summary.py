@@ -93,24 +93,54 @@ def _plot(rows: list[dict], keys: list[str], objective: str, path: Path) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [r for r in rows if r["status"] == "completed" and r.get(objective) is not None]
-    keys = keys or ["job"]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        values = [r["overrides"].get(key, r["job"]) if key != "job" else r["job"] for r in done]
-        numeric = all(_is_number(v) for v in values)
-        xs = [float(v) for v in values] if numeric else values
-        ax.scatter(xs, [r[objective] for r in done])
-        if numeric and xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
-            ax.set_xscale("log")
-        ax.set_xlabel(key)
-        ax.set_ylabel(objective)
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{objective} per job ({len(done)} completed of {len(rows)})")
-    fig.tight_layout()
+    fig = plot(rows, keys, objective)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def plot(rows: list[dict], keys: list[str], objective: str):
+    """The objective against each swept key, one panel per key: log axes for log-spaced values
+    (learning rates, ranks 8/16/32), plain tick labels, the best job marked."""
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["status"] == "completed" and r.get(objective) is not None]
+    best = min(done, key=lambda r: _number(r[objective]), default=None)
+    keys = keys or ["job"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        values = {r["job"]: r["job"] if key == "job" else r["overrides"].get(key, r["job"]) for r in done}
+        numeric = all(_is_number(v) for v in values.values())
+        x_of = {job: float(v) if numeric else str(v) for job, v in values.items()}
+        xs = [x_of[r["job"]] for r in done]
+        ax.scatter(xs, [r[objective] for r in done], color="tab:blue")
+        if best is not None:
+            ax.scatter([x_of[best["job"]]], [best[objective]], marker="*", s=220, color="tab:red", zorder=3,
+                       label=f"best: job {best['job']} ({_fmt(best[objective])})")  # fmt: skip
+            ax.legend(loc="best", fontsize="small")
+        if numeric and _log_spaced(key, xs):
+            ax.set_xscale("log")
+        if numeric and 0 < len(set(xs)) <= 8:  # a grid: a tick at each value, written plainly
+            ax.set_xticks(sorted(set(xs)), [f"{v:g}" for v in sorted(set(xs))])
+            ax.minorticks_off()
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.margins(0.12)  # the best job's star stays inside the frame
+        ax.set_xlabel(key)
+        ax.set_ylabel(objective)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{objective} per job ({len(done)} completed of {len(rows)}; lower is better)")
+    fig.tight_layout()
+    return fig
+
+
+def _log_spaced(key: str, xs: list[float]) -> bool:
+    """Learning rates, weight decays and values that grow by factors (8, 16, 32) read on a log axis."""
+    values = sorted(set(xs))
+    if not values or values[0] <= 0:
+        return False
+    if key.endswith(("learning_rate", "weight_decay")):
+        return True
+    return len(values) > 1 and (values[-1] / values[0] >= 10 or all(b / a >= 2 for a, b in zip(values, values[1:])))
 
 
 def _runtime(run: dict) -> float | None:
