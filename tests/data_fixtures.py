@@ -93,13 +93,12 @@ def hub_parquet(folder: Path) -> dict[str, Path]:
 
 def hub_folder(folder: Path) -> Path:
     """A local folder in Hub layout (README configs) with train and validation splits."""
-    paths = hub_parquet(folder / "data")
+    hub_parquet(folder / "data")
     (folder / "README.md").write_text(
         "---\nconfigs:\n- config_name: default\n  data_files:\n"
         "  - split: train\n    path: data/train-*.parquet\n"
         "  - split: validation\n    path: data/validation.parquet\n---\n"
     )
-    assert paths
     return folder
 
 

@@ -120,7 +120,10 @@ def test_try_and_results_use_a_finished_run(finished_run):
     text = run_results(run_dir)
     assert "completed" in text and "**WER**" in text and "| reference | hypothesis |" in text
     clip = str(SAMPLE / "audio" / "en_00.flac")
-    assert isinstance(transcribe_clip(str(run_dir), clip, "en"), str)
+    out = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), clip, "--language", "en",
+                          "--max-new-tokens", "128"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert transcribe_clip(str(run_dir), clip, "en") == out.stdout.split("\t", 1)[1].strip()  # the command's transcript
     with pytest.raises(ValueError, match="record a clip"):
         transcribe_clip(str(run_dir), None, "en")
 
@@ -133,7 +136,8 @@ def test_demo_space_loads_the_model_from_its_repo_and_push_never_changes_final(f
     assert set(files) == {"app.py", "requirements.txt"} and "peft" in files["requirements.txt"]
     namespace = {"__name__": "space"}
     exec(compile(files["app.py"], "app.py", "exec"), namespace)  # what the Space runs, without launching
-    assert isinstance(namespace["transcribe"](str(SAMPLE / "audio" / "en_00.flac"), "en"), str)
+    clip = str(SAMPLE / "audio" / "en_00.flac")
+    assert namespace["transcribe"](clip, "en") == transcribe_clip(str(run_dir), clip, "en")  # as the app transcribes
     out = subprocess.run([sys.executable, "-m", "voxtral_exp.push", str(run_dir), "--repo-id", "me/model", "--space",
                           "me/demo", "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]

@@ -25,7 +25,7 @@ from tests.data_fixtures import (
     write_jsonl,
 )
 from voxtral_exp.data.audio import AudioError, load_audio
-from voxtral_exp.data.dataset import stream_features
+from voxtral_exp.data.dataset import SpeechDataset, stream_features
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import DataError, ExampleChecker
 from voxtral_exp.data.hf import DataSourceError
@@ -231,6 +231,21 @@ def test_skip_drops_and_counts_every_problem(tmp_path):
     assert report["dropped"] == {"missing_file": 1, "unreadable_audio": 1, "empty_audio": 1, "empty_text": 1,
                                  "bad_row": 2}
     assert report["total"] == 10 and report["kept"] == 4
+
+
+def test_skip_replaces_a_clip_that_fails_to_decode_while_training(tmp_path, processor, caplog):
+    """The NaN clip passes the header screen; when a DataLoader asks for it, on_error=skip serves
+    the next example instead (and logs it), on_error=raise stops naming the row."""
+    path, lines = planted_manifest(tmp_path)
+    examples = [e for e in read_manifest(path)[0] if e.text in ("not a number", sample_rows("train")[2]["text"])]
+    assert [e.text for e in examples][0] == "not a number"
+    featurizer = Featurizer(processor, "offline")
+    with caplog.at_level("WARNING"):
+        served = SpeechDataset(examples, featurizer, on_error="skip")[0]
+    assert served["text"] == examples[1].text
+    assert f"Skipping {path}:{lines['nan_audio']}" in caplog.text
+    with pytest.raises(AudioError, match=rf"{path}:{lines['nan_audio']}: .*nan\.wav contains NaN"):
+        SpeechDataset(examples, featurizer, on_error="raise")[0]
 
 
 def test_nan_samples_are_an_error_that_names_the_file(tmp_path):

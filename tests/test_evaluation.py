@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jiwer
 import pytest
 import torch
 import yaml
@@ -14,7 +15,7 @@ from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.merge import merge
-from voxtral_exp.model.modeling import build_model, load_trained
+from voxtral_exp.model.modeling import PAD_TOKEN_ID, build_model, load_trained
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.model_card import REPO
 from voxtral_exp.training.collator import TranscriptionCollator
@@ -85,9 +86,12 @@ def test_wer_callback_reaches_trainer_state_trackio_and_results(lora_run):
     logs = read_trackio(trackio_dir)[0]["logs"]
     assert {row["step"] for row in logs if "eval/wer" in row} >= {3, 6}
     results = json.loads((run_dir / "eval_results.json").read_text())
-    assert 0 <= results["eval_wer"] and 0 <= results["eval_cer"]
     assert set(results["per_language"]) == {"en", "fr", "de", "es"}
     predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    normalize = text_normalizer("basic")  # the run's evaluation.normalizer
+    refs, hyps = [normalize(p["reference"]) for p in predictions], [normalize(p["hypothesis"]) for p in predictions]
+    assert results["eval_wer"] == pytest.approx(jiwer.wer(refs, hyps))  # the WER of the saved transcripts
+    assert results["eval_cer"] == pytest.approx(jiwer.cer(refs, hyps))
     assert results["eval_truncated"] == sum(p["truncated"] for p in predictions)
     assert results["eval_max_new_tokens"] == 4
     predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
@@ -103,7 +107,7 @@ def test_merged_model_equals_base_plus_adapter(lora_run, tmp_path):
     assert not hasattr(merged, "peft_config")
     featurizer = Featurizer(load_processor(str(merged_dir)), "offline")
     examples = read_manifest(SAMPLE / "eval.jsonl")[0][:2]
-    batch = TranscriptionCollator(11)([featurizer(e) for e in examples])
+    batch = TranscriptionCollator(PAD_TOKEN_ID)([featurizer(e) for e in examples])
     batch.pop("labels")
     with torch.no_grad():
         torch.testing.assert_close(merged(**batch).logits, adapter(**batch).logits, rtol=1e-4, atol=1e-4)

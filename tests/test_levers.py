@@ -10,6 +10,7 @@ from voxtral_exp.data.dataset import SpeechDataset
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.model.modeling import (
+    PAD_TOKEN_ID,
     apply_method,
     build_model,
     unwrap_peft,
@@ -42,7 +43,7 @@ def test_cached_encoder_output_gives_the_live_loss(tmp_path, featurizer, example
     cache = EncoderCache(tmp_path, model)
     assert cache.fill(model, dataset, batch_size=4, num_workers=0) == 6
     assert cache.fill(model, dataset, batch_size=4, num_workers=0) == 0  # all there now
-    collate = TranscriptionCollator(11, label_only_logits=True)
+    collate = TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True)
     live = collate([dataset[i] for i in range(4)])
     dataset.cache = cache
     cached = collate([dataset[i] for i in range(4)])
@@ -117,7 +118,7 @@ def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featur
     assert dataset.chunk_counts() == [2, 1, 2, 1, 2, 1, 2, 1]
 
     model = lora_model()
-    collate = TranscriptionCollator(11, label_only_logits=True)
+    collate = TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True)
 
     def summed_loss(batches):
         total = 0.0
@@ -144,6 +145,30 @@ def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featur
     assert sorted(seen) == [2, 2, 4, 4]
 
 
+def test_chunk_bucket_sampler_over_several_buckets():
+    """Four chunk counts of uneven sizes, batch 2: each full batch holds one count, leftovers come
+    last, every example once per epoch, the order fixed by seed and epoch."""
+    from voxtral_exp.training.trainer import ChunkBucketSampler
+
+    counts = [1, 2, 3, 1, 2, 1, 4, 3, 1, 2, 1, 2, 3]  # 1: five, 2: four, 3: three, 4: one
+    sampler = ChunkBucketSampler(counts, batch_size=2, seed=7)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(counts)))
+    full, leftovers = order[:10], order[10:]  # 2 + 2 + 1 full batches of 2; one left in buckets 1, 3, 4
+    batches = [full[i : i + 2] for i in range(0, 10, 2)]
+    assert all(counts[a] == counts[b] for a, b in batches)
+    assert sorted(counts[i] for i in leftovers) == [1, 3, 4]
+    assert sorted(counts[b[0]] for b in batches) == [1, 1, 2, 2, 3]
+    assert list(ChunkBucketSampler(counts, 2, seed=7)) == order  # a resumed run sees the same batches
+    sampler.set_epoch(1)
+    orders = {tuple(order), tuple(sampler)}
+    for seed in range(8):
+        orders.add(tuple(ChunkBucketSampler(counts, 2, seed=seed)))
+    assert len(orders) > 5  # shuffled: the buckets' batches are interleaved, not sorted by count
+    firsts = {counts[o[0]] for o in orders}
+    assert len(firsts) > 1
+
+
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_free(tmp_path, featurizer,
                                                                                      examples, method):
@@ -161,7 +186,7 @@ def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_
                                  remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
                                  activation_checkpointing=checkpointing)
         trainer = VoxtralTrainer(model=model, args=args, train_dataset=dataset,
-                                 data_collator=TranscriptionCollator(11, label_only_logits=True),
+                                 data_collator=TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True),
                                  compute_loss_func=label_only_loss)
         encoder_output_needs_grad = []
         voxtral = unwrap_peft(model)

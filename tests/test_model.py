@@ -7,6 +7,7 @@ import torch
 from tests.conftest import compose_config
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.model.modeling import (
+    PAD_TOKEN_ID,
     apply_method,
     build_model,
     count_parameters,
@@ -69,7 +70,7 @@ def test_full_with_frozen_embeddings_updates_everything_but_the_vocabulary_matri
     vocab = {"model.language_model.embed_tokens.weight", "lm_head.weight"}
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    model(**TranscriptionCollator(11)(batch)).loss.backward()
+    model(**TranscriptionCollator(PAD_TOKEN_ID)(batch)).loss.backward()
     optimizer.step()
     for name, p in model.named_parameters():
         changed = not torch.equal(p, before[name])
@@ -79,8 +80,8 @@ def test_full_with_frozen_embeddings_updates_everything_but_the_vocabulary_matri
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_label_only_loss_equals_full_logits_loss(batch, method):
     model, _ = tiny(method)
-    plain = TranscriptionCollator(11)(batch)
-    fast = TranscriptionCollator(11, label_only_logits=True)(batch)
+    plain = TranscriptionCollator(PAD_TOKEN_ID)(batch)
+    fast = TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True)(batch)
     reference = model(**plain).loss
     labels = fast.pop("labels")
     outputs = model(**fast)
@@ -101,7 +102,7 @@ def test_gpu_precision_keeps_trainable_weights_and_adamw_states_in_fp32(batch, m
 
     cfg = compose_config(["model=tiny", f"method={method}", "hardware=cpu"])
     model = apply_method(build_model(cfg.model, torch_dtype("auto", bf16=True, method=method), seed=0), cfg.method)
-    collate = TranscriptionCollator(11, label_only_logits=True)
+    collate = TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True)
     args = TrainingArguments(output_dir="/tmp/unused", bf16=True, use_cpu=True, max_steps=1, report_to="none",
                              per_device_train_batch_size=2, save_strategy="no", remove_unused_columns=False,
                              label_names=["labels"])  # fmt: skip

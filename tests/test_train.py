@@ -19,9 +19,12 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import FAST, ROOT, compose_config, read_jsonl, read_trackio, run_train
+from tests.data_fixtures import SAMPLE
+from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.model.modeling import build_model, load_trained
 from voxtral_exp.model.processor import load_processor
+from voxtral_exp.run.model_card import REPO
 from voxtral_exp.training.evaluation import transcribe
 
 
@@ -81,12 +84,14 @@ def test_run_directory_holds_the_whole_record(full_run):
     assert train_results["parameters_trainable"] < train_results["parameters_total"]
 
 
-def test_final_model_reloads_and_generates(full_run):
-    final = full_run[0] / "final"
-    model = load_trained(str(final))
-    featurizer = Featurizer(load_processor(str(final)), "offline")
-    texts = transcribe(model, featurizer, [np.zeros(16000, np.float32)], ["en"], max_new_tokens=4)
-    assert len(texts) == 1 and isinstance(texts[0], str)
+def test_final_model_reloads_and_transcribes_as_in_the_run(full_run):
+    run_dir = full_run[0]
+    model = load_trained(str(run_dir / "final"))
+    featurizer = Featurizer(load_processor(str(run_dir / "final")), "offline")
+    predictions = read_jsonl(run_dir / "predictions.jsonl")
+    audios = [load_audio(str(SAMPLE / row["audio_path"])) for row in read_jsonl(SAMPLE / "eval.jsonl")]
+    texts = transcribe(model, featurizer, audios, [p["language"] for p in predictions], max_new_tokens=8)
+    assert texts == [p["hypothesis"] for p in predictions]  # the reloaded model is the one evaluated
 
 
 def test_full_method_leaves_the_frozen_audio_tower_unchanged(full_run):
@@ -174,3 +179,62 @@ def test_bad_config_fails_before_loading_anything(tmp_path, trackio_dir):
         assert json.loads((tmp_path / run / "run.json").read_text())["status"] == "failed"
         assert not (tmp_path / run / "data_report.json").exists()  # the data was never read
         assert not (tmp_path / run / "checkpoints").exists()
+
+
+def card_transcript(final: Path, audio: Path) -> str:
+    """What the usage code in final/README.md prints for ``audio``, run as written (offline)."""
+    card = (final / "README.md").read_text()
+    code = card.split("```python\n")[1].split("```")[0]
+    code = code.replace(REPO, str(final)).replace("speech.wav", str(audio))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MISSING" not in proc.stdout + proc.stderr  # every weight was found
+    return proc.stdout.strip()
+
+
+def test_model_card_of_a_full_fine_tune(full_run):
+    run_dir = full_run[0]
+    card = (run_dir / "final" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "transformers" and "base_model" not in meta  # random weights: no base
+    assert "full fine-tuning of the language model (projector trained: True, audio encoder frozen: True)" in card
+    assert "PeftModel" not in card
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    assert f"| all | {results['eval_wer']:.4f} | {results['eval_cer']:.4f} | 9 |" in card
+    # the card's plain-transformers code transcribes exactly as voxtral_exp's own command does
+    clip = SAMPLE / "audio" / "en_03.flac"
+    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), str(clip), "--language", "en",
+                           "--max-new-tokens", "128"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert card_transcript(run_dir / "final", clip) == proc.stdout.split("\t", 1)[1].strip()
+
+
+def test_early_stopping_and_final_is_the_best_checkpoint(tmp_path, trackio_dir):
+    """greater_is_better=true on eval_loss makes the *first* evaluation the best while the loss
+    falls: patience 2 then stops at step 6 of 20, and final/ holds checkpoint-2, not the last."""
+    run_dir = tmp_path / "run"
+    run_train([*FAST, "method=full", "trainer.learning_rate=3e-3", "trainer.max_steps=20", "trainer.eval_steps=2",
+               "trainer.save_steps=2", "trainer.greater_is_better=true", "evaluation.early_stopping_patience=2",
+               "evaluation.wer_at_end=false", "tracking.enabled=false", f"hydra.run.dir={run_dir}"], trackio_dir)
+    state = json.loads((run_dir / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
+    eval_losses = [e["eval_loss"] for e in state["log_history"] if "eval_loss" in e]
+    assert len(eval_losses) == 3 and eval_losses[0] > eval_losses[1] > eval_losses[2]  # falling: step 2 is "best"
+    assert state["global_step"] == 6 and state["best_model_checkpoint"].endswith("checkpoint-2")
+    assert json.loads((run_dir / "train_results.json").read_text())["global_step"] == 6
+    final = load_file(run_dir / "final" / "model.safetensors")
+    best = load_file(run_dir / "checkpoints" / "checkpoint-2" / "model.safetensors")
+    last = load_file(run_dir / "checkpoints" / "checkpoint-6" / "model.safetensors")
+    name = next(k for k in final if "language_model" in k and "layers.0" in k and k.endswith("q_proj.weight"))
+    matching = [k for k in best if k.endswith(name.split("language_model.", 1)[1])]
+    assert len(matching) == 1  # checkpoints keep the model's own parameter names, final/ the standard ones
+    assert torch.equal(final[name], best[matching[0]]) and not torch.equal(final[name], last[matching[0]])
+
+
+def test_logits_over_every_position_train_the_same_as_label_only_logits(lora_run, tmp_path, trackio_dir):
+    """training.label_only_logits=false (the plain path) end to end: the same per-step losses."""
+    run_dir = tmp_path / "run"
+    run_train([*FAST, "method=lora", "trainer.max_steps=6", "trainer.eval_steps=3", "trainer.save_steps=3",
+               "method.r=4", "training.label_only_logits=false", "evaluation.wer_at_end=false",
+               "tracking.enabled=false", f"hydra.run.dir={run_dir}"], trackio_dir)  # fmt: skip
+    assert train_losses(run_dir) == pytest.approx(train_losses(lora_run[0]), rel=1e-4)
