@@ -16,9 +16,10 @@ setup: $(VENV)/.installed  ## create .venv and install voxtral_exp with its dev 
 run: setup  ## the main job: tiny Voxtral fine-tuned on the bundled sample speech (offline, CPU)
 	$(PY) train.py experiment=quickstart
 
-# Most tests run train.py in a subprocess; two pytest workers overlap their start-up (imports)
-# with the other's compute: 6 min instead of 8.5 on 2 cores.
-PYTEST := $(PY) -m pytest -q -n auto --maxprocesses=4
+# Most tests run train.py in a subprocess; several pytest workers overlap their start-up
+# (imports) with the others' compute. One math thread per process: four processes with torch's
+# two threads each fight over 2 cores (tests/test_train.py + test_levers.py: 187 s -> 110 s).
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses=4
 
 test: setup  ## the test suite (slow tests excluded; see test-all)
 	$(PYTEST)

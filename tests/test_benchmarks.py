@@ -50,7 +50,6 @@ def test_3b_projection_counts_the_work_each_pipeline_adds():
     assert 1.05 < reference / ours < 1.10 and 1.25 < adapters / reference < 1.40
 
 
-@pytest.mark.slow  # ~1 min of CPU under the suite's load; `make test-all` runs it
 def test_gpu_benchmark_logic_runs_on_a_cpu_toy(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--cpu-toy", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
