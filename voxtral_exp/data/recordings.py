@@ -50,13 +50,7 @@ class RecordedDataset:
         """Check a recorded or uploaded clip and keep it (as 16 kHz mono FLAC) with its transcript."""
         if not audio:
             raise ClipError("no audio: record a clip or upload a file first")
-        text = " ".join((text or "").split())
-        if not text:
-            raise ClipError("empty transcript: type what is said in the clip")
-        try:
-            code = language_code(language)
-        except LanguageError as e:
-            raise ClipError(f"{e}; pick one such as en, fr, de") from None
+        text, code = _transcript(text, language)
         try:
             samples = load_audio(str(audio))
         except AudioError as e:
@@ -80,13 +74,7 @@ class RecordedDataset:
 
     def update(self, clip_id: int, text: str, language: str | None) -> dict:
         """Correct a clip's transcript or language."""
-        text = " ".join((text or "").split())
-        if not text:
-            raise ClipError("empty transcript: type what is said in the clip")
-        try:
-            code = language_code(language)
-        except LanguageError as e:
-            raise ClipError(str(e)) from None
+        text, code = _transcript(text, language)
         clips = self.clips()
         clip = self._find(clips, clip_id)
         clip.update(text=text, language=code)
@@ -135,3 +123,14 @@ def read_prompts(path: str | Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as e:
         raise ClipError(f"cannot read prompts from {Path(path).name}: {e}; give a UTF-8 text file, one prompt a line") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _transcript(text: str | None, language: str | None) -> tuple[str, str | None]:
+    """A clip's transcript (whitespace normalised, not empty) and its ISO 639-1 language."""
+    text = " ".join((text or "").split())
+    if not text:
+        raise ClipError("empty transcript: type what is said in the clip")
+    try:
+        return text, language_code(language)
+    except LanguageError as e:
+        raise ClipError(f"{e}; pick one such as en, fr, de") from None
