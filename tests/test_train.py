@@ -125,6 +125,7 @@ def test_progress_is_a_bar_on_a_terminal_and_log_lines_elsewhere(full_run, tmp_p
     piped = full_run[2].stdout + full_run[2].stderr  # output to a pipe (CI, SLURM): log lines with ETA
     assert re.search(r"Progress <step 15/30 \(50%\), 0:00:\d\d elapsed, ETA 0:00:\d\d>", piped)
     assert not re.search(r"\d+/30 \[", piped)  # no training bar
+    assert piped.count("* Run finished") == 1  # trackio's run is finished once
     leader, follower = pty.openpty()  # a terminal (120 columns): tqdm's bar with its ETA
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *FAST, "trainer.max_steps=4",

@@ -66,7 +66,10 @@ class Tracker:
 
     def finish(self) -> None:
         if self.run is not None:
-            self._guard(self.run.finish)
+            import trackio
+
+            # trackio.finish (not Run.finish) also forgets the run, so trackio's exit hook does not finish it again
+            self._guard(trackio.finish)
             self.run = None
 
     def _guard(self, action) -> None:
