@@ -1,5 +1,6 @@
-"""Files written atomically: into a temporary file beside the target, renamed over it when
-complete. A crash or kill never leaves half a file, and concurrent ranks or jobs never read one."""
+"""Files voxtral_exp writes: atomically (into a temporary file beside the target, renamed over it
+when complete, so a crash or kill never leaves half a file and concurrent ranks or jobs never
+read one), and where it caches what it derives once (the offline tokenizer, converted weights)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def cache_folder(folder: str | Path | None = None) -> Path:
+    """``folder``, else $VOXTRAL_EXP_CACHE, else ~/.cache/voxtral_exp."""
+    return Path(folder or os.environ.get("VOXTRAL_EXP_CACHE", Path.home() / ".cache" / "voxtral_exp"))
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import mistral_common
 from transformers import VoxtralProcessor, WhisperFeatureExtractor
 from transformers.tokenization_mistral_common import MistralCommonBackend
 
-from voxtral_exp.files import write_atomic
+from voxtral_exp.files import cache_folder, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ OFFLINE_MODEL_ID = "voxtral-exp/offline-tekken"  # a label only: never fetched
 
 def offline_tokenizer_file(cache_dir: str | Path | None = None, num_mel_bins: int = 128) -> Path:
     """Write (once) the Voxtral-compatible tekken file derived from mistral-common's and return it."""
-    cache_dir = Path(cache_dir or os.environ.get("VOXTRAL_EXP_CACHE", Path.home() / ".cache" / "voxtral_exp"))
     data = json.loads(SOURCE_TOKENIZER.read_text(encoding="utf-8"))
     data["config"]["version"] = "v7"
     data.pop("image", None)
@@ -56,7 +54,7 @@ def offline_tokenizer_file(cache_dir: str | Path | None = None, num_mel_bins: in
                                                                  "num_mel_bins": num_mel_bins}}  # fmt: skip
     text = json.dumps(data)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    path = cache_dir / f"tekken-{digest}" / "tekken.json"
+    path = cache_folder(cache_dir) / f"tekken-{digest}" / "tekken.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text)  # concurrent ranks or jobs never see half a file

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import struct
 from importlib import resources
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from voxtral_exp.errors import UserError
-from voxtral_exp.files import atomic_path
+from voxtral_exp.files import atomic_path, cache_folder
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +138,7 @@ def whisper_tiny_encoder_weights(cache_dir: str | Path | None = None) -> dict[st
     source = whisper_tiny_model_dir() / "model.bin"
     stat = source.stat()
     key = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    cache_dir = Path(cache_dir or os.environ.get("VOXTRAL_EXP_CACHE", Path.home() / ".cache" / "voxtral_exp"))
-    path = cache_dir / f"whisper-tiny.en-encoder-{key}.safetensors"
+    path = cache_folder(cache_dir) / f"whisper-tiny.en-encoder-{key}.safetensors"
     if not path.exists():
         log.info("Converting Whisper tiny.en's encoder from %s (once; cached in %s)", source, path)
         path.parent.mkdir(parents=True, exist_ok=True)

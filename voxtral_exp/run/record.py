@@ -128,8 +128,6 @@ def load_run_config(run_dir: Path):
 
 def log_to(run_dir: Path) -> None:
     """Log to the console and append to <run dir>/train.log, as a Hydra run does."""
-    import logging
-
     run_dir.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
     root = logging.getLogger()
