@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-all app screenshots clean
+.PHONY: setup run test test-all lint format app screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: setup  ## the test suite (slow tests excluded; see test-all)
 
 test-all: setup  ## every test, slow ones included
 	$(PYTEST) -m ""
+
+lint: setup  ## ruff: lint and formatting check (the suite runs it too: tests/test_lint.py)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup  ## ruff: fix what it can and format the code
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 app: setup  ## the web app on http://127.0.0.1:7860 (record a dataset, train, try, publish)
 	$(PY) -m voxtral_exp.app

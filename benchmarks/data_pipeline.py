@@ -61,15 +61,19 @@ def main() -> None:
     processor = build_offline_processor()
     sides = {
         "reference": (RowsDataset(examples), ReferenceCollator(processor)),
-        "voxtral_exp": (SpeechDataset(examples, Featurizer(processor, "offline")),
-                        TranscriptionCollator(processor.tokenizer.pad_token_id, label_only_logits=True)),
-    }  # fmt: skip
-    print(f"data pipeline: {len(examples)} clips per pass, batch {args.batch_size}, {os.cpu_count()} CPU cores, "
-          f"{args.rounds} alternated rounds after a warm-up pass of each side")  # fmt: skip
+        "voxtral_exp": (
+            SpeechDataset(examples, Featurizer(processor, "offline")),
+            TranscriptionCollator(processor.tokenizer.pad_token_id, label_only_logits=True),
+        ),
+    }
+    print(
+        f"data pipeline: {len(examples)} clips per pass, batch {args.batch_size}, {os.cpu_count()} CPU cores, "
+        f"{args.rounds} alternated rounds after a warm-up pass of each side"
+    )
     print(f"{'workers':<9}{'reference clips/s':>26}{'voxtral_exp clips/s':>26}{'ratio':>8}")
     for workers in (0, 1, 2):
         rates: dict[str, list[float]] = {name: [] for name in sides}
-        for name, (dataset, collate) in sides.items():  # warm-up: file cache, tokenizer, first imports
+        for dataset, collate in sides.values():  # warm-up: file cache, tokenizer, first imports
             clips_per_second(dataset, collate, workers, args.batch_size)
         for round_ in range(args.rounds):
             for name in sides if round_ % 2 == 0 else reversed(list(sides)):

@@ -40,22 +40,43 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PEAK_TFLOPS = 989.0  # dense bf16, H100 SXM and H200 (NVIDIA's data sheets, without sparsity)
-TOY = {"text_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                       "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 131072},
-       "audio_config": {"hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 1,
-                        "num_attention_heads": 2}}  # fmt: skip
+TOY = {
+    "text_config": {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "vocab_size": 131072,
+    },
+    "audio_config": {"hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2},
+}
 
 
 def end_to_end(args, out: Path) -> dict:
     """(a): train.py for 20 LoRA steps, then the transcribe CLI on the saved final/."""
     run_dir = out / "e2e-run"
-    model = ["model=voxtral-mini-3b", "model.random_init=true", "hardware=gpu"] if not args.cpu_toy else \
-        ["model=tiny", "hardware=cpu"]  # fmt: skip
+    model = (
+        ["model=voxtral-mini-3b", "model.random_init=true", "hardware=gpu"]
+        if not args.cpu_toy
+        else ["model=tiny", "hardware=cpu"]
+    )
     steps = 20 if not args.cpu_toy else 2
-    cmd = [sys.executable, str(ROOT / "train.py"), *model, "method=lora", f"trainer.max_steps={steps}",
-           f"trainer.eval_steps={steps}", f"trainer.save_steps={steps}", "trainer.per_device_train_batch_size=4",
-           "trainer.dataloader_num_workers=2", "tracking.enabled=false", "evaluation.max_new_tokens=8",
-           f"hydra.run.dir={run_dir}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        *model,
+        "method=lora",
+        f"trainer.max_steps={steps}",
+        f"trainer.eval_steps={steps}",
+        f"trainer.save_steps={steps}",
+        "trainer.per_device_train_batch_size=4",
+        "trainer.dataloader_num_workers=2",
+        "tracking.enabled=false",
+        "evaluation.max_new_tokens=8",
+        f"hydra.run.dir={run_dir}",
+    ]
     start = time.perf_counter()
     train = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     train_s = time.perf_counter() - start
@@ -63,12 +84,22 @@ def end_to_end(args, out: Path) -> dict:
         return {"ok": False, "error": (train.stdout + train.stderr)[-3000:]}
     clips = [str(ROOT / "data" / "sample" / "audio" / n) for n in ("en_00.flac", "fr_01.flac")]
     start = time.perf_counter()
-    transcribe = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), *clips,
-                                 "--max-new-tokens", "8"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    transcribe = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), *clips, "--max-new-tokens", "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     results = json.loads((run_dir / "eval_results.json").read_text())
-    return {"ok": transcribe.returncode == 0, "train_s": train_s, "transcribe_s": time.perf_counter() - start,
-            "eval_loss": results.get("eval_loss"), "eval_wer": results.get("eval_wer"),
-            "transcripts": transcribe.stdout.strip().splitlines(), "error": transcribe.stderr[-2000:]}  # fmt: skip
+    return {
+        "ok": transcribe.returncode == 0,
+        "train_s": train_s,
+        "transcribe_s": time.perf_counter() - start,
+        "eval_loss": results.get("eval_loss"),
+        "eval_wer": results.get("eval_wer"),
+        "transcripts": transcribe.stdout.strip().splitlines(),
+        "error": transcribe.stderr[-2000:],
+    }
 
 
 def throughput(args) -> dict:
@@ -92,13 +123,21 @@ def throughput(args) -> dict:
     gpu = not args.cpu_toy
     device = torch.device("cuda" if gpu else "cpu")
     torch.manual_seed(0)
-    model_cfg = OmegaConf.create({"name": "bench", "random_init": True, "attn_implementation": "sdpa",
-                                  **({"text_config": {}, "audio_config": {}} if gpu else TOY)})  # fmt: skip
+    model_cfg = OmegaConf.create(
+        {
+            "name": "bench",
+            "random_init": True,
+            "attn_implementation": "sdpa",
+            **({"text_config": {}, "audio_config": {}} if gpu else TOY),
+        }
+    )
     with device:  # initialise the 3B weights on the GPU: seconds, not minutes
         model = build_model(model_cfg, torch.bfloat16 if gpu else torch.float32, seed=0)
     model = apply_training_method(model, "lora")  # adapters in fp32 (peft), base weights bf16 and frozen
     processor = build_offline_processor()
-    examples = (read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0] * 16)[: args.batch_size * (args.steps + 2) * 2]
+    examples = (read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0] * 16)[
+        : args.batch_size * (args.steps + 2) * 2
+    ]
     featurizer = Featurizer(processor, "offline")
     text_tokens = round(statistics.mean(len(featurizer.target(e.text)) for e in examples))
 
@@ -119,11 +158,23 @@ def throughput(args) -> dict:
     for name in PIPELINES:
         timers[name] = Timer()
         training_args = TrainingArguments(
-            output_dir=f"{scratch}/{name}", per_device_train_batch_size=args.batch_size, learning_rate=5e-5,
-            max_steps=args.steps + 2, save_strategy="no", eval_strategy="no", report_to="none", logging_steps=10_000,
-            use_cpu=not gpu, bf16=gpu, dataloader_num_workers=1 if name == "reference" else 4,
-            dataloader_pin_memory=gpu, remove_unused_columns=False, label_names=["labels"], disable_tqdm=True, seed=0,
-        )  # fmt: skip
+            output_dir=f"{scratch}/{name}",
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=5e-5,
+            max_steps=args.steps + 2,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            logging_steps=10_000,
+            use_cpu=not gpu,
+            bf16=gpu,
+            dataloader_num_workers=1 if name == "reference" else 4,
+            dataloader_pin_memory=gpu,
+            remove_unused_columns=False,
+            label_names=["labels"],
+            disable_tqdm=True,
+            seed=0,
+        )
         trainers[name] = make_trainer(name, model, examples, processor, training_args, [timers[name]])
     times = {name: [] for name in PIPELINES}
     peaks = {name: 0.0 for name in PIPELINES}
@@ -143,12 +194,18 @@ def throughput(args) -> dict:
     for name in PIPELINES:
         step = statistics.median(times[name])
         rate = args.batch_size / step
-        results[name] = {"step_s": step, "step_s_min": min(times[name]), "step_s_max": max(times[name]),
-                         "samples_per_s": rate, "peak_gib": peaks[name]}  # fmt: skip
+        results[name] = {
+            "step_s": step,
+            "step_s_min": min(times[name]),
+            "step_s_max": max(times[name]),
+            "samples_per_s": rate,
+            "peak_gib": peaks[name],
+        }
         if flops:
             useful = flops["voxtral_exp"]  # the work one sample needs: what MFU credits every pipeline with
-            results[name].update(executed_tflop_per_sample=flops[name] / 1e12,
-                                 mfu=useful * rate / (args.peak_tflops * 1e12))  # fmt: skip
+            results[name].update(
+                executed_tflop_per_sample=flops[name] / 1e12, mfu=useful * rate / (args.peak_tflops * 1e12)
+            )
     results["fused_loss"] = fused_linear_cross_entropy()[0]
     results["text_tokens"] = text_tokens
     return results
@@ -161,8 +218,10 @@ def report(e2e: dict | None, speed: dict | None, args) -> None:
     print(f"device: {device}; batch {args.batch_size}; {args.rounds} rounds x {args.steps} timed steps per pipeline")
     if e2e is not None:
         if e2e["ok"]:
-            print(f"(a) train.py end to end: {e2e['train_s']:.0f} s for 20 LoRA steps + save + eval (eval loss "
-                  f"{e2e['eval_loss']:.3f}); transcribe reloaded final/ in {e2e['transcribe_s']:.0f} s:")
+            print(
+                f"(a) train.py end to end: {e2e['train_s']:.0f} s for 20 LoRA steps + save + eval (eval loss "
+                f"{e2e['eval_loss']:.3f}); transcribe reloaded final/ in {e2e['transcribe_s']:.0f} s:"
+            )
             for line in e2e["transcripts"]:
                 print(f"    {line}")
         else:
@@ -170,12 +229,16 @@ def report(e2e: dict | None, speed: dict | None, args) -> None:
     if speed is None:
         return
     print(f"(b) LoRA r=8 on q/k/v/o of the language model in every pipeline; axolotl-style loss: {speed['fused_loss']}")
-    print(f"    {'pipeline':<16}{'samples/s':>11}{'step s (min-max)':>24}{'peak GiB':>10}"
-          + (f"{'TFLOP/sample':>14}{'MFU':>8}" if "mfu" in speed["voxtral_exp"] else ""))  # fmt: skip
+    print(
+        f"    {'pipeline':<16}{'samples/s':>11}{'step s (min-max)':>24}{'peak GiB':>10}"
+        + (f"{'TFLOP/sample':>14}{'MFU':>8}" if "mfu" in speed["voxtral_exp"] else "")
+    )
     for name in ("voxtral_exp", "reference", "axolotl-style"):
         r = speed[name]
-        line = (f"    {name:<16}{r['samples_per_s']:>11.2f}{r['step_s']:>10.3f} ({r['step_s_min']:.3f}-{r['step_s_max']:.3f})"
-                f"{r['peak_gib']:>10.1f}")
+        line = (
+            f"    {name:<16}{r['samples_per_s']:>11.2f}{r['step_s']:>10.3f} ({r['step_s_min']:.3f}-{r['step_s_max']:.3f})"
+            f"{r['peak_gib']:>10.1f}"
+        )
         if "mfu" in r:
             line += f"{r['executed_tflop_per_sample']:>14.2f}{r['mfu']:>8.1%}"
         print(line)
@@ -183,12 +246,16 @@ def report(e2e: dict | None, speed: dict | None, args) -> None:
     best = max(("reference", "axolotl-style"), key=lambda n: speed[n]["samples_per_s"])
     ratio = ours["samples_per_s"] / speed[best]["samples_per_s"]
     memory_ok = ours["peak_gib"] <= speed[best]["peak_gib"]
-    print(f"goal >= 1.3x the best baseline ({best}) at no more memory: {ratio:.2f}x, "
-          f"{ours['peak_gib']:.1f} vs {speed[best]['peak_gib']:.1f} GiB: "
-          f"{'met' if ratio >= 1.3 and memory_ok else 'NOT met'}")
+    print(
+        f"goal >= 1.3x the best baseline ({best}) at no more memory: {ratio:.2f}x, "
+        f"{ours['peak_gib']:.1f} vs {speed[best]['peak_gib']:.1f} GiB: "
+        f"{'met' if ratio >= 1.3 and memory_ok else 'NOT met'}"
+    )
     if "mfu" in ours:
-        print(f"goal >= 35% MFU for LoRA at batch >= 8: {ours['mfu']:.1%} at batch {args.batch_size}: "
-              f"{'met' if ours['mfu'] >= 0.35 and args.batch_size >= 8 else 'NOT met'}")
+        print(
+            f"goal >= 35% MFU for LoRA at batch >= 8: {ours['mfu']:.1%} at batch {args.batch_size}: "
+            f"{'met' if ours['mfu'] >= 0.35 and args.batch_size >= 8 else 'NOT met'}"
+        )
 
 
 def main() -> None:

@@ -17,14 +17,39 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = [  # voxtral_exp's imports the image lacks, and theirs
-    "hydra-core", "omegaconf", "antlr4-python3-runtime", "datasets", "dill", "multiprocess", "soundfile", "cffi",
-    "pycparser", "pycountry", "mistral-common", "pydantic", "pydantic-core", "pydantic-extra-types", "annotated-types",
-    "typing-inspection", "jsonschema", "jsonschema-specifications", "referencing", "rpds-py", "jiwer", "rapidfuzz",
-    "transformers", "peft",
-]  # fmt: skip
+    "hydra-core",
+    "omegaconf",
+    "antlr4-python3-runtime",
+    "datasets",
+    "dill",
+    "multiprocess",
+    "soundfile",
+    "cffi",
+    "pycparser",
+    "pycountry",
+    "mistral-common",
+    "pydantic",
+    "pydantic-core",
+    "pydantic-extra-types",
+    "annotated-types",
+    "typing-inspection",
+    "jsonschema",
+    "jsonschema-specifications",
+    "referencing",
+    "rpds-py",
+    "jiwer",
+    "rapidfuzz",
+    "transformers",
+    "peft",
+]
 EXTRA = ["liger-kernel", "cut-cross-entropy"]  # the axolotl-style baseline's fused losses (newest)
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64"]  # fmt: skip
+PLATFORMS = [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+]
 
 
 def main() -> None:
@@ -32,8 +57,22 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     pins = [f"{name}=={metadata.version(name)}" for name in PACKAGES] + EXTRA
     for pin in pins:
-        download = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp", "-d", str(out), pin]  # fmt: skip
+        download = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "-d",
+            str(out),
+            pin,
+        ]
         for platform in PLATFORMS:
             download += ["--platform", platform]
         if subprocess.run(download).returncode != 0:  # no wheel published: build one (pure Python)

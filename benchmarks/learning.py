@@ -65,8 +65,16 @@ COLORS = ["red", "blue", "green", "yellow", "black", "white"]
 OBJECTS = ["box", "door", "cup", "book", "chair", "lamp"]
 VERBS = ["open", "close", "move", "find", "take", "drop"]
 # commands: these colour-object pairs never occur in training (every word does, in other pairs)
-HELD_OUT_PAIRS = [("red", "cup"), ("blue", "lamp"), ("green", "door"), ("yellow", "book"), ("black", "box"),
-                  ("white", "chair"), ("red", "book"), ("blue", "box")]  # fmt: skip
+HELD_OUT_PAIRS = [
+    ("red", "cup"),
+    ("blue", "lamp"),
+    ("green", "door"),
+    ("yellow", "book"),
+    ("black", "box"),
+    ("white", "chair"),
+    ("red", "book"),
+    ("blue", "box"),
+]
 
 
 def sentences(name: str, rng: random.Random, task: str):
@@ -102,8 +110,9 @@ def synthesize(folder: Path, counts: dict[str, int], seed: int = 0, task: str = 
                 continue
             seen.add(text)
             voice, speed = rng.choice(voices), rng.choice(SPEEDS)
-            wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text],
-                                 check=True, capture_output=True).stdout  # fmt: skip
+            wav = subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], check=True, capture_output=True
+            ).stdout
             audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
             path = folder / slug / f"{len(rows):04d}.flac"
             sf.write(path, audio, rate)
@@ -158,8 +167,12 @@ def whisper_zero_shot(manifest: Path) -> list[str]:
     for start in range(0, len(audios), 16):
         batch = audios[start : start + 16]
         features = extractor(batch, sampling_rate=16000, return_tensors="np").input_features.astype(np.float32)
-        results = model.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
-                                 [prompt] * len(batch), beam_size=1, max_length=64)  # fmt: skip
+        results = model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
+            [prompt] * len(batch),
+            beam_size=1,
+            max_length=64,
+        )
         texts += [digits_as_words(tokenizer.decode(r.sequences_ids[0])) for r in results]
     return texts
 
@@ -167,11 +180,18 @@ def whisper_zero_shot(manifest: Path) -> list[str]:
 def train(seed: int, manifests: dict[str, Path], run_dir: Path, cache: Path, steps: int, overrides: list[str]) -> dict:
     """One train.py run; returns its held-out WER before/after and its wall time."""
     args = [
-        "experiment=learning", f"seed={seed}", f"dataset.train_manifest={manifests['train']}",
-        f"dataset.eval_manifest={manifests['held-out']}", f"trainer.max_steps={steps}",
-        f"trainer.eval_steps={max(1, steps // 3)}", f"trainer.save_steps={steps}",
-        f"training.encoder_cache={cache}", f"hydra.run.dir={run_dir}", "tracking.enabled=false", *overrides,
-    ]  # fmt: skip
+        "experiment=learning",
+        f"seed={seed}",
+        f"dataset.train_manifest={manifests['train']}",
+        f"dataset.eval_manifest={manifests['held-out']}",
+        f"trainer.max_steps={steps}",
+        f"trainer.eval_steps={max(1, steps // 3)}",
+        f"trainer.save_steps={steps}",
+        f"training.encoder_cache={cache}",
+        f"hydra.run.dir={run_dir}",
+        "tracking.enabled=false",
+        *overrides,
+    ]
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -180,8 +200,16 @@ def train(seed: int, manifests: dict[str, Path], run_dir: Path, cache: Path, ste
     state = json.loads((run_dir / "checkpoints" / f"checkpoint-{steps}" / "trainer_state.json").read_text())
     curve = [(e["step"], e["eval_wer"]) for e in state["log_history"] if "eval_wer" in e]
     after = json.loads((run_dir / "eval_results.json").read_text())
-    return {"seed": seed, "seconds": seconds, "before": curve[0][1], "after": after["eval_wer"],
-            "cer_after": after["eval_cer"], "truncated": after["eval_truncated"], "curve": curve, "run_dir": run_dir}
+    return {
+        "seed": seed,
+        "seconds": seconds,
+        "before": curve[0][1],
+        "after": after["eval_wer"],
+        "cer_after": after["eval_cer"],
+        "truncated": after["eval_truncated"],
+        "curve": curve,
+        "run_dir": run_dir,
+    }
 
 
 def evaluate_on(run_dir: Path, manifest: Path, cache_dir: Path) -> tuple[float, float]:
@@ -206,7 +234,9 @@ def evaluate_on(run_dir: Path, manifest: Path, cache_dir: Path) -> tuple[float, 
     for model in (build_model(cfg.model, torch.float32, cfg.seed), load_trained(str(run_dir / "final"))):
         cache = EncoderCache(cache_dir, model)
         cache.fill(model, SpeechDataset(examples, featurizer), 16, 0)
-        metrics, _ = evaluate_wer(model, featurizer, examples, cfg.evaluation, cfg.dataset.filters.max_label_tokens, cache)
+        metrics, _ = evaluate_wer(
+            model, featurizer, examples, cfg.evaluation, cfg.dataset.filters.max_label_tokens, cache
+        )
         rates.append(metrics["eval_wer"])
     return rates[0], rates[1]
 
@@ -220,9 +250,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny data and a few steps")
     parser.add_argument("--seeds", type=int, default=1, help="train this many times (seeds 0..N-1)")
-    parser.add_argument("--task", choices=["digits", "commands"], default="digits",
-                        help="digits: spoken digit strings; commands: '<verb> the <colour> <object>' with "
-                             "colour-object pairs never heard in training")  # fmt: skip
+    parser.add_argument(
+        "--task",
+        choices=["digits", "commands"],
+        default="digits",
+        help="digits: spoken digit strings; commands: '<verb> the <colour> <object>' with "
+        "colour-object pairs never heard in training",
+    )
     parser.add_argument("--train-clips", type=int, default=400)
     parser.add_argument("--eval-clips", type=int, default=40, help="clips in each held-out set")
     parser.add_argument("--steps", type=int, default=360)
@@ -243,10 +277,15 @@ def main() -> None:
 
 def report(work: Path, args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    manifests = synthesize(work / args.task, {"train": args.train_clips, "held-out": args.eval_clips,
-                                              "unseen voices and lengths": args.eval_clips}, task=args.task)  # fmt: skip
-    print(f"learning ({args.task}): {args.train_clips} train clips; held-out sets of {args.eval_clips} clips each; "
-          f"{args.steps} steps per seed; data synthesis {time.perf_counter() - start:.0f} s")  # fmt: skip
+    manifests = synthesize(
+        work / args.task,
+        {"train": args.train_clips, "held-out": args.eval_clips, "unseen voices and lengths": args.eval_clips},
+        task=args.task,
+    )
+    print(
+        f"learning ({args.task}): {args.train_clips} train clips; held-out sets of {args.eval_clips} clips each; "
+        f"{args.steps} steps per seed; data synthesis {time.perf_counter() - start:.0f} s"
+    )
     held_out = ["held-out", "unseen voices and lengths"]
     train_texts = references(manifests["train"])
     for name in held_out:
@@ -263,10 +302,12 @@ def report(work: Path, args: argparse.Namespace) -> None:
         run["unseen_before"], run["unseen_after"] = evaluate_on(run["run_dir"], manifests[held_out[1]], cache)
         runs.append(run)
         curve = ", ".join(f"step {step}: {rate:.3f}" for step, rate in run["curve"])
-        print(f"seed {seed}: train.py {run['seconds']:.0f} s (the first seed fills the encoder cache); "
-              f"held-out WER {run['before']:.3f} -> {run['after']:.3f} (CER {run['cer_after']:.3f}, "
-              f"{run['truncated']} truncated); unseen voices and lengths {run['unseen_before']:.3f} -> "
-              f"{run['unseen_after']:.3f}; curve: {curve}")  # fmt: skip
+        print(
+            f"seed {seed}: train.py {run['seconds']:.0f} s (the first seed fills the encoder cache); "
+            f"held-out WER {run['before']:.3f} -> {run['after']:.3f} (CER {run['cer_after']:.3f}, "
+            f"{run['truncated']} truncated); unseen voices and lengths {run['unseen_before']:.3f} -> "
+            f"{run['unseen_after']:.3f}; curve: {curve}"
+        )
     print(f"held-out WER before: {spread([r['before'] for r in runs])}")
     print(f"unseen voices and lengths WER before: {spread([r['unseen_before'] for r in runs])}")
     print(f"unseen voices and lengths WER after: {spread([r['unseen_after'] for r in runs])}")

@@ -35,9 +35,11 @@ def apply_training_method(model, method: str, encoder_adapters: bool = False, tr
 
     if method == "lora" and encoder_adapters:  # the reference's name match reaches the encoder
         return get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS))
-    cfg = ({"name": "lora", "r": 8, "alpha": 32, "dropout": 0.0, "train_projector": False, "target_modules": TARGETS}
-           if method == "lora" else {"name": "full", "freeze_audio_tower": True, "train_projector": True,
-                                     "train_embeddings": train_embeddings})  # fmt: skip
+    cfg = (
+        {"name": "lora", "r": 8, "alpha": 32, "dropout": 0.0, "train_projector": False, "target_modules": TARGETS}
+        if method == "lora"
+        else {"name": "full", "freeze_audio_tower": True, "train_projector": True, "train_embeddings": train_embeddings}
+    )
     return apply_method(model, OmegaConf.create(cfg))
 
 
@@ -72,8 +74,10 @@ def chunked_linear_cross_entropy(hidden, weight, targets, chunk: int = 512):
     def chunk_loss(h, t):
         return F.cross_entropy((h @ weight.T).float(), t, ignore_index=IGNORE, reduction="sum")
 
-    total = sum(checkpoint(chunk_loss, hidden[i : i + chunk], targets[i : i + chunk], use_reentrant=False)
-                for i in range(0, hidden.shape[0], chunk))  # fmt: skip
+    total = sum(
+        checkpoint(chunk_loss, hidden[i : i + chunk], targets[i : i + chunk], use_reentrant=False)
+        for i in range(0, hidden.shape[0], chunk)
+    )
     return total / (targets != IGNORE).sum().clamp(min=1)
 
 
@@ -83,11 +87,15 @@ def fused_loss(model, inputs: dict, loss_fn) -> torch.Tensor:
     from voxtral_exp.model.modeling import unwrap_peft
 
     voxtral = unwrap_peft(model)
-    hidden = voxtral.model(input_ids=inputs["input_ids"], input_features=inputs["input_features"],
-                           attention_mask=inputs["attention_mask"]).last_hidden_state  # fmt: skip
+    hidden = voxtral.model(
+        input_ids=inputs["input_ids"], input_features=inputs["input_features"], attention_mask=inputs["attention_mask"]
+    ).last_hidden_state
     labels = inputs["labels"]
-    return loss_fn(hidden[:, :-1].reshape(-1, hidden.shape[-1]), voxtral.lm_head.weight,
-                   labels[:, 1:].reshape(-1).to(hidden.device))  # fmt: skip
+    return loss_fn(
+        hidden[:, :-1].reshape(-1, hidden.shape[-1]),
+        voxtral.lm_head.weight,
+        labels[:, 1:].reshape(-1).to(hidden.device),
+    )
 
 
 def make_trainer(pipeline: str, model, examples, processor, training_args, callbacks=(), label_only: bool = True):
@@ -107,9 +115,13 @@ def make_trainer(pipeline: str, model, examples, processor, training_args, callb
         return Trainer(train_dataset=RowsDataset(examples), data_collator=ReferenceCollator(processor), **common)
     dataset = SpeechDataset(examples, Featurizer(processor, "offline"))
     if pipeline == "voxtral_exp":
-        return VoxtralTrainer(train_dataset=dataset, data_collator=TranscriptionCollator(pad, label_only_logits=label_only),
-                              compute_loss_func=label_only_loss if label_only else None,
-                              chunk_counts=dataset.chunk_counts(), **common)  # fmt: skip
+        return VoxtralTrainer(
+            train_dataset=dataset,
+            data_collator=TranscriptionCollator(pad, label_only_logits=label_only),
+            compute_loss_func=label_only_loss if label_only else None,
+            chunk_counts=dataset.chunk_counts(),
+            **common,
+        )
     if pipeline == "axolotl-style":
         name, loss_fn = fused_linear_cross_entropy()
 
@@ -123,8 +135,9 @@ def make_trainer(pipeline: str, model, examples, processor, training_args, callb
     raise ValueError(f"pipeline {pipeline!r}: expected one of {PIPELINES}")
 
 
-def flops_3b(pipeline: str, method: str, encoder_adapters: bool = False, train_embeddings: bool = True,
-             text_tokens: int = 24) -> float:
+def flops_3b(
+    pipeline: str, method: str, encoder_adapters: bool = False, train_embeddings: bool = True, text_tokens: int = 24
+) -> float:
     """FLOPs of one training sample (forward + backward) on Voxtral-Mini-3B's real shapes, counted
     by torch's flop counter on the meta device (no memory, no weights): one 30 s chunk (375 audio
     tokens) after an 8-token prompt, then ``text_tokens`` transcript tokens.
@@ -142,8 +155,9 @@ def flops_3b(pipeline: str, method: str, encoder_adapters: bool = False, train_e
     with torch.device("meta"):
         config = VoxtralConfig()  # no arguments: the 3B architecture
         config._attn_implementation = "sdpa"
-        model = apply_training_method(VoxtralForConditionalGeneration(config), method, encoder_adapters,
-                                      train_embeddings)  # fmt: skip
+        model = apply_training_method(
+            VoxtralForConditionalGeneration(config), method, encoder_adapters, train_embeddings
+        )
         voxtral = unwrap_peft(model)
         tower, projector = audio_modules(model)
         prompt_before, prompt_after, n_audio = 3, 5, 375

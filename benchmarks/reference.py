@@ -20,7 +20,10 @@ class ReferenceCollator:
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         audios = [load_audio(r["audio"]) for r in rows]
         prompt = self.processor.apply_transcription_request(
-            language="en", audio=audios, format=["WAV"] * len(audios), model_id=self.model_id,
+            language="en",
+            audio=audios,
+            format=["WAV"] * len(audios),
+            model_id=self.model_id,
             sampling_rate=16000,
         )
         prompt_ids = [ids[mask.bool()] for ids, mask in zip(prompt["input_ids"], prompt["attention_mask"])]
@@ -34,8 +37,12 @@ class ReferenceCollator:
             input_ids[i, : len(s)] = s
             labels[i, len(p) : len(s)] = s[len(p) :]
             attention[i, : len(s)] = 1
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
-                "input_features": prompt["input_features"]}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": labels,
+            "input_features": prompt["input_features"],
+        }
 
 
 class RowsDataset(torch.utils.data.Dataset):

@@ -44,32 +44,51 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SCALED = {
-    "text": {"hidden_size": 384, "intermediate_size": 1024, "num_hidden_layers": 3, "num_attention_heads": 4,
-             "num_key_value_heads": 1, "head_dim": 96, "vocab_size": 131072},
+    "text": {
+        "hidden_size": 384,
+        "intermediate_size": 1024,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 96,
+        "vocab_size": 131072,
+    },
     "audio": {"hidden_size": 160, "intermediate_size": 640, "num_hidden_layers": 3, "num_attention_heads": 2},
 }
 SHIPPED = {"pipeline": "voxtral_exp"}
 SECTIONS = {  # name: (title, {side: settings})
-    "lora": ("equal work: LoRA r=8 on q/k/v/o of the language model", {
-        "voxtral_exp": {"pipeline": "voxtral_exp", "method": "lora"},
-        "reference": {"pipeline": "reference", "method": "lora"},
-        "axolotl-style": {"pipeline": "axolotl-style", "method": "lora"},
-    }),
-    "full": ("equal work: full fine-tuning of the language model + projector", {
-        "voxtral_exp": {"pipeline": "voxtral_exp", "method": "full"},
-        "reference": {"pipeline": "reference", "method": "full"},
-        "axolotl-style": {"pipeline": "axolotl-style", "method": "full"},
-    }),
-    "methods": ("method changes (they change what is trained; WER effects in RESULTS.md)", {
-        "voxtral_exp (LoRA, LM only)": {"pipeline": "voxtral_exp", "method": "lora"},
-        "+ LoRA adapters in the encoder": {"pipeline": "voxtral_exp", "method": "lora", "encoder_adapters": True},
-        "voxtral_exp (full)": {"pipeline": "voxtral_exp", "method": "full"},
-        "+ frozen embeddings (full)": {"pipeline": "voxtral_exp", "method": "full", "train_embeddings": False},
-    }),
-    "cache": ("encoder cache, end to end (LoRA; fill included)", {
-        "without cache": {"pipeline": "voxtral_exp", "method": "lora", "epochs": 3},
-        "with cache": {"pipeline": "voxtral_exp", "method": "lora", "epochs": 3, "cache": True},
-    }),
+    "lora": (
+        "equal work: LoRA r=8 on q/k/v/o of the language model",
+        {
+            "voxtral_exp": {"pipeline": "voxtral_exp", "method": "lora"},
+            "reference": {"pipeline": "reference", "method": "lora"},
+            "axolotl-style": {"pipeline": "axolotl-style", "method": "lora"},
+        },
+    ),
+    "full": (
+        "equal work: full fine-tuning of the language model + projector",
+        {
+            "voxtral_exp": {"pipeline": "voxtral_exp", "method": "full"},
+            "reference": {"pipeline": "reference", "method": "full"},
+            "axolotl-style": {"pipeline": "axolotl-style", "method": "full"},
+        },
+    ),
+    "methods": (
+        "method changes (they change what is trained; WER effects in RESULTS.md)",
+        {
+            "voxtral_exp (LoRA, LM only)": {"pipeline": "voxtral_exp", "method": "lora"},
+            "+ LoRA adapters in the encoder": {"pipeline": "voxtral_exp", "method": "lora", "encoder_adapters": True},
+            "voxtral_exp (full)": {"pipeline": "voxtral_exp", "method": "full"},
+            "+ frozen embeddings (full)": {"pipeline": "voxtral_exp", "method": "full", "train_embeddings": False},
+        },
+    ),
+    "cache": (
+        "encoder cache, end to end (LoRA; fill included)",
+        {
+            "without cache": {"pipeline": "voxtral_exp", "method": "lora", "epochs": 3},
+            "with cache": {"pipeline": "voxtral_exp", "method": "lora", "epochs": 3, "cache": True},
+        },
+    ),
 }
 LEVERS = {  # --ablation: voxtral_exp (LoRA) with one change, against voxtral_exp as shipped
     "without label-only logits": {"label_only": False},
@@ -78,8 +97,10 @@ LEVERS = {  # --ablation: voxtral_exp (LoRA) with one change, against voxtral_ex
     "with activation checkpointing": {"checkpointing": True},
     "with torch.compile": {"compile": True},
 }
-METHOD_PAIRS = {"+ LoRA adapters in the encoder": "voxtral_exp (LoRA, LM only)",
-                "+ frozen embeddings (full)": "voxtral_exp (full)"}
+METHOD_PAIRS = {
+    "+ LoRA adapters in the encoder": "voxtral_exp (LoRA, LM only)",
+    "+ frozen embeddings (full)": "voxtral_exp (full)",
+}
 
 
 def run_side(spec: dict, args) -> dict:
@@ -94,11 +115,19 @@ def run_side(spec: dict, args) -> dict:
     from voxtral_exp.model.processor import build_offline_processor
 
     torch.manual_seed(0)
-    model_cfg = OmegaConf.create({"name": "bench", "random_init": True, "attn_implementation": spec.get("attention", "sdpa"),
-                                  "text_config": SCALED["text"], "audio_config": SCALED["audio"]})  # fmt: skip
+    model_cfg = OmegaConf.create(
+        {
+            "name": "bench",
+            "random_init": True,
+            "attn_implementation": spec.get("attention", "sdpa"),
+            "text_config": SCALED["text"],
+            "audio_config": SCALED["audio"],
+        }
+    )
     model = build_model(model_cfg, torch.float32, seed=0)
-    model = apply_training_method(model, spec.get("method", "lora"), spec.get("encoder_adapters", False),
-                                  spec.get("train_embeddings", True))  # fmt: skip
+    model = apply_training_method(
+        model, spec.get("method", "lora"), spec.get("encoder_adapters", False), spec.get("train_embeddings", True)
+    )
     examples = (read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0] * 8)[: args.clips]
 
     class Timer(TrainerCallback):
@@ -119,15 +148,34 @@ def run_side(spec: dict, args) -> dict:
 
     timer, workers, epochs = Timer(), spec.get("workers", 1), spec.get("epochs")
     training_args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(dir=args.scratch), per_device_train_batch_size=args.batch_size, learning_rate=5e-5,
-        max_steps=-1 if epochs else args.steps + 2, num_train_epochs=epochs or 1, save_strategy="no",
-        eval_strategy="no", report_to="none", logging_steps=10_000, use_cpu=True, dataloader_num_workers=workers,
-        dataloader_persistent_workers=workers > 0, remove_unused_columns=False, label_names=["labels"],
-        disable_tqdm=True, activation_checkpointing=spec.get("checkpointing", False),
-        torch_compile=spec.get("compile", False), seed=0,
-    )  # fmt: skip
-    trainer = make_trainer(spec["pipeline"], model, examples, build_offline_processor(), training_args, [timer],
-                           label_only=spec.get("label_only", True))  # fmt: skip
+        output_dir=tempfile.mkdtemp(dir=args.scratch),
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=5e-5,
+        max_steps=-1 if epochs else args.steps + 2,
+        num_train_epochs=epochs or 1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        logging_steps=10_000,
+        use_cpu=True,
+        dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        disable_tqdm=True,
+        activation_checkpointing=spec.get("checkpointing", False),
+        torch_compile=spec.get("compile", False),
+        seed=0,
+    )
+    trainer = make_trainer(
+        spec["pipeline"],
+        model,
+        examples,
+        build_offline_processor(),
+        training_args,
+        [timer],
+        label_only=spec.get("label_only", True),
+    )
     start = time.perf_counter()
     if spec.get("cache"):
         from voxtral_exp.training.encoder_cache import EncoderCache
@@ -138,9 +186,12 @@ def run_side(spec: dict, args) -> dict:
     trainer.train()
     total = time.perf_counter() - start
     steady = timer.steps[2:] or timer.steps
-    result = {"step_s": statistics.median(steady), "samples_per_s": args.batch_size / statistics.median(steady),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}  # fmt: skip
+    result = {
+        "step_s": statistics.median(steady),
+        "samples_per_s": args.batch_size / statistics.median(steady),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
     if epochs:
         result["total_s"] = total  # fill (if any) and every epoch
         result["samples_per_s"] = len(examples) * epochs / total
@@ -165,8 +216,18 @@ def live_over_cached_step(trainer, cache, batches: int) -> float:
 
 
 def in_subprocess(spec: dict, args) -> dict:
-    cmd = [sys.executable, __file__, "--side", json.dumps(spec), "--steps", str(args.steps), "--clips",
-           str(args.clips), "--batch-size", str(args.batch_size)] + (["--smoke"] if args.smoke else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--side",
+        json.dumps(spec),
+        "--steps",
+        str(args.steps),
+        "--clips",
+        str(args.clips),
+        "--batch-size",
+        str(args.batch_size),
+    ] + (["--smoke"] if args.smoke else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if proc.returncode != 0:
         sys.exit(f"{spec} failed:\n{proc.stderr[-4000:]}")
@@ -193,15 +254,19 @@ def median_spread(values: list[float], fmt: str = "{:.3f}") -> str:
 def report(title: str, runs: dict[str, list[dict]], baseline: str, projection: dict[str, float] | None) -> None:
     """One table: per side the median (min-max) over processes, and ratios of medians to ``baseline``."""
     print(f"\n{title} (ratios against: {baseline})")
-    print(f"  {'side':<32}{'samples/s (min-max)':>24}{'ratio':>8}{'peak RSS MB (min-max)':>24}{'ratio':>7}"
-          + (f"{'3B TFLOP/sample':>17}{'3B ratio':>10}" if projection else ""))  # fmt: skip
+    print(
+        f"  {'side':<32}{'samples/s (min-max)':>24}{'ratio':>8}{'peak RSS MB (min-max)':>24}{'ratio':>7}"
+        + (f"{'3B TFLOP/sample':>17}{'3B ratio':>10}" if projection else "")
+    )
     base = statistics.median(r["samples_per_s"] for r in runs[baseline])
     base_mem = statistics.median(r["peak_rss_mb"] for r in runs[baseline])
     for name, each in runs.items():
         rate = statistics.median(r["samples_per_s"] for r in each)
         mem = statistics.median(r["peak_rss_mb"] for r in each)
-        line = (f"  {name:<32}{median_spread([r['samples_per_s'] for r in each]):>24}{rate / base:>7.2f}x"
-                f"{median_spread([r['peak_rss_mb'] for r in each], '{:.0f}'):>24}{mem / base_mem:>6.2f}x")
+        line = (
+            f"  {name:<32}{median_spread([r['samples_per_s'] for r in each]):>24}{rate / base:>7.2f}x"
+            f"{median_spread([r['peak_rss_mb'] for r in each], '{:.0f}'):>24}{mem / base_mem:>6.2f}x"
+        )
         if projection:  # the throughput ratio the 3B would see at equal FLOP/s: the work ratio
             line += f"{projection[name] / 1e12:>17.2f}{projection[baseline] / projection[name]:>9.2f}x"
         print(line)
@@ -212,8 +277,12 @@ def report(title: str, runs: dict[str, list[dict]], baseline: str, projection: d
 def projections(sides: dict[str, dict]) -> dict[str, float]:
     from benchmarks.pipelines import flops_3b
 
-    return {name: flops_3b(s["pipeline"], s.get("method", "lora"), s.get("encoder_adapters", False),
-                           s.get("train_embeddings", True)) for name, s in sides.items()}  # fmt: skip
+    return {
+        name: flops_3b(
+            s["pipeline"], s.get("method", "lora"), s.get("encoder_adapters", False), s.get("train_embeddings", True)
+        )
+        for name, s in sides.items()
+    }
 
 
 def main() -> None:
@@ -234,8 +303,10 @@ def main() -> None:
             args.scratch = scratch
             print("RESULT " + json.dumps(run_side(json.loads(args.side), args)))
         return
-    print(f"CPU ({os.cpu_count()} cores), scaled-down Voxtral-Mini-3B, fp32, batch {args.batch_size}; "
-          f"{args.pairs} rounds of alternated processes, {args.steps} timed steps each after 2 warm-up")
+    print(
+        f"CPU ({os.cpu_count()} cores), scaled-down Voxtral-Mini-3B, fp32, batch {args.batch_size}; "
+        f"{args.pairs} rounds of alternated processes, {args.steps} timed steps each after 2 warm-up"
+    )
     sections = args.only.split(",") if args.only else list(SECTIONS)
     for key in sections:
         title, sides = SECTIONS[key]
@@ -248,15 +319,21 @@ def main() -> None:
             runs = alternate(sides, args)
             without, with_cache = runs["without cache"], runs["with cache"]
             print(f"\n{title}")
-            print(f"  3 epochs without the cache: {median_spread([r['total_s'] for r in without], '{:.1f}')} s; "
-                  f"filling it + 3 epochs with it: {median_spread([r['total_s'] for r in with_cache], '{:.1f}')} s: "
-                  f"{statistics.median(r['total_s'] for r in without) / statistics.median(r['total_s'] for r in with_cache):.2f}x")
-            print(f"  per-step ceiling: a live step costs {median_spread([r['live_over_cached_step'] for r in with_cache], '{:.2f}')}x "
-                  f"a cached one (same process, alternated)")  # fmt: skip
+            print(
+                f"  3 epochs without the cache: {median_spread([r['total_s'] for r in without], '{:.1f}')} s; "
+                f"filling it + 3 epochs with it: {median_spread([r['total_s'] for r in with_cache], '{:.1f}')} s: "
+                f"{statistics.median(r['total_s'] for r in without) / statistics.median(r['total_s'] for r in with_cache):.2f}x"
+            )
+            print(
+                f"  per-step ceiling: a live step costs {median_spread([r['live_over_cached_step'] for r in with_cache], '{:.2f}')}x "
+                f"a cached one (same process, alternated)"
+            )
             from benchmarks.pipelines import flops_3b
 
-            print(f"  3B: the frozen encoder is {encoder_share_3b(flops_3b):.0%} of a LoRA step's FLOPs, so a cached "
-                  f"step can be at most {1 / (1 - encoder_share_3b(flops_3b)):.2f}x faster per step")
+            print(
+                f"  3B: the frozen encoder is {encoder_share_3b(flops_3b):.0%} of a LoRA step's FLOPs, so a cached "
+                f"step can be at most {1 / (1 - encoder_share_3b(flops_3b)):.2f}x faster per step"
+            )
         else:
             report(title, alternate(sides, args), "reference", projections(sides))
     if args.ablation:

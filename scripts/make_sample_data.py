@@ -108,7 +108,7 @@ def make_digits() -> None:
                 continue
             seen.add(text)
             voice, speed = rng.choice(DIGIT_VOICES), rng.choice(DIGIT_SPEEDS)
-            audio, rate = synthesize(text, voice.split("+")[0], voice[len(voice.split("+")[0]):], speed)
+            audio, rate = synthesize(text, voice.split("+")[0], voice[len(voice.split("+")[0]) :], speed)
             audio = AF.resample(torch.from_numpy(audio), rate, 16000).numpy()
             name = f"{split}/{len(rows):03d}.ogg"
             sf.write(out / name, audio, 16000, format="OGG")

@@ -41,13 +41,18 @@ def trackio_dir(tmp_path: Path) -> Path:
     return path
 
 
-def run_train(args: list[str], trackio_dir: Path, check: bool = True, env: dict | None = None,
-              cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_train(
+    args: list[str], trackio_dir: Path, check: bool = True, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """`python train.py ARGS` as a user runs it; TRACKIO_DIR isolates the tracking database."""
     full_env = {**os.environ, "TRACKIO_DIR": str(trackio_dir), "HF_HUB_OFFLINE": "1", **(env or {})}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=600,
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
@@ -79,7 +84,10 @@ def read_trackio(trackio_dir: Path, project: str = "voxtral_exp") -> list[dict]:
     trackio's own API (in a subprocess: trackio reads TRACKIO_DIR at import time)."""
     proc = subprocess.run(
         [sys.executable, "-c", TRACKIO_DUMP, project],
-        env={**os.environ, "TRACKIO_DIR": str(trackio_dir)}, capture_output=True, text=True, check=True,
+        env={**os.environ, "TRACKIO_DIR": str(trackio_dir)},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -91,8 +99,9 @@ def losses(run_dir: Path) -> list[tuple[int, float]]:
     return [(e["step"], e["loss"]) for e in history if "loss" in e]
 
 
-def run_torchrun(args: list[str], tmp_path: Path, trackio_dir: Path, program: list[str] | None = None,
-                 check: bool = True) -> subprocess.CompletedProcess:
+def run_torchrun(
+    args: list[str], tmp_path: Path, trackio_dir: Path, program: list[str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """`torchrun --standalone --nproc_per_node=2 train.py ARGS` (or PROGRAM ARGS) on CPU (gloo);
     leaves nothing in TMPDIR."""
     tmpdir = tmp_path / "tmpdir"
@@ -100,8 +109,11 @@ def run_torchrun(args: list[str], tmp_path: Path, trackio_dir: Path, program: li
     torchrun = Path(sys.executable).with_name("torchrun")
     proc = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node=2", *(program or [str(ROOT / "train.py")]), *args],
-        cwd=ROOT, env={**os.environ, "TRACKIO_DIR": str(trackio_dir), "TMPDIR": str(tmpdir), "HF_HUB_OFFLINE": "1"},
-        capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "TRACKIO_DIR": str(trackio_dir), "TMPDIR": str(tmpdir), "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )  # --standalone: a free port, so xdist workers can run two at once
     if check:
         assert proc.returncode == 0, proc.stderr[-4000:]

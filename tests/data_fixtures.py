@@ -42,8 +42,12 @@ def write_jsonl(path: Path, rows: list) -> Path:
 def mixed_manifest(folder: Path) -> Path:
     """JSONL with WAV/FLAC/OGG/MP3 at 8-48 kHz, mono and stereo, relative paths."""
     (folder / "clips").mkdir(parents=True)
-    specs = [("a.wav", 8000, 1, "WAV"), ("b.flac", 44100, 2, "FLAC"), ("c.ogg", 22050, 1, "OGG"),
-             ("d.mp3", 48000, 2, "MP3")]
+    specs = [
+        ("a.wav", 8000, 1, "WAV"),
+        ("b.flac", 44100, 2, "FLAC"),
+        ("c.ogg", 22050, 1, "OGG"),
+        ("d.mp3", 48000, 2, "MP3"),
+    ]
     rows = []
     for i, (name, rate, channels, fmt) in enumerate(specs):
         sf.write(folder / "clips" / name, tone(1.0 + 0.25 * i, rate, channels), rate, format=fmt)
@@ -56,8 +60,10 @@ def nemo_manifest(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     long = np.concatenate([tone(1.0, 16000, freq=200 * (i + 1)) for i in range(4)])
     sf.write(folder / "long.wav", long, 16000)
-    rows = [{"audio_filepath": "long.wav", "offset": float(i), "duration": 1.0, "text": f"segment {i}", "lang": "fr"}
-            for i in range(4)]
+    rows = [
+        {"audio_filepath": "long.wav", "offset": float(i), "duration": 1.0, "text": f"segment {i}", "lang": "fr"}
+        for i in range(4)
+    ]
     return write_jsonl(folder / "nemo.json", rows)
 
 
@@ -83,8 +89,11 @@ def hub_parquet(folder: Path) -> dict[str, Path]:
     """train (two files, so two stream shards) and validation parquet files with embedded audio."""
     folder.mkdir(parents=True, exist_ok=True)
     train = sample_rows("train")
-    paths = {"train0": folder / "train-0.parquet", "train1": folder / "train-1.parquet",
-             "validation": folder / "validation.parquet"}
+    paths = {
+        "train0": folder / "train-0.parquet",
+        "train1": folder / "train-1.parquet",
+        "validation": folder / "validation.parquet",
+    }
     hub_table(train[: len(train) // 2]).to_parquet(paths["train0"])
     hub_table(train[len(train) // 2 :]).to_parquet(paths["train1"])
     hub_table(sample_rows("eval")).to_parquet(paths["validation"])
@@ -118,10 +127,23 @@ def _language_rows(language: str) -> list[dict]:
 def _granary_row(row: dict, audio_filepath: str, source: str, index: int, **extra) -> dict:
     """One manifest row with nvidia/Granary's keys (card, NeMo-speech-data-processor's granary config)."""
     language = row["language"]
-    return {"audio_filepath": audio_filepath, "text": row["text"], **extra, "utt_id": f"{source}-{language}-{index:05d}",
-            "original_source_id": f"src{index // 3}", "dataset_source": source, "source_lang": language,
-            "target_lang": language, "answer": row["text"], "pnc": "pnc", "itn": "itn", "timestamp": "notimestamp",
-            "diarize": "nodiarize", "emotion": "<|emo:undefined|>", "decodercontext": ""}
+    return {
+        "audio_filepath": audio_filepath,
+        "text": row["text"],
+        **extra,
+        "utt_id": f"{source}-{language}-{index:05d}",
+        "original_source_id": f"src{index // 3}",
+        "dataset_source": source,
+        "source_lang": language,
+        "target_lang": language,
+        "answer": row["text"],
+        "pnc": "pnc",
+        "itn": "itn",
+        "timestamp": "notimestamp",
+        "diarize": "nodiarize",
+        "emotion": "<|emo:undefined|>",
+        "decodercontext": "",
+    }
 
 
 def granary_folder(folder: Path) -> tuple[Path, Path]:
@@ -168,8 +190,9 @@ def granary_folder(folder: Path) -> tuple[Path, Path]:
                 audio, rate = sf.read(row["audio_path"], dtype="float32")
                 audio = _resample_to(audio, rate, 16000)
                 pieces += [audio, np.zeros(8000, np.float32)]  # 0.5 s of silence between segments
-                rows.append(_granary_row(row, rel, "yodas", i, offset=round(offset, 4),
-                                         duration=round(len(audio) / 16000, 4)))
+                rows.append(
+                    _granary_row(row, rel, "yodas", i, offset=round(offset, 4), duration=round(len(audio) / 16000, 4))
+                )
                 offset += (len(audio) + 8000) / 16000
             sf.write(audio_root / rel, np.concatenate(pieces), 16000)
         return rows
@@ -204,16 +227,18 @@ def yodas_granary_folder(folder: Path) -> Path:
     configs = {}
     for language, name in (("en", "English"), ("es", "Spanish")):
         rows = _language_rows(language)
-        table = datasets.Dataset.from_dict({
-            "audio": [{"bytes": Path(r["audio_path"]).read_bytes(), "path": None} for r in rows],
-            "text": [r["text"] for r in rows],
-            "utt_id": [f"{language}000-{i:05d}" for i in range(len(rows))],
-            "duration": [r["duration"] for r in rows],
-            "original_audio_id": [f"video{i // 3}" for i in range(len(rows))],
-            "original_audio_offset": [float(i % 3) for i in range(len(rows))],
-            "lang": [f"{language}000"] * len(rows),
-            "task": ["asr"] * len(rows),
-        }).cast_column("audio", datasets.Audio())
+        table = datasets.Dataset.from_dict(
+            {
+                "audio": [{"bytes": Path(r["audio_path"]).read_bytes(), "path": None} for r in rows],
+                "text": [r["text"] for r in rows],
+                "utt_id": [f"{language}000-{i:05d}" for i in range(len(rows))],
+                "duration": [r["duration"] for r in rows],
+                "original_audio_id": [f"video{i // 3}" for i in range(len(rows))],
+                "original_audio_offset": [float(i % 3) for i in range(len(rows))],
+                "lang": [f"{language}000"] * len(rows),
+                "task": ["asr"] * len(rows),
+            }
+        ).cast_column("audio", datasets.Audio())
         out = folder / "data" / f"{language}000" / "asr_only"
         out.mkdir(parents=True)
         table.to_parquet(out / "00000.parquet")
@@ -230,34 +255,64 @@ def fleurs_folder(folder: Path, config: str = "fr_fr") -> Path:
     config, <config>/<split>/0000.parquet, with FLEURS' features (Audio; lang_id a ClassLabel)."""
     language = config.split("_")[0]
     names = {"fr": "French", "en": "English", "de": "German", "es": "Spanish"}
-    features = datasets.Features({
-        "id": datasets.Value("int32"), "num_samples": datasets.Value("int32"), "path": datasets.Value("string"),
-        "audio": datasets.Audio(sampling_rate=16000), "transcription": datasets.Value("string"),
-        "raw_transcription": datasets.Value("string"),
-        "gender": datasets.ClassLabel(names=["male", "female", "other"]),
-        "lang_id": datasets.ClassLabel(names=FLEURS_LANG_IDS), "language": datasets.Value("string"),
-        "lang_group_id": datasets.ClassLabel(names=["western_european_we", "eastern_european_ee"]),
-    })  # fmt: skip
+    features = datasets.Features(
+        {
+            "id": datasets.Value("int32"),
+            "num_samples": datasets.Value("int32"),
+            "path": datasets.Value("string"),
+            "audio": datasets.Audio(sampling_rate=16000),
+            "transcription": datasets.Value("string"),
+            "raw_transcription": datasets.Value("string"),
+            "gender": datasets.ClassLabel(names=["male", "female", "other"]),
+            "lang_id": datasets.ClassLabel(names=FLEURS_LANG_IDS),
+            "language": datasets.Value("string"),
+            "lang_group_id": datasets.ClassLabel(names=["western_european_we", "eastern_european_ee"]),
+        }
+    )
     rows = _language_rows(language)
     splits = {"train": rows[2:], "validation": rows[:2]}
     for split, split_rows in splits.items():
-        table = datasets.Dataset.from_dict({
-            "id": list(range(len(split_rows))), "num_samples": [int(r["duration"] * 16000) for r in split_rows],
-            "path": [Path(r["audio_path"]).name for r in split_rows],
-            "audio": [{"bytes": Path(r["audio_path"]).read_bytes(), "path": Path(r["audio_path"]).name} for r in split_rows],
-            "transcription": [r["text"].lower() for r in split_rows],
-            "raw_transcription": [r["text"].capitalize() + "." for r in split_rows],
-            "gender": [i % 2 for i in range(len(split_rows))],
-            "lang_id": [FLEURS_LANG_IDS.index(config)] * len(split_rows),
-            "language": [names[language]] * len(split_rows), "lang_group_id": [0] * len(split_rows),
-        }).cast(features)  # fmt: skip  (cast, not encode: datasets encodes Audio only through torchcodec)
+        table = datasets.Dataset.from_dict(
+            {
+                "id": list(range(len(split_rows))),
+                "num_samples": [int(r["duration"] * 16000) for r in split_rows],
+                "path": [Path(r["audio_path"]).name for r in split_rows],
+                "audio": [
+                    {"bytes": Path(r["audio_path"]).read_bytes(), "path": Path(r["audio_path"]).name}
+                    for r in split_rows
+                ],
+                "transcription": [r["text"].lower() for r in split_rows],
+                "raw_transcription": [r["text"].capitalize() + "." for r in split_rows],
+                "gender": [i % 2 for i in range(len(split_rows))],
+                "lang_id": [FLEURS_LANG_IDS.index(config)] * len(split_rows),
+                "language": [names[language]] * len(split_rows),
+                "lang_group_id": [0] * len(split_rows),
+            }
+        ).cast(features)  # cast, not encode: datasets encodes Audio only through torchcodec
         (folder / config / split).mkdir(parents=True, exist_ok=True)
         table.to_parquet(folder / config / split / "0000.parquet")
     return folder
 
 
-VOXPOPULI_LANGUAGES = ["en", "de", "fr", "es", "pl", "it", "ro", "hu", "cs", "nl", "fi", "hr", "sk", "sl", "et", "lt",
-                       "en_accented"]  # fmt: skip
+VOXPOPULI_LANGUAGES = [
+    "en",
+    "de",
+    "fr",
+    "es",
+    "pl",
+    "it",
+    "ro",
+    "hu",
+    "cs",
+    "nl",
+    "fi",
+    "hr",
+    "sk",
+    "sl",
+    "et",
+    "lt",
+    "en_accented",
+]
 
 
 def voxpopuli_folder(folder: Path, config: str = "de") -> Path:
@@ -265,25 +320,34 @@ def voxpopuli_folder(folder: Path, config: str = "de") -> Path:
     splits exported in part (<config>/partial-train/0000.parquet), features as its loading
     script declares them (Audio; language a ClassLabel whose names include en_accented)."""
     language = "en" if config == "en_accented" else config
-    features = datasets.Features({
-        "audio_id": datasets.Value("string"), "language": datasets.ClassLabel(names=VOXPOPULI_LANGUAGES),
-        "audio": datasets.Audio(sampling_rate=16000), "raw_text": datasets.Value("string"),
-        "normalized_text": datasets.Value("string"), "gender": datasets.Value("string"),
-        "speaker_id": datasets.Value("string"), "is_gold_transcript": datasets.Value("bool"),
-        "accent": datasets.Value("string"),
-    })  # fmt: skip
+    features = datasets.Features(
+        {
+            "audio_id": datasets.Value("string"),
+            "language": datasets.ClassLabel(names=VOXPOPULI_LANGUAGES),
+            "audio": datasets.Audio(sampling_rate=16000),
+            "raw_text": datasets.Value("string"),
+            "normalized_text": datasets.Value("string"),
+            "gender": datasets.Value("string"),
+            "speaker_id": datasets.Value("string"),
+            "is_gold_transcript": datasets.Value("bool"),
+            "accent": datasets.Value("string"),
+        }
+    )
     rows = _language_rows(language)
     for split, split_rows in {"partial-train": rows[2:], "validation": rows[:2]}.items():
-        table = datasets.Dataset.from_dict({
-            "audio_id": [f"20190101-0900-PLENARY-{i}_{language}" for i in range(len(split_rows))],
-            "language": [VOXPOPULI_LANGUAGES.index(config)] * len(split_rows),
-            "audio": [{"bytes": Path(r["audio_path"]).read_bytes(), "path": None} for r in split_rows],
-            "raw_text": [r["text"].capitalize() + "." for r in split_rows],
-            "normalized_text": [r["text"] for r in split_rows],
-            "gender": ["female"] * len(split_rows), "speaker_id": ["1234"] * len(split_rows),
-            "is_gold_transcript": [True] * len(split_rows),
-            "accent": ["None" if config != "en_accented" else "fr"] * len(split_rows),
-        }).cast(features)  # fmt: skip  (cast, not encode: datasets encodes Audio only through torchcodec)
+        table = datasets.Dataset.from_dict(
+            {
+                "audio_id": [f"20190101-0900-PLENARY-{i}_{language}" for i in range(len(split_rows))],
+                "language": [VOXPOPULI_LANGUAGES.index(config)] * len(split_rows),
+                "audio": [{"bytes": Path(r["audio_path"]).read_bytes(), "path": None} for r in split_rows],
+                "raw_text": [r["text"].capitalize() + "." for r in split_rows],
+                "normalized_text": [r["text"] for r in split_rows],
+                "gender": ["female"] * len(split_rows),
+                "speaker_id": ["1234"] * len(split_rows),
+                "is_gold_transcript": [True] * len(split_rows),
+                "accent": ["None" if config != "en_accented" else "fr"] * len(split_rows),
+            }
+        ).cast(features)  # cast, not encode: datasets encodes Audio only through torchcodec
         (folder / config / split).mkdir(parents=True, exist_ok=True)
         table.to_parquet(folder / config / split / "0000.parquet")
     return folder

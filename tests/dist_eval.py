@@ -35,11 +35,16 @@ def main() -> None:
         from transformers.models.llama.modeling_llama import LlamaDecoderLayer
         from transformers.models.voxtral.modeling_voxtral import VoxtralEncoderLayer
 
-        model = FSDP(model, auto_wrap_policy=ModuleWrapPolicy({LlamaDecoderLayer, VoxtralEncoderLayer}),
-                     use_orig_params=True, device_id=torch.device("cpu"))  # fmt: skip
+        model = FSDP(
+            model,
+            auto_wrap_policy=ModuleWrapPolicy({LlamaDecoderLayer, VoxtralEncoderLayer}),
+            use_orig_params=True,
+            device_id=torch.device("cpu"),
+        )
     examples, _ = read_manifest(ROOT / "data" / "sample" / "eval.jsonl")  # 9 clips: shares of 5 and 4
-    metrics, predictions = evaluate_wer(model, Featurizer(build_offline_processor(), "offline"), examples,
-                                        cfg.evaluation)  # fmt: skip
+    metrics, predictions = evaluate_wer(
+        model, Featurizer(build_offline_processor(), "offline"), examples, cfg.evaluation
+    )
     if not dist.is_initialized() or dist.get_rank() == 0:
         out.write_text(json.dumps({"metrics": metrics, "hypotheses": [p["hypothesis"] for p in predictions]}))
     if dist.is_initialized():

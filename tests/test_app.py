@@ -56,24 +56,30 @@ def test_clips_are_kept_as_16k_flac_and_saved_as_jsonl_manifests(tmp_path):
     assert all(Path(e.audio).is_file() for e in train_examples)
 
 
-@pytest.mark.parametrize("problem, expected", [
-    ("silence", "silence or near-silence"),
-    ("too long", "keep clips under 30 s"),
-    ("empty transcript", "empty transcript: type what is said"),
-    ("unreadable", "cannot read garbage.wav"),
-    ("no audio", "no audio: record a clip or upload a file first"),
-    ("bad language", "not an ISO 639-1 code"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("silence", "silence or near-silence"),
+        ("too long", "keep clips under 30 s"),
+        ("empty transcript", "empty transcript: type what is said"),
+        ("unreadable", "cannot read garbage.wav"),
+        ("no audio", "no audio: record a clip or upload a file first"),
+        ("bad language", "not an ISO 639-1 code"),
+    ],
+)
 def test_bad_clips_are_refused_with_what_to_do(tmp_path, problem, expected):
     sf.write(tmp_path / "silence.wav", np.zeros(16000, np.float32) + 1e-5, 16000)
     sf.write(tmp_path / "long.wav", tone(31.0, 8000), 8000)
     (tmp_path / "garbage.wav").write_bytes(b"RIFF not audio at all")
     good = sample_rows("train")[0]["audio_path"]
     audio, text, language = {
-        "silence": (tmp_path / "silence.wav", "hello", "en"), "too long": (tmp_path / "long.wav", "hello", "en"),
-        "empty transcript": (good, "   ", "en"), "unreadable": (tmp_path / "garbage.wav", "hello", "en"),
-        "no audio": (None, "hello", "en"), "bad language": (good, "hello", "klingon"),
-    }[problem]  # fmt: skip
+        "silence": (tmp_path / "silence.wav", "hello", "en"),
+        "too long": (tmp_path / "long.wav", "hello", "en"),
+        "empty transcript": (good, "   ", "en"),
+        "unreadable": (tmp_path / "garbage.wav", "hello", "en"),
+        "no audio": (None, "hello", "en"),
+        "bad language": (good, "hello", "klingon"),
+    }[problem]
     dataset = RecordedDataset(tmp_path / "ds")
     with pytest.raises(ClipError, match=expected):
         dataset.add(audio, text, language)
@@ -89,28 +95,54 @@ def test_prompts_file_gives_one_prompt_per_line(tmp_path):
 
 
 def test_the_shown_command_is_the_one_that_runs(tmp_path):
-    command = train_command("tiny", "lora", "recorded folder", str(tmp_path / "ds"), 3e-4, 100, 16, 32, 4,
-                            run_dir=tmp_path / "run")  # fmt: skip
+    command = train_command(
+        "tiny", "lora", "recorded folder", str(tmp_path / "ds"), 3e-4, 100, 16, 32, 4, run_dir=tmp_path / "run"
+    )
     assert command[:2] == [sys.executable, str(ROOT / "train.py")]
     text = shown(command)
     assert text.startswith("python train.py model=tiny method=lora dataset=jsonl")
-    for part in (f"dataset.train_manifest={tmp_path / 'ds' / 'train.jsonl'}", "method.r=16", "method.alpha=32",
-                 "trainer.learning_rate=0.0003", "trainer.max_steps=100", "trainer.save_steps=20"):  # fmt: skip
+    for part in (
+        f"dataset.train_manifest={tmp_path / 'ds' / 'train.jsonl'}",
+        "method.r=16",
+        "method.alpha=32",
+        "trainer.learning_rate=0.0003",
+        "trainer.max_steps=100",
+        "trainer.save_steps=20",
+    ):
         assert part in text
     hub = train_command("voxtral-mini-3b", "full", "Hub dataset", "google/fleurs", 1e-5, 10, 8, 32, 2, run_dir=tmp_path)
     assert "dataset=hub" in hub and "dataset.path=google/fleurs" in hub and not any("method.r" in w for w in hub)
     with pytest.raises(ValueError, match="choose the training data"):
         train_command("tiny", "lora", "manifest", "", 1e-4, 10, 8, 32, 2, run_dir=tmp_path)
     assert push_command("RUN", "me/model", "me/demo", True, True)[2:] == [
-        "voxtral_exp.push", "RUN", "--repo-id", "me/model", "--space", "me/demo", "--private", "--dry-run"]
+        "voxtral_exp.push",
+        "RUN",
+        "--repo-id",
+        "me/model",
+        "--space",
+        "me/demo",
+        "--private",
+        "--dry-run",
+    ]
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     run_dir = tmp / "outputs" / "app" / "run"
-    run_train([*FAST, "method=lora", "trainer.max_steps=2", "trainer.save_steps=2", "trainer.eval_steps=2",
-               "tracking.enabled=false", "evaluation.max_new_tokens=3", f"hydra.run.dir={run_dir}"], tmp / "trackio")
+    run_train(
+        [
+            *FAST,
+            "method=lora",
+            "trainer.max_steps=2",
+            "trainer.save_steps=2",
+            "trainer.eval_steps=2",
+            "tracking.enabled=false",
+            "evaluation.max_new_tokens=3",
+            f"hydra.run.dir={run_dir}",
+        ],
+        tmp / "trackio",
+    )
     return tmp, run_dir
 
 
@@ -120,8 +152,23 @@ def test_try_and_results_use_a_finished_run(finished_run):
     text = run_results(run_dir)
     assert "completed" in text and "**WER**" in text and "| reference | hypothesis |" in text
     clip = str(SAMPLE / "audio" / "en_00.flac")
-    out = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), clip, "--language", "en",
-                          "--max-new-tokens", "128"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxtral_exp.transcribe",
+            str(run_dir),
+            clip,
+            "--language",
+            "en",
+            "--max-new-tokens",
+            "128",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert transcribe_clip(str(run_dir), clip, "en") == out.stdout.split("\t", 1)[1].strip()  # the command's transcript
     with pytest.raises(ValueError, match="record a clip"):
@@ -138,8 +185,23 @@ def test_demo_space_loads_the_model_from_its_repo_and_push_never_changes_final(f
     exec(compile(files["app.py"], "app.py", "exec"), namespace)  # what the Space runs, without launching
     clip = str(SAMPLE / "audio" / "en_00.flac")
     assert namespace["transcribe"](clip, "en") == transcribe_clip(str(run_dir), clip, "en")  # as the app transcribes
-    out = subprocess.run([sys.executable, "-m", "voxtral_exp.push", str(run_dir), "--repo-id", "me/model", "--space",
-                          "me/demo", "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxtral_exp.push",
+            str(run_dir),
+            "--repo-id",
+            "me/model",
+            "--space",
+            "me/demo",
+            "--dry-run",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "to the Space me/demo" in out.stdout and "app.py" in out.stdout and "requirements.txt" in out.stdout
     assert {p: p.read_bytes() for p in final.rglob("*") if p.is_file()} == before
@@ -156,8 +218,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
-                    "(apt-get install chromium chromium-driver; .ci/run installs them)")  # fmt: skip
+@pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="needs Debian's chromium and chromium-driver "
+    "(apt-get install chromium chromium-driver; .ci/run installs them)",
+)
 def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -167,14 +232,32 @@ def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(t
 
     port, shots = free_port(), Path(os.environ.get("VOXTRAL_EXP_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    app = subprocess.Popen([sys.executable, "-m", "voxtral_exp.app", "--port", str(port), "--workdir", str(tmp_path)],
-                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {
+        **os.environ,
+        "TRACKIO_DIR": str(tmp_path / "trackio"),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    app = subprocess.Popen(
+        [sys.executable, "-m", "voxtral_exp.app", "--port", str(port), "--workdir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     options = Options()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1700"):  # fmt: skip
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1700",
+    ):
         options.add_argument(flag)
     browser = None
     try:
@@ -199,13 +282,16 @@ def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(t
             language.clear()
             language.send_keys(row["language"])
             css("#add-clip").click()
-            wait.until(lambda b: f"Added clip {i} " in css("#dataset-message").text)
+            wait.until(lambda b, i=i: f"Added clip {i} " in css("#dataset-message").text)
         css("#save-manifests").click()
         wait.until(lambda b: "Saved" in css("#saved").text)
         browser.save_screenshot(str(shots / "dataset.png"))
         dataset = tmp_path / "datasets" / "my-speech"
-        assert len(dataset.joinpath("train.jsonl").read_text().splitlines()) + len(
-            dataset.joinpath("eval.jsonl").read_text().splitlines()) == 3
+        assert (
+            len(dataset.joinpath("train.jsonl").read_text().splitlines())
+            + len(dataset.joinpath("eval.jsonl").read_text().splitlines())
+            == 3
+        )
 
         # Train: a 4-step run of the tiny model on that folder, watched to the end
         browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Train']").click()
@@ -261,7 +347,9 @@ def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
     from voxtral_exp.training.recipe import last_complete_checkpoint
 
     run_dir = tmp_path / "run"
-    command = train_command("tiny", "lora", "manifest", str(SAMPLE / "train.jsonl"), 1e-3, 100, 8, 32, 2, run_dir=run_dir)
+    command = train_command(
+        "tiny", "lora", "manifest", str(SAMPLE / "train.jsonl"), 1e-3, 100, 8, 32, 2, run_dir=run_dir
+    )
     job = TrainingJob()
     job.start([*command, "hardware=cpu", "tracking.enabled=false", "trainer.dataloader_num_workers=0"], run_dir)
     deadline = time.time() + 300

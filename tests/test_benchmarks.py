@@ -13,8 +13,13 @@ from tests.conftest import ROOT
 
 
 def run_benchmark(script: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -30,15 +35,15 @@ def test_data_pipeline_benchmark_compares_equal_worker_counts():
 def test_training_speed_benchmark_compares_sides_that_train_the_same_weights():
     out = run_benchmark("training_speed.py", "--only", "lora,methods,cache")
     lines = out.splitlines()
-    section = lines.index(next(l for l in lines if l.startswith("equal work: LoRA")))
-    rows = {l.split()[0]: l for l in lines[section + 2 : section + 5]}
+    section = lines.index(next(line for line in lines if line.startswith("equal work: LoRA")))
+    rows = {line.split()[0]: line for line in lines[section + 2 : section + 5]}
     assert set(rows) == {"voxtral_exp", "reference", "axolotl-style"}
     # each side: samples/s, ratio, peak memory, and the work of one sample on the real 3B shapes
     tflops = {name: float(row.split()[-2]) for name, row in rows.items()}
     assert tflops["reference"] == tflops["axolotl-style"] > tflops["voxtral_exp"] > 5  # 3B: full logits cost more
     trainable = lines[section + 5].split(": ", 1)[1]
     assert len({part.rsplit(" ", 1)[1] for part in trainable.split(", ")}) == 1  # equal trainable weights
-    adapters = next(l for l in lines if l.startswith("  + LoRA adapters in the encoder"))
+    adapters = next(line for line in lines if line.startswith("  + LoRA adapters in the encoder"))
     assert float(adapters.split()[-1].rstrip("x")) < 1  # more work per sample on the 3B: a method change, slower
     assert "per-step ceiling: a live step costs" in out and "3 epochs without the cache" in out
 
@@ -46,38 +51,53 @@ def test_training_speed_benchmark_compares_sides_that_train_the_same_weights():
 def test_3b_projection_counts_the_work_each_pipeline_adds():
     """FLOPs per sample on Voxtral-Mini-3B's real shapes (meta device): the full-vocabulary
     logits cost the reference ~8% more work; adapters in the encoder ~30% more, a method change."""
-    ours, reference, adapters = (flops_3b("voxtral_exp", "lora"), flops_3b("reference", "lora"),
-                                 flops_3b("reference", "lora", encoder_adapters=True))  # fmt: skip
+    ours, reference, adapters = (
+        flops_3b("voxtral_exp", "lora"),
+        flops_3b("reference", "lora"),
+        flops_3b("reference", "lora", encoder_adapters=True),
+    )
     assert 7e12 < ours < reference < adapters < 12e12
     assert 1.05 < reference / ours < 1.10 and 1.25 < adapters / reference < 1.40
 
 
 def test_gpu_benchmark_logic_runs_on_a_cpu_toy(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--cpu-toy", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--cpu-toy", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "(a) train.py end to end:" in out and out.count("flac\t") == 2  # two clips transcribed from final/
     for name in ("voxtral_exp", "reference", "axolotl-style"):
-        assert next(l for l in out.splitlines() if l.strip().startswith(name + " "))
+        assert next(line for line in out.splitlines() if line.strip().startswith(name + " "))
     assert "goal >= 1.3x the best baseline" in out
     assert (tmp_path / "gpu_results.json").is_file()
 
 
 @pytest.mark.slow  # ~1.5 min; `make test-all` runs it
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)")
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)"
+)
 def test_learning_benchmark_reports_controls_and_leaves_a_model_that_transcribes(tmp_path):
     out = run_benchmark("learning.py", "--out", str(tmp_path / "learning"))
     for name in ("held-out", "unseen voices and lengths"):
         assert f"{name}: audio-blind control (best constant answer" in out
         assert f"{name}: Whisper tiny.en zero-shot: WER" in out
     assert "held-out WER before:" in out and "unseen voices and lengths WER after:" in out
-    after = float(next(l for l in out.splitlines() if l.startswith("held-out WER after:")).split()[-1])
-    run_dir = next(l for l in out.splitlines() if l.startswith("run directory: ")).split(": ", 1)[1]
+    after = float(next(line for line in out.splitlines() if line.startswith("held-out WER after:")).split()[-1])
+    run_dir = next(line for line in out.splitlines() if line.startswith("run directory: ")).split(": ", 1)[1]
     evaluated = json.loads((Path(run_dir) / "eval_results.json").read_text())["eval_wer"]
     assert after == pytest.approx(evaluated, abs=5e-4)  # the figure printed is the run's own evaluation
     clip = next((tmp_path / "learning" / "digits" / "held-out").glob("*.flac"))
-    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", run_dir, str(clip), "--max-new-tokens", "4"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.transcribe", run_dir, str(clip), "--max-new-tokens", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"{clip}\t")

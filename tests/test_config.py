@@ -83,8 +83,15 @@ def test_each_problem_names_its_key(override, key):
 
 
 def test_all_problems_are_reported_at_once():
-    cfg = compose_config(["hardware=cpu", "trainer.learning_rate=0", "method.r=0", "trainer.bf16=true",
-                          "dataset.eval_manifest=/missing.jsonl"])
+    cfg = compose_config(
+        [
+            "hardware=cpu",
+            "trainer.learning_rate=0",
+            "method.r=0",
+            "trainer.bf16=true",
+            "dataset.eval_manifest=/missing.jsonl",
+        ]
+    )
     with pytest.raises(ConfigError) as e:
         validate(cfg)
     text = str(e.value)

@@ -112,12 +112,17 @@ def test_one_manifest_split_by_seeded_ratio():
 # --- hub -------------------------------------------------------------------------------------
 
 
-
 @pytest.mark.parametrize("streaming", [False, True])
 def test_hub_parquet_with_embedded_audio(tmp_path, streaming):
     paths = hub_parquet(tmp_path)
-    cfg = data_cfg("dataset=hub", f"dataset.path={paths['train0']}", "dataset.eval_split=null",
-                   f"dataset.streaming={streaming}", "dataset.max_eval_samples=3", *HUB_COLUMNS)
+    cfg = data_cfg(
+        "dataset=hub",
+        f"dataset.path={paths['train0']}",
+        "dataset.eval_split=null",
+        f"dataset.streaming={streaming}",
+        "dataset.max_eval_samples=3",
+        *HUB_COLUMNS,
+    )
     data = load_data(cfg, 0)
     assert data.streaming == streaming and len(data.eval) == (3 if streaming else 1)
     example = data.eval[0]
@@ -131,8 +136,9 @@ def test_hub_folder_and_save_to_disk_share_one_code_path(tmp_path):
     assert len(from_folder.train) == 27 and len(from_folder.eval) == 9
     import datasets
 
-    datasets.DatasetDict({"train": hub_table(sample_rows("train")), "validation": hub_table(sample_rows("eval"))}
-                         ).save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict(
+        {"train": hub_table(sample_rows("train")), "validation": hub_table(sample_rows("eval"))}
+    ).save_to_disk(str(tmp_path / "saved"))
     saved = load_data(data_cfg("dataset=hub", f"dataset.path={tmp_path / 'saved'}", *HUB_COLUMNS), 0)
     assert [e.text for e in saved.eval] == [e.text for e in from_folder.eval]
     assert saved.train[0].audio == from_folder.train[0].audio
@@ -151,8 +157,13 @@ def test_stream_over_two_workers_yields_each_example_once(tmp_path, processor):
     cfg = data_cfg("dataset=hub", f"dataset.path={folder}", "dataset.streaming=true", *HUB_COLUMNS)
     data = load_data(cfg, 0)
     assert data.train.num_shards == 2
-    stream = stream_features(data.train, data.adapter, Featurizer(processor, "offline"),
-                             ExampleChecker(cfg.filters, processor.tokenizer), "raise")
+    stream = stream_features(
+        data.train,
+        data.adapter,
+        Featurizer(processor, "offline"),
+        ExampleChecker(cfg.filters, processor.tokenizer),
+        "raise",
+    )
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
     texts = [row["text"] for row in loader]
     assert sorted(texts) == sorted(r["text"] for r in sample_rows("train"))
@@ -223,13 +234,19 @@ def test_manifest_languages_come_from_any_language_key_and_are_normalised(tmp_pa
 def test_skip_drops_and_counts_every_problem(tmp_path):
     path, _ = planted_manifest(tmp_path)
     good = write_jsonl(tmp_path / "good.jsonl", sample_rows("eval"))
-    data = load_data(data_cfg(f"dataset.train_manifest={path}", f"dataset.eval_manifest={good}",
-                              "dataset.on_error=skip"), 0)
+    data = load_data(
+        data_cfg(f"dataset.train_manifest={path}", f"dataset.eval_manifest={good}", "dataset.on_error=skip"), 0
+    )
     # the NaN file has a valid header: the up-front screen keeps it, decoding catches it later
     assert len(data.train) == 4
     report = data.report["train"]
-    assert report["dropped"] == {"missing_file": 1, "unreadable_audio": 1, "empty_audio": 1, "empty_text": 1,
-                                 "bad_row": 2}
+    assert report["dropped"] == {
+        "missing_file": 1,
+        "unreadable_audio": 1,
+        "empty_audio": 1,
+        "empty_text": 1,
+        "bad_row": 2,
+    }
     assert report["total"] == 10 and report["kept"] == 4
 
 
@@ -255,8 +272,9 @@ def test_nan_samples_are_an_error_that_names_the_file(tmp_path):
 
 
 def test_filters_drop_and_count_by_reason(tmp_path):
-    cfg = data_cfg("dataset.filters.min_duration=1.5", "dataset.filters.max_duration=2.0",
-                   "dataset.filters.max_label_tokens=6")
+    cfg = data_cfg(
+        "dataset.filters.min_duration=1.5", "dataset.filters.max_duration=2.0", "dataset.filters.max_label_tokens=6"
+    )
     data = load_data(cfg, 0, build_offline_processor().tokenizer)
     report = data.report["train"]
     assert set(report["dropped"]) <= {"too_short", "too_long", "too_many_label_tokens"}
@@ -268,12 +286,23 @@ def test_check_command_reports_every_planted_problem_in_one_pass(tmp_path):
     path, line = planted_manifest(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "voxtral_exp.check", "model=tiny", f"dataset.train_manifest={path}"],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     out = proc.stdout
-    for name in ("missing_file", "unreadable_audio", "empty_audio", "nan_audio", "malformed", "missing_column",
-                 "empty_text"):
+    for name in (
+        "missing_file",
+        "unreadable_audio",
+        "empty_audio",
+        "nan_audio",
+        "malformed",
+        "missing_column",
+        "empty_text",
+    ):
         assert f"{path}:{line[name]}:" in out, name
     assert "train: 10 examples, 3 usable" in out and "7 example(s) with errors" in out
 
@@ -283,18 +312,38 @@ def test_streamed_bad_rows_are_skipped_and_written_to_the_drop_log(tmp_path, pro
 
     rows = sample_rows("train")[:4]
     table = hub_table(rows)
-    bad = datasets.Dataset.from_dict({"audio": [{"bytes": b"RIFF garbage", "path": None},
-                                                {"bytes": Path(rows[0]["audio_path"]).read_bytes(), "path": None}],
-                                      "sentence": ["garbage audio", "   "], "locale": ["en", "en"]})
+    bad = datasets.Dataset.from_dict(
+        {
+            "audio": [
+                {"bytes": b"RIFF garbage", "path": None},
+                {"bytes": Path(rows[0]["audio_path"]).read_bytes(), "path": None},
+            ],
+            "sentence": ["garbage audio", "   "],
+            "locale": ["en", "en"],
+        }
+    )
     bad = bad.cast_column("audio", datasets.Audio())
     path = tmp_path / "mixed.parquet"
     datasets.concatenate_datasets([table, bad]).to_parquet(path)
-    cfg = data_cfg("dataset=hub", f"dataset.path={path}", "dataset.eval_split=null", "dataset.streaming=true",
-                   "dataset.max_eval_samples=1", "dataset.on_error=skip", *HUB_COLUMNS)
+    cfg = data_cfg(
+        "dataset=hub",
+        f"dataset.path={path}",
+        "dataset.eval_split=null",
+        "dataset.streaming=true",
+        "dataset.max_eval_samples=1",
+        "dataset.on_error=skip",
+        *HUB_COLUMNS,
+    )
     data = load_data(cfg, 0)
     log = tmp_path / "dropped.jsonl"
-    stream = stream_features(data.train, data.adapter, Featurizer(processor, "offline"),
-                             ExampleChecker(cfg.filters, processor.tokenizer), "skip", log)
+    stream = stream_features(
+        data.train,
+        data.adapter,
+        Featurizer(processor, "offline"),
+        ExampleChecker(cfg.filters, processor.tokenizer),
+        "skip",
+        log,
+    )
     kept = list(stream)
     assert len(kept) == 3  # 6 rows, 1 held out for eval, 2 bad
     dropped = [json.loads(line) for line in log.read_text().splitlines()]

@@ -70,10 +70,22 @@ def test_hypotheses_cut_by_the_budget_are_counted():
 def lora_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("eval")
     run_dir, trackio_dir = tmp / "run", tmp / "trackio"
-    run_train([*FAST, "method=lora", "method.train_projector=true", "trainer.learning_rate=3e-3",
-               "trainer.max_steps=6", "trainer.eval_steps=3", "trainer.save_steps=3",
-               "evaluation.wer_during_training=true", "evaluation.max_new_tokens=4",
-               "trainer.metric_for_best_model=eval_wer", f"hydra.run.dir={run_dir}"], trackio_dir)
+    run_train(
+        [
+            *FAST,
+            "method=lora",
+            "method.train_projector=true",
+            "trainer.learning_rate=3e-3",
+            "trainer.max_steps=6",
+            "trainer.eval_steps=3",
+            "trainer.save_steps=3",
+            "evaluation.wer_during_training=true",
+            "evaluation.max_new_tokens=4",
+            "trainer.metric_for_best_model=eval_wer",
+            f"hydra.run.dir={run_dir}",
+        ],
+        trackio_dir,
+    )
     return run_dir, trackio_dir
 
 
@@ -116,9 +128,23 @@ def test_merged_model_equals_base_plus_adapter(lora_run, tmp_path):
 def test_transcribe_cli_on_a_run_directory(lora_run):
     run_dir, _ = lora_run
     files = [SAMPLE / "audio" / "en_00.flac", SAMPLE / "audio" / "fr_01.flac"]
-    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), *map(str, files),
-                           "--language", "en", "--max-new-tokens", "4"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxtral_exp.transcribe",
+            str(run_dir),
+            *map(str, files),
+            "--language",
+            "en",
+            "--max-new-tokens",
+            "4",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(f) for f in files]
@@ -139,8 +165,13 @@ def test_model_card_holds_the_runs_real_numbers_and_working_code(lora_run, tmp_p
     # the usage code in the card runs as written against this final/
     code = card.split("```python\n")[1].split("```")[0]
     code = code.replace(REPO, str(run_dir / "final")).replace("speech.wav", str(SAMPLE / "audio" / "en_00.flac"))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MISSING" not in proc.stdout + proc.stderr  # every weight was found
 
@@ -148,8 +179,14 @@ def test_model_card_holds_the_runs_real_numbers_and_working_code(lora_run, tmp_p
 def test_push_dry_run_lists_final_and_needs_no_network(lora_run):
     run_dir, _ = lora_run
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_NeverPrintedToken"}
-    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.push", str(run_dir), "--repo-id", "someone/voxtral-tiny",
-                           "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.push", str(run_dir), "--repo-id", "someone/voxtral-tiny", "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     listed = [line.strip() for line in proc.stdout.splitlines()[1:]]
     expected = sorted(str(p.relative_to(run_dir / "final")) for p in (run_dir / "final").rglob("*") if p.is_file())

@@ -18,8 +18,7 @@ import torch
 from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train
 from voxtral_exp.model.modeling import load_trained
 
-QUICK = [*FAST, "trainer.max_steps=3", "trainer.eval_steps=3", "trainer.save_steps=3",
-         "evaluation.max_new_tokens=2"]
+QUICK = [*FAST, "trainer.max_steps=3", "trainer.eval_steps=3", "trainer.save_steps=3", "evaluation.max_new_tokens=2"]
 
 
 def job_dirs(sweep: Path) -> list[Path]:
@@ -28,8 +27,10 @@ def job_dirs(sweep: Path) -> list[Path]:
 
 def test_sweep_leaves_one_complete_directory_per_job_and_a_summary(tmp_path, trackio_dir):
     sweep = tmp_path / "sweep"
-    run_train(["-m", *QUICK, "method=lora", "method.r=4,8", "trainer.learning_rate=1e-3,3e-3",
-               f"hydra.sweep.dir={sweep}"], trackio_dir)
+    run_train(
+        ["-m", *QUICK, "method=lora", "method.r=4,8", "trainer.learning_rate=1e-3,3e-3", f"hydra.sweep.dir={sweep}"],
+        trackio_dir,
+    )
     jobs = job_dirs(sweep)
     assert [j.name for j in jobs] == ["0", "1", "2", "3"]
     for job in jobs:
@@ -38,7 +39,11 @@ def test_sweep_leaves_one_complete_directory_per_job_and_a_summary(tmp_path, tra
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert len(rows) == 4 and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     assert {(int(r["method.r"]), float(r["trainer.learning_rate"])) for r in rows} == {
-        (4, 1e-3), (4, 3e-3), (8, 1e-3), (8, 3e-3)}
+        (4, 1e-3),
+        (4, 3e-3),
+        (8, 1e-3),
+        (8, 3e-3),
+    }
     assert [float(r["eval_loss"]) for r in rows] == sorted(float(r["eval_loss"]) for r in rows)
     markdown = (sweep / "summary.md").read_text()
     assert "| rank | job | status | method.r | trainer.learning_rate |" in markdown
@@ -79,13 +84,29 @@ def test_optuna_study_is_stored_in_the_sweep_and_continues(tmp_path, trackio_dir
 
 def test_reproduce_gives_the_same_per_step_losses(tmp_path, trackio_dir):
     original = tmp_path / "original"
-    run_train([*FAST, "method=lora", "method.dropout=0.1", "trainer.max_steps=6", "trainer.save_steps=6",
-               "trainer.eval_steps=6", "trainer.dataloader_num_workers=2", "evaluation.wer_at_end=false",
-               f"hydra.run.dir={original}"], trackio_dir)
+    run_train(
+        [
+            *FAST,
+            "method=lora",
+            "method.dropout=0.1",
+            "trainer.max_steps=6",
+            "trainer.save_steps=6",
+            "trainer.eval_steps=6",
+            "trainer.dataloader_num_workers=2",
+            "evaluation.wer_at_end=false",
+            f"hydra.run.dir={original}",
+        ],
+        trackio_dir,
+    )
     copy = tmp_path / "copy"
-    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.reproduce", str(original), "--out", str(copy)],
-                          cwd=ROOT, env={**os.environ, "TRACKIO_DIR": str(trackio_dir)},
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.reproduce", str(original), "--out", str(copy)],
+        cwd=ROOT,
+        env={**os.environ, "TRACKIO_DIR": str(trackio_dir)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(losses(original)) == 6
     assert losses(copy) == losses(original)
@@ -106,16 +127,28 @@ def test_reproduce_warns_about_changed_packages(tmp_path, trackio_dir):
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir):
-    args = [*FAST, "method=full", "trainer.learning_rate=3e-3", "trainer.max_steps=24", "trainer.save_steps=6",
-            "trainer.eval_steps=6", "trainer.save_total_limit=10", "evaluation.wer_at_end=false"]
+    args = [
+        *FAST,
+        "method=full",
+        "trainer.learning_rate=3e-3",
+        "trainer.max_steps=24",
+        "trainer.save_steps=6",
+        "trainer.eval_steps=6",
+        "trainer.save_total_limit=10",
+        "evaluation.wer_at_end=false",
+    ]
     straight = tmp_path / "straight"
     run_train([*args, f"hydra.run.dir={straight}", "tracking.name=straight"], trackio_dir)
 
     killed = tmp_path / "killed"
     env = {**os.environ, "TRACKIO_DIR": str(trackio_dir)}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={killed}",
-                             "tracking.name=killed"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={killed}", "tracking.name=killed"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not (killed / "checkpoints" / "checkpoint-12" / "trainer_state.json").exists():
         assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
@@ -129,8 +162,14 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
     (partial / "model.safetensors").write_bytes(b"half a file")
     (partial / "trainer_state.json").unlink(missing_ok=True)
 
-    resumed = subprocess.run([sys.executable, "-m", "voxtral_exp.resume", str(killed)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.resume", str(killed)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Skipping incomplete checkpoint" in resumed.stderr
     assert losses(killed) == losses(straight)
@@ -146,8 +185,17 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
 def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):
     # %f gives each rank a different ${now:} directory: the run must still end up in one
     outputs = tmp_path / "outputs"
-    run_torchrun([*QUICK, "method=full", "trainer.per_device_train_batch_size=2", "evaluation.wer_at_end=true",
-                  f"hydra.run.dir={outputs}/" + "${now:%H-%M-%S-%f}"], tmp_path, trackio_dir)
+    run_torchrun(
+        [
+            *QUICK,
+            "method=full",
+            "trainer.per_device_train_batch_size=2",
+            "evaluation.wer_at_end=true",
+            f"hydra.run.dir={outputs}/" + "${now:%H-%M-%S-%f}",
+        ],
+        tmp_path,
+        trackio_dir,
+    )
     runs = list(outputs.iterdir())
     assert len(runs) == 1
     run_dir = runs[0]
@@ -166,8 +214,9 @@ def test_torchrun_ranks_share_the_encoder_cache_fill(tmp_path, trackio_dir):
     examples = report["train"]["kept"]
     # one entry per training and eval clip, none half-written
     assert len(list(cache.glob("*/*/*.pt"))) == examples + report["eval"]["kept"]
-    filled_by_rank0 = re.search(r"Encoder cache <training.encoder_cache>: (\d+) new entries",
-                                (run_dir / "train.log").read_text())
+    filled_by_rank0 = re.search(
+        r"Encoder cache <training.encoder_cache>: (\d+) new entries", (run_dir / "train.log").read_text()
+    )
     assert int(filled_by_rank0[1]) == (examples + 1) // 2  # rank 1 computed the other half
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
 
@@ -189,8 +238,7 @@ def test_a_token_never_reaches_any_output(tmp_path, trackio_dir, where):
     args = [*QUICK, f"hydra.run.dir={run_dir}"]
     if where == "command line":
         args.append(f"+hf_token={FAKE_TOKEN}")
-    proc = run_train(args, trackio_dir, check=False,
-                     env={"HF_TOKEN": FAKE_TOKEN, "HUGGING_FACE_HUB_TOKEN": FAKE_TOKEN})
+    proc = run_train(args, trackio_dir, check=False, env={"HF_TOKEN": FAKE_TOKEN, "HUGGING_FACE_HUB_TOKEN": FAKE_TOKEN})
     if where == "environment":
         assert proc.returncode == 0, proc.stderr[-3000:]
     else:
@@ -213,8 +261,12 @@ def test_sweep_plot_reads_at_a_glance(tmp_path):
     for job, (lr, r, loss) in jobs.items():
         folder = tmp_path / job
         folder.mkdir()
-        run = {"status": "completed" if loss else "failed", "overrides": [f"trainer.learning_rate={lr}", f"method.r={r}"],
-               "start_time": "2026-11-27T10:00:00+00:00", "end_time": "2026-11-27T10:01:00+00:00"}
+        run = {
+            "status": "completed" if loss else "failed",
+            "overrides": [f"trainer.learning_rate={lr}", f"method.r={r}"],
+            "start_time": "2026-11-27T10:00:00+00:00",
+            "end_time": "2026-11-27T10:01:00+00:00",
+        }
         (folder / "run.json").write_text(json.dumps(run))
         if loss:
             (folder / "eval_results.json").write_text(json.dumps({"eval_loss": loss}))

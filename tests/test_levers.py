@@ -94,8 +94,9 @@ def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
 def test_cache_refuses_a_training_audio_path():
     from voxtral_exp.run.config import ConfigError, validate
 
-    cfg = compose_config(["hardware=cpu", "method=full", "method.freeze_audio_tower=false",
-                          "training.encoder_cache=/tmp/cache"])
+    cfg = compose_config(
+        ["hardware=cpu", "method=full", "method.freeze_audio_tower=false", "training.encoder_cache=/tmp/cache"]
+    )
     with pytest.raises(ConfigError, match="training.encoder_cache needs a frozen audio encoder"):
         validate(cfg)
 
@@ -133,10 +134,17 @@ def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featur
     grouped = summed_loss([[0, 2], [4, 6], [1, 3], [5, 7]])
     assert grouped == pytest.approx(mixed, rel=1e-5)
 
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, use_cpu=True,
-                             report_to="none", remove_unused_columns=False, dataloader_num_workers=0)
-    trainer = VoxtralTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate,
-                             chunk_counts=dataset.chunk_counts())
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=2,
+        use_cpu=True,
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+    trainer = VoxtralTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=collate, chunk_counts=dataset.chunk_counts()
+    )
     seen = []
     for batch in trainer.get_train_dataloader():
         chunks = batch["input_features"].shape[0]
@@ -170,8 +178,9 @@ def test_chunk_bucket_sampler_over_several_buckets():
 
 
 @pytest.mark.parametrize("method", ["lora", "full"])
-def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_free(tmp_path, featurizer,
-                                                                                     examples, method):
+def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_free(
+    tmp_path, featurizer, examples, method
+):
     from transformers import TrainingArguments
 
     from voxtral_exp.training.trainer import VoxtralTrainer
@@ -181,17 +190,31 @@ def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_
 
     def one_step(checkpointing: bool):
         model = apply_method(build_model(cfg.model, torch.float32, seed=0), cfg.method)
-        args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", max_steps=1,
-                                 per_device_train_batch_size=2, learning_rate=1e-3, save_strategy="no",
-                                 remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
-                                 activation_checkpointing=checkpointing)
-        trainer = VoxtralTrainer(model=model, args=args, train_dataset=dataset,
-                                 data_collator=TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True),
-                                 compute_loss_func=label_only_loss)
+        args = TrainingArguments(
+            output_dir=str(tmp_path / "out"),
+            use_cpu=True,
+            report_to="none",
+            max_steps=1,
+            per_device_train_batch_size=2,
+            learning_rate=1e-3,
+            save_strategy="no",
+            remove_unused_columns=False,
+            label_names=["labels"],
+            dataloader_num_workers=0,
+            activation_checkpointing=checkpointing,
+        )
+        trainer = VoxtralTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            data_collator=TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True),
+            compute_loss_func=label_only_loss,
+        )
         encoder_output_needs_grad = []
         voxtral = unwrap_peft(model)
         voxtral.model.audio_tower.register_forward_hook(
-            lambda m, i, out: encoder_output_needs_grad.append(out[0].requires_grad))
+            lambda m, i, out: encoder_output_needs_grad.append(out[0].requires_grad)
+        )
         trainer.train()
         assert voxtral.is_activation_checkpointing == checkpointing
         weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

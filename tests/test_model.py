@@ -103,11 +103,20 @@ def test_gpu_precision_keeps_trainable_weights_and_adamw_states_in_fp32(batch, m
     cfg = compose_config(["model=tiny", f"method={method}", "hardware=cpu"])
     model = apply_method(build_model(cfg.model, torch_dtype("auto", bf16=True, method=method), seed=0), cfg.method)
     collate = TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True)
-    args = TrainingArguments(output_dir="/tmp/unused", bf16=True, use_cpu=True, max_steps=1, report_to="none",
-                             per_device_train_batch_size=2, save_strategy="no", remove_unused_columns=False,
-                             label_names=["labels"])  # fmt: skip
-    trainer = Trainer(model=model, args=args, train_dataset=batch, data_collator=collate,
-                      compute_loss_func=label_only_loss)  # fmt: skip
+    args = TrainingArguments(
+        output_dir="/tmp/unused",
+        bf16=True,
+        use_cpu=True,
+        max_steps=1,
+        report_to="none",
+        per_device_train_batch_size=2,
+        save_strategy="no",
+        remove_unused_columns=False,
+        label_names=["labels"],
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=batch, data_collator=collate, compute_loss_func=label_only_loss
+    )
     trainer.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     frozen = [p for p in model.parameters() if not p.requires_grad]

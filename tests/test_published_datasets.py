@@ -27,8 +27,15 @@ from voxtral_exp.data.sources import load_data, preflight
 from voxtral_exp.model.processor import build_offline_processor
 from voxtral_exp.run.config import ConfigError, validate
 
-SHORT = [*FAST, "method=lora", "trainer.max_steps=2", "trainer.eval_steps=2", "trainer.save_steps=2",
-         "tracking.enabled=false", "evaluation.max_new_tokens=2"]
+SHORT = [
+    *FAST,
+    "method=lora",
+    "trainer.max_steps=2",
+    "trainer.eval_steps=2",
+    "trainer.save_steps=2",
+    "tracking.enabled=false",
+    "evaluation.max_new_tokens=2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +54,16 @@ def yodas(tmp_path_factory):
 
 
 def granary_cfg(folder, *overrides):
-    return compose_config(["dataset=granary", "model=tiny", "hardware=cpu", f"dataset.path={folder}",
-                           "dataset.max_eval_samples=4", *overrides])  # fmt: skip
+    return compose_config(
+        [
+            "dataset=granary",
+            "model=tiny",
+            "hardware=cpu",
+            f"dataset.path={folder}",
+            "dataset.max_eval_samples=4",
+            *overrides,
+        ]
+    )
 
 
 def prompt_language(processor, prompt_ids) -> str | None:
@@ -60,10 +75,24 @@ def prompt_language(processor, prompt_ids) -> str | None:
 # --- languages and optional columns ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, code", [
-    ("fr", "fr"), ("FR", "fr"), ("fr_fr", "fr"), ("fr-FR", "fr"), ("en_accented", "en"), ("es_419", "es"),
-    ("pt_br", "pt"), ("French", "fr"), ("fra", "fr"), (None, None), ("", None), ("None", None), (math.nan, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "value, code",
+    [
+        ("fr", "fr"),
+        ("FR", "fr"),
+        ("fr_fr", "fr"),
+        ("fr-FR", "fr"),
+        ("en_accented", "en"),
+        ("es_419", "es"),
+        ("pt_br", "pt"),
+        ("French", "fr"),
+        ("fra", "fr"),
+        (None, None),
+        ("", None),
+        ("None", None),
+        (math.nan, None),
+    ],
+)
 def test_language_spellings_map_to_iso_639_1(value, code):
     assert language_code(value) == code
 
@@ -75,8 +104,10 @@ def test_unmappable_languages_are_refused_with_the_supported_ones(value):
     assert repr(value) in str(e.value) and ", ".join(VOXTRAL_LANGUAGES) in str(e.value)
 
 
-@pytest.mark.parametrize("value, seconds", [(None, None), ("None", None), ("", None), (math.nan, None),
-                                            ("null", None), (1.5, 1.5), ("2.25", 2.25), (0, 0.0)])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [(None, None), ("None", None), ("", None), (math.nan, None), ("null", None), (1.5, 1.5), ("2.25", 2.25), (0, 0.0)],
+)
 def test_optional_seconds_treat_every_spelling_of_missing_as_missing(value, seconds):
     assert optional_seconds(value, "duration") == seconds
 
@@ -92,11 +123,17 @@ def test_bad_seconds_name_the_key(value):
 
 def test_granary_configs_and_splits_come_from_the_card(granary):
     folder, audio_root = granary
-    preflight(granary_cfg(folder, "dataset.languages=[fr,en]", "dataset.source=voxpopuli",
-                          f"dataset.audio_root={audio_root}").dataset)  # fmt: skip
+    preflight(
+        granary_cfg(
+            folder, "dataset.languages=[fr,en]", "dataset.source=voxpopuli", f"dataset.audio_root={audio_root}"
+        ).dataset
+    )
     with pytest.raises(DataSourceError) as e:  # de has ytc only
-        preflight(granary_cfg(folder, "dataset.languages=[de]", "dataset.source=[ytc,voxpopuli]",
-                              f"dataset.audio_root={audio_root}").dataset)  # fmt: skip
+        preflight(
+            granary_cfg(
+                folder, "dataset.languages=[de]", "dataset.source=[ytc,voxpopuli]", f"dataset.audio_root={audio_root}"
+            ).dataset
+        )
     message = str(e.value)
     assert "no config de_voxpopuli" in message
     assert "Configs that exist: de_ytc, en_voxpopuli, en_yodas, es_yodas, fr_voxpopuli, fr_ytc" in message
@@ -104,16 +141,26 @@ def test_granary_configs_and_splits_come_from_the_card(granary):
 
 def test_granary_rows_keep_their_language_and_none_durations_read_the_header(granary, processor):
     folder, audio_root = granary
-    cfg = granary_cfg(folder, "dataset.languages=[en,fr]", "dataset.source=voxpopuli", f"dataset.audio_root={audio_root}")
+    cfg = granary_cfg(
+        folder, "dataset.languages=[en,fr]", "dataset.source=voxpopuli", f"dataset.audio_root={audio_root}"
+    )
     data = load_data(cfg.dataset, 0, processor.tokenizer)
     assert data.streaming and [e.language for e in data.eval] == ["en", "en", "fr", "fr"]
     assert all(e.duration is None and e.offset is None for e in data.eval)  # "None" strings, no offset column
     assert data.eval[0].origin == f"{folder}[en_voxpopuli/asr] row 0 (utt_id voxpopuli-en-00000)"
-    rows = list(stream_features(data.train, data.adapter, Featurizer(processor, "offline"),
-                                ExampleChecker(cfg.dataset.filters, processor.tokenizer), "raise"))  # fmt: skip
+    rows = list(
+        stream_features(
+            data.train,
+            data.adapter,
+            Featurizer(processor, "offline"),
+            ExampleChecker(cfg.dataset.filters, processor.tokenizer),
+            "raise",
+        )
+    )
     # mixed until both are exhausted: every training row of both configs appears
     assert {r["text"] for r in rows} == {
-        json.loads(line)["text"] for config in ("en/voxpopuli/en_asr.jsonl", "fr/voxpopuli/fr_asr.jsonl")
+        json.loads(line)["text"]
+        for config in ("en/voxpopuli/en_asr.jsonl", "fr/voxpopuli/fr_asr.jsonl")
         for line in (folder / config).read_text().splitlines()
     } - {e.text for e in data.eval}
     for row in rows:  # source_lang is what the prompt gets
@@ -122,8 +169,14 @@ def test_granary_rows_keep_their_language_and_none_durations_read_the_header(gra
 
 def test_granary_yodas_segments_from_long_recordings_over_several_files(granary):
     folder, audio_root = granary
-    cfg = granary_cfg(folder, "dataset.languages=[es]", "dataset.source=yodas", f"dataset.audio_root={audio_root}",
-                      "dataset.streaming=false", "dataset.max_eval_samples=1")  # fmt: skip
+    cfg = granary_cfg(
+        folder,
+        "dataset.languages=[es]",
+        "dataset.source=yodas",
+        f"dataset.audio_root={audio_root}",
+        "dataset.streaming=false",
+        "dataset.max_eval_samples=1",
+    )
     data = load_data(cfg.dataset, 0)
     examples = [*data.eval, *data.train]
     assert len(examples) == 8  # es_asr_es000.jsonl (5 rows) + es_asr_es001.jsonl (3 rows)
@@ -141,22 +194,45 @@ def test_granary_yodas_without_audio_root_streams_the_embedded_twin(granary, yod
     assert [e.language for e in data.eval] == ["en", "en", "es", "es"]  # the config's language
     assert all(isinstance(e.audio, bytes) for e in data.eval)
     assert data.eval[2].origin == f"{yodas}[Spanish/asr_only] row 0 (utt_id es000-00000)"
-    rows = list(stream_features(data.train, data.adapter, Featurizer(processor, "offline"),
-                                ExampleChecker(cfg.dataset.filters, processor.tokenizer), "raise"))  # fmt: skip
+    rows = list(
+        stream_features(
+            data.train,
+            data.adapter,
+            Featurizer(processor, "offline"),
+            ExampleChecker(cfg.dataset.filters, processor.tokenizer),
+            "raise",
+        )
+    )
     assert len({r["text"] for r in rows}) == 12 + 8 - 4
     bad = granary_cfg(folder, "dataset.languages=[de]", "dataset.source=yodas", f"dataset.yodas_audio={yodas}")
     with pytest.raises(DataSourceError, match="has no config German.*Configs that exist: English, Spanish"):
         preflight(bad.dataset)
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (["dataset.task=ast", "dataset.audio_root=/tmp"], "dataset.task=ast (speech translation, target `answer`) is not supported"),
-    (["dataset.source=voxpopuli"], "nvidia/Granary publishes manifests only"),
-    (["dataset.languages=[fr,de]", "dataset.source=[ytc,voxpopuli]", "dataset.weights=[1,2]", "dataset.audio_root=/tmp"],
-     "dataset.weights has 2 entries for 4 configs: one per config, in the order ['fr_ytc', 'fr_voxpopuli', 'de_ytc', 'de_voxpopuli']"),
-    (["dataset.languages=[hi]"], "'hi' is not a Granary language"),
-    (["dataset.source=tedlium"], "dataset.source=tedlium: expected one or a list of yodas, ytc, voxpopuli, librilight"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            ["dataset.task=ast", "dataset.audio_root=/tmp"],
+            "dataset.task=ast (speech translation, target `answer`) is not supported",
+        ),
+        (["dataset.source=voxpopuli"], "nvidia/Granary publishes manifests only"),
+        (
+            [
+                "dataset.languages=[fr,de]",
+                "dataset.source=[ytc,voxpopuli]",
+                "dataset.weights=[1,2]",
+                "dataset.audio_root=/tmp",
+            ],
+            "dataset.weights has 2 entries for 4 configs: one per config, in the order ['fr_ytc', 'fr_voxpopuli', 'de_ytc', 'de_voxpopuli']",
+        ),
+        (["dataset.languages=[hi]"], "'hi' is not a Granary language"),
+        (
+            ["dataset.source=tedlium"],
+            "dataset.source=tedlium: expected one or a list of yodas, ytc, voxpopuli, librilight",
+        ),
+    ],
+)
 def test_granary_config_mistakes_are_refused_before_loading(granary, overrides, expected):
     folder, _ = granary
     with pytest.raises(ConfigError) as e:
@@ -167,12 +243,21 @@ def test_granary_config_mistakes_are_refused_before_loading(granary, overrides, 
 def test_a_missing_file_under_audio_root_names_its_row_and_the_path_looked_for(tmp_path):
     folder, audio_root = granary_folder(tmp_path / "granary")
     (audio_root / "ytc" / "de" / "de_03.flac").unlink()
-    cfg = granary_cfg(folder, "dataset.languages=[de]", "dataset.source=ytc", f"dataset.audio_root={audio_root}",
-                      "dataset.streaming=false", "dataset.max_eval_samples=1")  # fmt: skip
+    cfg = granary_cfg(
+        folder,
+        "dataset.languages=[de]",
+        "dataset.source=ytc",
+        f"dataset.audio_root={audio_root}",
+        "dataset.streaming=false",
+        "dataset.max_eval_samples=1",
+    )
     with pytest.raises(DataError) as e:
         load_data(cfg.dataset, 0)
     message = str(e.value)
-    assert f"{folder}[de_ytc/asr] row 6 (utt_id ytc-de-00006): audio file {audio_root}/ytc/de/de_03.flac not found" in message
+    assert (
+        f"{folder}[de_ytc/asr] row 6 (utt_id ytc-de-00006): audio file {audio_root}/ytc/de/de_03.flac not found"
+        in message
+    )
     assert "dataset.audio_root" in message
 
 
@@ -181,8 +266,9 @@ def test_a_missing_file_under_audio_root_names_its_row_and_the_path_looked_for(t
 
 def test_fleurs_lang_id_classlabel_becomes_the_prompt_language(tmp_path, processor):
     folder = fleurs_folder(tmp_path / "fleurs", "fr_fr")
-    cfg = compose_config(["dataset=fleurs", "hardware=cpu", f"dataset.path={folder}", "dataset.revision=null",
-                          "dataset.data_dir=fr_fr"])  # fmt: skip
+    cfg = compose_config(
+        ["dataset=fleurs", "hardware=cpu", f"dataset.path={folder}", "dataset.revision=null", "dataset.data_dir=fr_fr"]
+    )
     data = load_data(cfg.dataset, 0, processor.tokenizer)
     assert len(data.train) == 6 and len(data.eval) == 2
     assert {e.language for e in [*data.train, *data.eval]} == {"fr"}
@@ -193,12 +279,28 @@ def test_fleurs_lang_id_classlabel_becomes_the_prompt_language(tmp_path, process
 
 def test_voxpopuli_partial_export_and_accented_english(tmp_path, processor):
     folder = voxpopuli_folder(tmp_path / "voxpopuli", "en_accented")
-    cfg = compose_config(["dataset=voxpopuli", "hardware=cpu", f"dataset.path={folder}", "dataset.revision=null",
-                          "dataset.data_dir=en_accented", "dataset.streaming=true", "trainer.max_steps=2"])  # fmt: skip
+    cfg = compose_config(
+        [
+            "dataset=voxpopuli",
+            "hardware=cpu",
+            f"dataset.path={folder}",
+            "dataset.revision=null",
+            "dataset.data_dir=en_accented",
+            "dataset.streaming=true",
+            "trainer.max_steps=2",
+        ]
+    )
     data = load_data(cfg.dataset, 0, processor.tokenizer)
     assert [e.language for e in data.eval] == ["en", "en"]
-    rows = list(stream_features(data.train, data.adapter, Featurizer(processor, "offline"),
-                                ExampleChecker(cfg.dataset.filters, processor.tokenizer), "raise"))  # fmt: skip
+    rows = list(
+        stream_features(
+            data.train,
+            data.adapter,
+            Featurizer(processor, "offline"),
+            ExampleChecker(cfg.dataset.filters, processor.tokenizer),
+            "raise",
+        )
+    )
     assert len(rows) == 10 and {r["language"] for r in rows} == {"en"}  # partial-train read as train
 
 
@@ -209,17 +311,36 @@ def replicas(granary, yodas, tmp_path) -> dict[str, list[str]]:
     """Overrides that point `dataset=...` at each replica."""
     folder, audio_root = granary
     return {
-        "granary manifests": ["dataset=granary", "model=tiny", f"dataset.path={folder}", "dataset.languages=[en]",
-                              "dataset.source=[yodas,voxpopuli]", f"dataset.audio_root={audio_root}",
-                              "dataset.max_eval_samples=4"],
-        "granary embedded yodas": ["dataset=granary", "model=tiny", f"dataset.path={folder}",
-                                   "dataset.languages=[en,es]", f"dataset.yodas_audio={yodas}",
-                                   "dataset.max_eval_samples=4"],
-        "fleurs": ["dataset=fleurs", f"dataset.path={fleurs_folder(tmp_path / 'fleurs', 'de_de')}",
-                   "dataset.revision=null", "dataset.data_dir=de_de"],
-        "voxpopuli": ["dataset=voxpopuli", f"dataset.path={voxpopuli_folder(tmp_path / 'voxpopuli', 'fr')}",
-                      "dataset.revision=null", "dataset.data_dir=fr"],
-    }  # fmt: skip
+        "granary manifests": [
+            "dataset=granary",
+            "model=tiny",
+            f"dataset.path={folder}",
+            "dataset.languages=[en]",
+            "dataset.source=[yodas,voxpopuli]",
+            f"dataset.audio_root={audio_root}",
+            "dataset.max_eval_samples=4",
+        ],
+        "granary embedded yodas": [
+            "dataset=granary",
+            "model=tiny",
+            f"dataset.path={folder}",
+            "dataset.languages=[en,es]",
+            f"dataset.yodas_audio={yodas}",
+            "dataset.max_eval_samples=4",
+        ],
+        "fleurs": [
+            "dataset=fleurs",
+            f"dataset.path={fleurs_folder(tmp_path / 'fleurs', 'de_de')}",
+            "dataset.revision=null",
+            "dataset.data_dir=de_de",
+        ],
+        "voxpopuli": [
+            "dataset=voxpopuli",
+            f"dataset.path={voxpopuli_folder(tmp_path / 'voxpopuli', 'fr')}",
+            "dataset.revision=null",
+            "dataset.data_dir=fr",
+        ],
+    }
 
 
 def test_check_command_passes_every_replica(granary, yodas, tmp_path, capsys):
@@ -235,8 +356,12 @@ def test_train_py_trains_on_each_replica(name, granary, yodas, tmp_path, trackio
     run_train([*SHORT, *replicas(granary, yodas, tmp_path)[name], f"hydra.run.dir={run_dir}"], trackio_dir)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
     results = json.loads((run_dir / "eval_results.json").read_text())
-    expected = {"granary manifests": {"en"}, "granary embedded yodas": {"en", "es"}, "fleurs": {"de"},
-                "voxpopuli": {"fr"}}[name]  # fmt: skip
+    expected = {
+        "granary manifests": {"en"},
+        "granary embedded yodas": {"en", "es"},
+        "fleurs": {"de"},
+        "voxpopuli": {"fr"},
+    }[name]
     assert set(results["per_language"]) == expected
     predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert {p["language"] for p in predictions} == expected and np.isfinite(results["eval_loss"])
@@ -244,10 +369,22 @@ def test_train_py_trains_on_each_replica(name, granary, yodas, tmp_path, trackio
 
 def test_granary_through_dataset_hub_recipe(yodas, processor):
     """The README's recipe: the embedded-audio YODAS part read as a plain Hub dataset."""
-    cfg = compose_config(["dataset=hub", "hardware=cpu", f"dataset.path={yodas}", "dataset.config=Spanish",
-                          "dataset.train_split=asr_only", "dataset.eval_split=null", "dataset.streaming=true",
-                          "dataset.language=es", "dataset.columns.duration=duration", "dataset.columns.id=utt_id",
-                          "dataset.max_eval_samples=2", "trainer.max_steps=2"])  # fmt: skip
+    cfg = compose_config(
+        [
+            "dataset=hub",
+            "hardware=cpu",
+            f"dataset.path={yodas}",
+            "dataset.config=Spanish",
+            "dataset.train_split=asr_only",
+            "dataset.eval_split=null",
+            "dataset.streaming=true",
+            "dataset.language=es",
+            "dataset.columns.duration=duration",
+            "dataset.columns.id=utt_id",
+            "dataset.max_eval_samples=2",
+            "trainer.max_steps=2",
+        ]
+    )
     validate(cfg)
     data = load_data(cfg.dataset, 0, processor.tokenizer)
     assert [e.language for e in data.eval] == ["es", "es"] and data.eval[0].duration > 1

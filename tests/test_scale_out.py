@@ -17,9 +17,17 @@ from transformers import VoxtralForConditionalGeneration
 from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train
 
 # full fine-tuning of the tiny model, 6 steps of 2 per rank, a checkpoint every 3
-DIST = [*FAST, "method=full", "trainer.learning_rate=3e-3", "trainer.max_steps=6", "trainer.save_steps=3",
-        "trainer.eval_steps=3", "trainer.save_total_limit=5", "trainer.load_best_model_at_end=false",
-        "evaluation.max_new_tokens=4"]  # fmt: skip
+DIST = [
+    *FAST,
+    "method=full",
+    "trainer.learning_rate=3e-3",
+    "trainer.max_steps=6",
+    "trainer.save_steps=3",
+    "trainer.eval_steps=3",
+    "trainer.save_total_limit=5",
+    "trainer.load_best_model_at_end=false",
+    "evaluation.max_new_tokens=4",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +48,22 @@ def test_fsdp_preset_matches_ddp_resumes_after_sigkill_and_saves_a_plain_model(d
     killed = tmp_path / "fsdp"
     env = {**os.environ, "TRACKIO_DIR": str(trackio_dir), "TMPDIR": str(tmp_path)}
     torchrun = Path(sys.executable).with_name("torchrun")
-    proc = subprocess.Popen([str(torchrun), "--standalone", "--nproc_per_node=2", str(ROOT / "train.py"), *DIST,
-                             "trainer=fsdp", f"hydra.run.dir={killed}"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ROOT / "train.py"),
+            *DIST,
+            "trainer=fsdp",
+            f"hydra.run.dir={killed}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_for(killed / "checkpoints" / "checkpoint-3" / "trainer_state.json", proc)
     os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks
     proc.wait()
@@ -56,16 +77,22 @@ def test_fsdp_preset_matches_ddp_resumes_after_sigkill_and_saves_a_plain_model(d
     model = VoxtralForConditionalGeneration.from_pretrained(killed / "final")
     assert sum(p.numel() for p in model.parameters()) > 4_000_000
     clip = ROOT / "data" / "sample" / "audio" / "en_00.flac"
-    out = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", str(killed), str(clip), "--max-new-tokens",
-                          "3"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.transcribe", str(killed), str(clip), "--max-new-tokens", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0 and out.stdout.startswith(f"{clip}\t"), out.stderr[-2000:]
     results = json.loads((killed / "eval_results.json").read_text())
     assert results["eval_wer"] >= 0 and json.loads((killed / "run.json").read_text())["status"] == "completed"
 
 
 def test_lora_with_fsdp_is_refused_with_a_reason(tmp_path, trackio_dir):
-    proc = run_train([*FAST, "method=lora", "trainer=fsdp", f"hydra.run.dir={tmp_path / 'run'}"], trackio_dir,
-                     check=False)  # fmt: skip
+    proc = run_train(
+        [*FAST, "method=lora", "trainer=fsdp", f"hydra.run.dir={tmp_path / 'run'}"], trackio_dir, check=False
+    )
     assert proc.returncode == 1
     assert "trainer=fsdp with method=lora" in proc.stderr + proc.stdout
 
@@ -73,8 +100,9 @@ def test_lora_with_fsdp_is_refused_with_a_reason(tmp_path, trackio_dir):
 @pytest.mark.parametrize("fsdp", [False, True])
 def test_wer_is_sharded_across_ranks_and_equals_one_process(tmp_path, fsdp):
     script = [str(ROOT / "tests" / "dist_eval.py")]
-    alone = subprocess.run([sys.executable, *script, str(tmp_path / "one.json")], cwd=ROOT, capture_output=True,
-                           text=True, timeout=300)  # fmt: skip
+    alone = subprocess.run(
+        [sys.executable, *script, str(tmp_path / "one.json")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert alone.returncode == 0, alone.stderr[-3000:]
     args = [str(tmp_path / "two.json")] + (["--fsdp"] if fsdp else [])
     run_torchrun(args, tmp_path, tmp_path / "trackio", program=script)  # an FSDP hang would time out here
@@ -87,13 +115,24 @@ def test_wer_is_sharded_across_ranks_and_equals_one_process(tmp_path, fsdp):
 def test_slurm_style_job_of_two_tasks_is_one_distributed_run(ddp_run, tmp_path, trackio_dir):
     """launcher=local with tasks_per_node=2: what launcher=slurm does on a cluster node."""
     sweep = tmp_path / "sweep"
-    run_train(["-m", "launcher=local", "hydra.launcher.tasks_per_node=2", "hydra.launcher.cpus_per_task=1", *DIST,
-               f"hydra.sweep.dir={sweep}"], trackio_dir)  # fmt: skip
+    run_train(
+        [
+            "-m",
+            "launcher=local",
+            "hydra.launcher.tasks_per_node=2",
+            "hydra.launcher.cpus_per_task=1",
+            *DIST,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        trackio_dir,
+    )
     jobs = sorted(p.parent for p in sweep.glob("*/run.json"))
     assert [j.name for j in jobs] == ["0"]  # one job, one run directory
     job = jobs[0]
     assert json.loads((job / "run.json").read_text())["status"] == "completed"
-    assert json.loads((job / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())["train_batch_size"] == 2
+    assert (
+        json.loads((job / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())["train_batch_size"] == 2
+    )
     ours, torchrun = dict(losses(job)), dict(losses(ddp_run))
     assert sorted(ours) == sorted(torchrun) == list(range(1, 7))
     assert [ours[s] for s in ours] == pytest.approx([torchrun[s] for s in ours], abs=1e-5)  # as torchrun's 2 processes
@@ -104,15 +143,26 @@ def test_a_run_in_use_is_locked_a_stale_lock_is_taken_over_and_a_finished_run_is
     run_dir = tmp_path / "run"
     env = {**os.environ, "TRACKIO_DIR": str(trackio_dir), "HF_HUB_OFFLINE": "1"}
     args = [*DIST, "trainer.max_steps=4", "trainer.save_steps=4", "trainer.eval_steps=4", f"hydra.run.dir={run_dir}"]
-    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(run_dir / ".lock", first)
     first.send_signal(signal.SIGSTOP)  # hold it while it holds the lock, however fast it trains
     hydra_config = (run_dir / ".hydra" / "config.yaml").read_text()
     # a second train.py and a resume into the same directory are refused at once, naming the holder
     second = run_train([*args, "trainer.learning_rate=1e-2"], trackio_dir, check=False)
-    resume = subprocess.run([sys.executable, "-m", "voxtral_exp.resume", str(run_dir)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    resume = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.resume", str(run_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     holder = f"PID {first.pid} on host {socket.gethostname()}"
     for proc in (second, resume):
         assert proc.returncode != 0 and holder in proc.stderr + proc.stdout
@@ -123,8 +173,14 @@ def test_a_run_in_use_is_locked_a_stale_lock_is_taken_over_and_a_finished_run_is
     wait_for(run_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json", first)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    resumed = subprocess.run([sys.executable, "-m", "voxtral_exp.resume", str(run_dir)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    resumed = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.resume", str(run_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Taking over the stale lock" in resumed.stderr
     assert not (run_dir / "checkpoints" / "checkpoint-5").exists()
@@ -137,7 +193,13 @@ def test_a_run_in_use_is_locked_a_stale_lock_is_taken_over_and_a_finished_run_is
 
     # resuming a completed run says so and changes nothing
     before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
-    again = subprocess.run([sys.executable, "-m", "voxtral_exp.resume", str(run_dir)], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    again = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.resume", str(run_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0 and "nothing to resume, nothing changed" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == before

@@ -37,11 +37,19 @@ def test_tiny_whisper_has_whispers_encoder_a_random_language_model_and_80_mel_bi
     a, b = build_model(cfg.model, torch.float32, seed=0), build_model(cfg.model, torch.float32, seed=1)
     tower = a.model.audio_tower
     assert tower.layers[0].self_attn.k_proj.bias is None  # as in Whisper
-    assert (tower.config.num_mel_bins, tower.config.hidden_size, len(tower.layers), tower.config.max_source_positions) == (80, 384, 4, 1500)
+    assert (
+        tower.config.num_mel_bins,
+        tower.config.hidden_size,
+        len(tower.layers),
+        tower.config.max_source_positions,
+    ) == (80, 384, 4, 1500)
     pretrained = whisper_encoder.whisper_tiny_encoder_weights()
     for name, tensor in tower.state_dict().items():  # the same pretrained encoder whatever the seed
         assert torch.equal(tensor, pretrained[name]) and torch.equal(tensor, b.model.audio_tower.state_dict()[name])
-    lm_a, lm_b = a.model.language_model.layers[0].mlp.up_proj.weight, b.model.language_model.layers[0].mlp.up_proj.weight
+    lm_a, lm_b = (
+        a.model.language_model.layers[0].mlp.up_proj.weight,
+        b.model.language_model.layers[0].mlp.up_proj.weight,
+    )
     assert not torch.equal(lm_a, lm_b)  # the language model is random, seeded
     processor = load_processor(None, num_mel_bins=80)
     features = Featurizer(processor, "offline")(read_manifest(SAMPLE / "eval.jsonl")[0][0])

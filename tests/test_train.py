@@ -33,9 +33,18 @@ def full_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("full")
     run_dir, trackio_dir = tmp / "run", tmp / "trackio"
     proc = run_train(
-        [*FAST, "method=full", "trainer.learning_rate=3e-3", "trainer.warmup_steps=2", "trainer.max_steps=30",
-         "trainer.eval_steps=15", "trainer.save_steps=15", f"hydra.run.dir={run_dir}",
-         "tracking.name=full-run", "tracking.system_metrics_interval=0.5"],
+        [
+            *FAST,
+            "method=full",
+            "trainer.learning_rate=3e-3",
+            "trainer.warmup_steps=2",
+            "trainer.max_steps=30",
+            "trainer.eval_steps=15",
+            "trainer.save_steps=15",
+            f"hydra.run.dir={run_dir}",
+            "tracking.name=full-run",
+            "tracking.system_metrics_interval=0.5",
+        ],
         trackio_dir,
     )
     return run_dir, trackio_dir, proc
@@ -45,8 +54,18 @@ def full_run(tmp_path_factory):
 def lora_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lora")
     run_dir, trackio_dir = tmp / "run", tmp / "trackio"
-    run_train([*FAST, "method=lora", "trainer.max_steps=6", "trainer.eval_steps=3", "trainer.save_steps=3",
-               "method.r=4", f"hydra.run.dir={run_dir}"], trackio_dir)
+    run_train(
+        [
+            *FAST,
+            "method=lora",
+            "trainer.max_steps=6",
+            "trainer.eval_steps=3",
+            "trainer.save_steps=3",
+            "method.r=4",
+            f"hydra.run.dir={run_dir}",
+        ],
+        trackio_dir,
+    )
     return run_dir, trackio_dir
 
 
@@ -65,8 +84,15 @@ def test_training_loss_falls(full_run):
 
 def test_run_directory_holds_the_whole_record(full_run):
     run_dir = full_run[0]
-    for name in (".hydra/config.yaml", "resolved_config.yaml", "run.json", "train_results.json",
-                 "eval_results.json", "predictions.jsonl", "train.log"):
+    for name in (
+        ".hydra/config.yaml",
+        "resolved_config.yaml",
+        "run.json",
+        "train_results.json",
+        "eval_results.json",
+        "predictions.jsonl",
+        "train.log",
+    ):
         assert (run_dir / name).is_file(), name
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-15", "checkpoint-30"]
     run = json.loads((run_dir / "run.json").read_text())
@@ -128,10 +154,22 @@ def test_progress_is_a_bar_on_a_terminal_and_log_lines_elsewhere(full_run, tmp_p
     assert piped.count("* Run finished") == 1  # trackio's run is finished once
     leader, follower = pty.openpty()  # a terminal (120 columns): tqdm's bar with its ETA
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *FAST, "trainer.max_steps=4",
-                             "evaluation.wer_at_end=false", "tracking.enabled=false", f"hydra.run.dir={tmp_path}/run"],
-                            cwd=ROOT, stdin=follower, stdout=follower, stderr=follower, env={**os.environ,
-                            "TRACKIO_DIR": str(trackio_dir), "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *FAST,
+            "trainer.max_steps=4",
+            "evaluation.wer_at_end=false",
+            "tracking.enabled=false",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=ROOT,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "TRACKIO_DIR": str(trackio_dir), "HF_HUB_OFFLINE": "1"},
+    )
     os.close(follower)
     output = b""
     while True:
@@ -165,13 +203,23 @@ def test_lora_saves_only_language_model_adapters_and_reloads(lora_run):
 def test_bad_config_fails_before_loading_anything(tmp_path, trackio_dir):
     # save_steps=8 is no multiple of eval_steps=50 (load_best_model_at_end): TrainingArguments'
     # own rule, found by validation with voxtral_exp's own checks
-    proc = run_train(["hardware=cpu", "method.r=0", "trainer.learning_rate=-1", "trainer.save_steps=8",
-                      f"hydra.run.dir={tmp_path}/run"], trackio_dir, check=False)  # fmt: skip
+    proc = run_train(
+        [
+            "hardware=cpu",
+            "method.r=0",
+            "trainer.learning_rate=-1",
+            "trainer.save_steps=8",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        trackio_dir,
+        check=False,
+    )
     assert proc.returncode == 1
     output = proc.stdout + proc.stderr
     assert "method.r=0" in output and "trainer.learning_rate=-1" in output
-    proc = run_train(["hardware=cpu", "trainer.save_steps=8", f"hydra.run.dir={tmp_path}/run2"], trackio_dir,
-                     check=False)  # fmt: skip
+    proc = run_train(
+        ["hardware=cpu", "trainer.save_steps=8", f"hydra.run.dir={tmp_path}/run2"], trackio_dir, check=False
+    )
     assert proc.returncode == 1
     output = proc.stdout + proc.stderr
     assert "trainer.load_best_model_at_end requires the saving steps to be a round multiple" in output
@@ -187,8 +235,13 @@ def card_transcript(final: Path, audio: Path) -> str:
     card = (final / "README.md").read_text()
     code = card.split("```python\n")[1].split("```")[0]
     code = code.replace(REPO, str(final)).replace("speech.wav", str(audio))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MISSING" not in proc.stdout + proc.stderr  # every weight was found
     return proc.stdout.strip()
@@ -205,8 +258,23 @@ def test_model_card_of_a_full_fine_tune(full_run):
     assert f"| all | {results['eval_wer']:.4f} | {results['eval_cer']:.4f} | 9 |" in card
     # the card's plain-transformers code transcribes exactly as voxtral_exp's own command does
     clip = SAMPLE / "audio" / "en_03.flac"
-    proc = subprocess.run([sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), str(clip), "--language", "en",
-                           "--max-new-tokens", "128"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxtral_exp.transcribe",
+            str(run_dir),
+            str(clip),
+            "--language",
+            "en",
+            "--max-new-tokens",
+            "128",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert card_transcript(run_dir / "final", clip) == proc.stdout.split("\t", 1)[1].strip()
 
@@ -215,9 +283,22 @@ def test_early_stopping_and_final_is_the_best_checkpoint(tmp_path, trackio_dir):
     """greater_is_better=true on eval_loss makes the *first* evaluation the best while the loss
     falls: patience 2 then stops at step 6 of 20, and final/ holds checkpoint-2, not the last."""
     run_dir = tmp_path / "run"
-    run_train([*FAST, "method=full", "trainer.learning_rate=3e-3", "trainer.max_steps=20", "trainer.eval_steps=2",
-               "trainer.save_steps=2", "trainer.greater_is_better=true", "evaluation.early_stopping_patience=2",
-               "evaluation.wer_at_end=false", "tracking.enabled=false", f"hydra.run.dir={run_dir}"], trackio_dir)
+    run_train(
+        [
+            *FAST,
+            "method=full",
+            "trainer.learning_rate=3e-3",
+            "trainer.max_steps=20",
+            "trainer.eval_steps=2",
+            "trainer.save_steps=2",
+            "trainer.greater_is_better=true",
+            "evaluation.early_stopping_patience=2",
+            "evaluation.wer_at_end=false",
+            "tracking.enabled=false",
+            f"hydra.run.dir={run_dir}",
+        ],
+        trackio_dir,
+    )
     state = json.loads((run_dir / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
     eval_losses = [e["eval_loss"] for e in state["log_history"] if "eval_loss" in e]
     assert len(eval_losses) == 3 and eval_losses[0] > eval_losses[1] > eval_losses[2]  # falling: step 2 is "best"
@@ -235,7 +316,19 @@ def test_early_stopping_and_final_is_the_best_checkpoint(tmp_path, trackio_dir):
 def test_logits_over_every_position_train_the_same_as_label_only_logits(lora_run, tmp_path, trackio_dir):
     """training.label_only_logits=false (the plain path) end to end: the same per-step losses."""
     run_dir = tmp_path / "run"
-    run_train([*FAST, "method=lora", "trainer.max_steps=6", "trainer.eval_steps=3", "trainer.save_steps=3",
-               "method.r=4", "training.label_only_logits=false", "evaluation.wer_at_end=false",
-               "tracking.enabled=false", f"hydra.run.dir={run_dir}"], trackio_dir)  # fmt: skip
+    run_train(
+        [
+            *FAST,
+            "method=lora",
+            "trainer.max_steps=6",
+            "trainer.eval_steps=3",
+            "trainer.save_steps=3",
+            "method.r=4",
+            "training.label_only_logits=false",
+            "evaluation.wer_at_end=false",
+            "tracking.enabled=false",
+            f"hydra.run.dir={run_dir}",
+        ],
+        trackio_dir,
+    )
     assert train_losses(run_dir) == pytest.approx(train_losses(lora_run[0]), rel=1e-4)

@@ -40,8 +40,18 @@ PROGRESS = re.compile(r"Progress <step (\d+)/(\d+)")
 # --- Train --------------------------------------------------------------------------------------
 
 
-def train_command(model: str, method: str, source: str, data: str, learning_rate: float, steps: int, r: int,
-                  alpha: int, batch_size: int, run_dir: Path) -> list[str]:
+def train_command(
+    model: str,
+    method: str,
+    source: str,
+    data: str,
+    learning_rate: float,
+    steps: int,
+    r: int,
+    alpha: int,
+    batch_size: int,
+    run_dir: Path,
+) -> list[str]:
     """The `python train.py ...` argument list for the form's choices (checkpoints every fifth of
     the steps, so that a stopped run can be resumed)."""
     if not data:
@@ -49,8 +59,11 @@ def train_command(model: str, method: str, source: str, data: str, learning_rate
     args = [f"model={model}", f"method={method}"]
     if source == "recorded folder":
         folder = Path(data).expanduser()
-        args += ["dataset=jsonl", f"dataset.train_manifest={folder / 'train.jsonl'}",
-                 f"dataset.eval_manifest={folder / 'eval.jsonl'}"]  # fmt: skip
+        args += [
+            "dataset=jsonl",
+            f"dataset.train_manifest={folder / 'train.jsonl'}",
+            f"dataset.eval_manifest={folder / 'eval.jsonl'}",
+        ]
     elif source == "manifest":
         args += ["dataset=jsonl", f"dataset.train_manifest={Path(data).expanduser()}", "dataset.eval_manifest=null"]
     else:
@@ -59,9 +72,15 @@ def train_command(model: str, method: str, source: str, data: str, learning_rate
         args += [f"method.r={int(r)}", f"method.alpha={int(alpha)}"]
     steps = int(steps)
     every = max(1, steps // 5)
-    args += [f"trainer.learning_rate={learning_rate:g}", f"trainer.max_steps={steps}",
-             f"trainer.per_device_train_batch_size={int(batch_size)}", f"trainer.save_steps={every}",
-             f"trainer.eval_steps={every}", f"trainer.logging_steps={every}", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    args += [
+        f"trainer.learning_rate={learning_rate:g}",
+        f"trainer.max_steps={steps}",
+        f"trainer.per_device_train_batch_size={int(batch_size)}",
+        f"trainer.save_steps={every}",
+        f"trainer.eval_steps={every}",
+        f"trainer.logging_steps={every}",
+        f"hydra.run.dir={run_dir}",
+    ]
     return [sys.executable, str(ROOT / "train.py"), *args]
 
 
@@ -86,9 +105,15 @@ class TrainingJob:
             raise RuntimeError(f"a run is in progress ({self.run_dir}): stop it or wait for it")
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
-        log = open(run_dir / "app.log", "w", encoding="utf-8")
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)  # fmt: skip
+        with open(run_dir / "app.log", "w", encoding="utf-8") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,
+            )
 
     def stop(self) -> None:
         """Ctrl-C for the run (SIGINT to its process group): it records itself as interrupted."""
@@ -115,8 +140,10 @@ def run_results(run_dir: Path, n: int = 5) -> str:
     if results.exists():
         metrics = json.loads(results.read_text())
         if "eval_wer" in metrics:
-            lines.append(f"**WER** {metrics['eval_wer']:.3f} · **CER** {metrics['eval_cer']:.3f} "
-                         f"· eval loss {metrics.get('eval_loss', float('nan')):.3f}")  # fmt: skip
+            lines.append(
+                f"**WER** {metrics['eval_wer']:.3f} · **CER** {metrics['eval_cer']:.3f} "
+                f"· eval loss {metrics.get('eval_loss', float('nan')):.3f}"
+            )
     predictions = run_dir / "predictions.jsonl"
     if predictions.exists():
         lines.append("| reference | hypothesis |\n| --- | --- |")
@@ -133,8 +160,12 @@ def run_results(run_dir: Path, n: int = 5) -> str:
 
 def find_runs(workdir: Path = ROOT) -> list[str]:
     """Run directories under outputs/ and multirun/ that hold a final model, newest first."""
-    found = [p.parent for top in ("outputs", "multirun") for p in (workdir / top).glob("**/final")
-             if (p / "config.json").exists() or (p / "adapter_config.json").exists()]  # fmt: skip
+    found = [
+        p.parent
+        for top in ("outputs", "multirun")
+        for p in (workdir / top).glob("**/final")
+        if (p / "config.json").exists() or (p / "adapter_config.json").exists()
+    ]
     return [str(p) for p in sorted(set(found), key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
@@ -306,20 +337,25 @@ def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
         with gr.Tab("Dataset"):
             folder = gr.Textbox(str(workdir / "datasets" / "my-speech"), label="Dataset folder", elem_id="folder")
             with gr.Row():
-                prompts_file = gr.File(label="Prompts to read (text file, one per line)", type="filepath",
-                                       elem_id="prompts")  # fmt: skip
+                prompts_file = gr.File(
+                    label="Prompts to read (text file, one per line)", type="filepath", elem_id="prompts"
+                )
                 prompt = gr.Textbox(label="Read this", interactive=False)
                 next_button = gr.Button("Next prompt")
             prompts, prompt_index = gr.State([]), gr.State(0)
-            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Upload or record a clip",
-                             elem_id="clip-audio")  # fmt: skip
+            audio = gr.Audio(
+                sources=["upload", "microphone"], type="filepath", label="Upload or record a clip", elem_id="clip-audio"
+            )
             with gr.Row():
                 transcript = gr.Textbox(label="Transcript", elem_id="transcript")
                 language = gr.Textbox("en", label="Language (ISO 639-1)", elem_id="language")
             add_button = gr.Button("Add clip", variant="primary", elem_id="add-clip")
             message = gr.Markdown(elem_id="dataset-message")
-            clips = gr.Dataframe(headers=["id", "transcript", "language", "seconds"], interactive=False,
-                                 label="Clips (select one to listen, correct or delete it)")  # fmt: skip
+            clips = gr.Dataframe(
+                headers=["id", "transcript", "language", "seconds"],
+                interactive=False,
+                label="Clips (select one to listen, correct or delete it)",
+            )
             with gr.Row():
                 clip_id = gr.Number(label="Clip", precision=0)
                 clip_audio = gr.Audio(label="Listen", interactive=False)
@@ -336,8 +372,9 @@ def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
                 method = gr.Radio(["lora", "full"], value="lora", label="Method")
             with gr.Row():
                 source = gr.Radio(SOURCES, value="recorded folder", label="Data")
-                data = gr.Textbox(str(workdir / "datasets" / "my-speech"), label="Folder, manifest or Hub id",
-                                  elem_id="train-data")  # fmt: skip
+                data = gr.Textbox(
+                    str(workdir / "datasets" / "my-speech"), label="Folder, manifest or Hub id", elem_id="train-data"
+                )
             with gr.Row():
                 learning_rate = gr.Number(1e-3, label="Learning rate")
                 steps = gr.Number(60, label="Steps", precision=0, elem_id="steps")
@@ -359,8 +396,9 @@ def build(workdir: Path) -> "gradio.Blocks":  # noqa: F821
                 run = gr.Dropdown(find_runs(workdir), label="Run", allow_custom_value=True, elem_id="try-run")
                 refresh = gr.Button("Refresh runs", elem_id="refresh")
                 hub_id = gr.Textbox("", label="…or a Hub model id")
-            try_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Upload or record",
-                                 elem_id="try-audio")  # fmt: skip
+            try_audio = gr.Audio(
+                sources=["upload", "microphone"], type="filepath", label="Upload or record", elem_id="try-audio"
+            )
             try_language = gr.Textbox("", label="Language (empty: the model detects it)")
             try_button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
             transcript_out = gr.Textbox(label="Transcript", elem_id="transcript-out")

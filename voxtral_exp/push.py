@@ -64,8 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model: {info.commit_url}")
     if demo:
         api.create_repo(args.space, repo_type="space", space_sdk="gradio", private=args.private, exist_ok=True)
-        info = api.create_commit(args.space, [CommitOperationAdd(n, t.encode()) for n, t in demo.items()],
-                                 repo_type="space", commit_message="Demo of " + args.repo_id)  # fmt: skip
+        info = api.create_commit(
+            args.space,
+            [CommitOperationAdd(n, t.encode()) for n, t in demo.items()],
+            repo_type="space",
+            commit_message="Demo of " + args.repo_id,
+        )
         print(f"space: {info.commit_url}")
 
 

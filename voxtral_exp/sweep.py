@@ -1,6 +1,6 @@
 """Rebuild a sweep's summary (summary.csv, summary.md, summary.png) from its job directories.
 
-    python -m voxtral_exp.sweep multirun/2026-11-27/10-00-00 [OBJECTIVE]
+python -m voxtral_exp.sweep multirun/2026-11-27/10-00-00 [OBJECTIVE]
 """
 
 import logging

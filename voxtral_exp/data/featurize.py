@@ -58,7 +58,7 @@ class Featurizer:
         audio = pcm16_roundtrip(audio, TARGET_RATE)
         language = language or self.default_language
         return {"prompt_ids": self.prompt_ids(self.log_mel.n_chunks(len(audio)), language),
-                "input_features": self.log_mel(audio)}  # fmt: skip
+                "input_features": self.log_mel(audio)}
 
     def prompt_ids(self, n_chunks: int, language: str | None) -> torch.Tensor:
         """The processor's transcription prompt for ``n_chunks`` chunks of audio (cached)."""
@@ -82,7 +82,7 @@ class Featurizer:
         """Features for a clip whose encoder output is cached: no audio work at all."""
         n_chunks = states.shape[0] // AUDIO_TOKENS_PER_CHUNK
         prompt = {"prompt_ids": self.prompt_ids(n_chunks, example.language or self.default_language),
-                  "encoder_states": states}  # fmt: skip
+                  "encoder_states": states}
         return self._complete(prompt, example)
 
     def _complete(self, features: dict[str, Any], example: Example) -> dict[str, Any]:

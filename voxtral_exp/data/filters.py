@@ -162,5 +162,5 @@ def screen(examples, checker: ExampleChecker | None, on_error: str, split: str,
         raise DataError(errors, split)
     if report.dropped:
         log.warning("Data <dataset.on_error=%s>: %s: kept %d of %d, dropped %s",
-                    on_error, split, report.kept, report.total, dict(report.dropped))  # fmt: skip
+                    on_error, split, report.kept, report.total, dict(report.dropped))
     return keep, report

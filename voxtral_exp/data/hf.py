@@ -65,7 +65,7 @@ def load_split(
                 raise DataSourceError(f"dataset.path={path}: unknown file type; use .parquet, .arrow, .jsonl or .csv")
             return datasets.load_dataset(loader, data_files={split: path}, split=split, streaming=streaming)
         return datasets.load_dataset(path, name=config, split=split, streaming=streaming, revision=revision,
-                                     data_dir=data_dir)  # fmt: skip
+                                     data_dir=data_dir)
     except (ValueError, FileNotFoundError) as e:
         if isinstance(e, DataSourceError):
             raise
@@ -92,7 +92,7 @@ def prepare(data, columns: Columns, where: str):
                 continue
             if key in OPTIONAL_COLUMNS:
                 log.info("%s: no %r column: clips are read %s", where, column,
-                         "from the start" if key == "offset" else "to the end of the file")  # fmt: skip
+                         "from the start" if key == "offset" else "to the end of the file")
                 columns = replace(columns, **{key: None})
             else:
                 raise DataSourceError(
@@ -113,7 +113,7 @@ class RowAdapter:
     """
 
     def __init__(self, columns: Columns, where: str, audio_root: str | None = None, language: str | None = None,
-                 label_names: dict[str, list[str]] | None = None):  # fmt: skip
+                 label_names: dict[str, list[str]] | None = None):
         self.columns = columns
         self.where = where
         self.audio_root = Path(audio_root).expanduser() if audio_root else None
@@ -169,7 +169,7 @@ EXAMPLE_FEATURES = datasets.Features({
     "text": datasets.Value("string"), "language": datasets.Value("string"),
     "offset": datasets.Value("float64"), "duration": datasets.Value("float64"),
     "origin": datasets.Value("string"), "error": datasets.Value("string"),
-})  # fmt: skip
+})
 
 
 def as_example_rows(data, adapter: RowAdapter):
@@ -181,10 +181,10 @@ def as_example_rows(data, adapter: RowAdapter):
             example = asdict(adapter(row, index))
         except DataSourceError as e:
             return {**{k: None for k in EXAMPLE_FEATURES}, "text": "", "origin": f"{adapter.where} row {index}",
-                    "error": str(e)}  # fmt: skip
+                    "error": str(e)}
         audio = example.pop("audio")
         return {**example, "audio_bytes": audio if isinstance(audio, bytes) else None,
-                "audio_path": audio if isinstance(audio, str) else None, "error": None}  # fmt: skip
+                "audio_path": audio if isinstance(audio, str) else None, "error": None}
 
     return data.map(convert, with_indices=True, remove_columns=data.column_names, features=EXAMPLE_FEATURES)
 
@@ -199,7 +199,7 @@ class ExampleRows:
         if row["error"]:
             raise DataSourceError(row["error"])
         return Example(row["audio_bytes"] or row["audio_path"], row["text"], row["language"], row["offset"],
-                       row["duration"], row["origin"])  # fmt: skip
+                       row["duration"], row["origin"])
 
 
 class RowsView(Sequence):

@@ -21,7 +21,7 @@ from voxtral_exp.errors import UserError
 # accepted by the prompt and can be fine-tuned; the model has just not been trained on it.
 VOXTRAL_LANGUAGES = ("en", "es", "fr", "pt", "hi", "de", "nl", "it")
 SUPPORTED = (f"Voxtral is trained on {', '.join(VOXTRAL_LANGUAGES)}, and any other ISO 639-1 code "
-             "(e.g. 'cs', 'pl') can be fine-tuned")  # fmt: skip
+             "(e.g. 'cs', 'pl') can be fine-tuned")
 
 
 class LanguageError(UserError, ValueError):

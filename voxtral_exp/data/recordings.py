@@ -58,11 +58,11 @@ class RecordedDataset:
         seconds = len(samples) / TARGET_RATE
         if seconds > MAX_SECONDS:
             raise ClipError(f"{Path(audio).name} is {seconds:.1f} s long: keep clips under {MAX_SECONDS:.0f} s "
-                            "(one Voxtral chunk); split it into sentences")  # fmt: skip
+                            "(one Voxtral chunk); split it into sentences")
         loudness = 20 * math.log10(max(float(np.sqrt(np.mean(samples**2))), 1e-10))
         if loudness < SILENCE_DBFS:
             raise ClipError(f"{Path(audio).name} is silence or near-silence ({loudness:.0f} dBFS): check the "
-                            "microphone and record again, closer to it")  # fmt: skip
+                            "microphone and record again, closer to it")
         clips = self.clips()
         number = max((int(c["id"]) for c in clips), default=-1) + 1
         name = f"audio/{number:04d}.flac"
@@ -99,7 +99,7 @@ class RecordedDataset:
             held_out = set(list(held_out)[:-1])
         paths = {}
         for split, rows in (("train", [c for i, c in enumerate(clips) if i not in held_out]),
-                            ("eval", [c for i, c in enumerate(clips) if i in held_out])):  # fmt: skip
+                            ("eval", [c for i, c in enumerate(clips) if i in held_out])):
             manifest = [{k: c[k] for k in ("audio_path", "text", "language", "duration")} for c in rows]
             paths[split] = self.folder / f"{split}.jsonl"
             write_atomic(paths[split], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest))

@@ -26,7 +26,7 @@ from voxtral_exp.data.hf import (
     as_example_rows,
     load_split,
     prepare,
-)  # fmt: skip
+)
 from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.manifest import read_manifest
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 # `asr` and `ast`, JSONL manifests <lang>/<source>/<lang>_asr*.jsonl with these row keys.
 GRANARY_SOURCES = ("yodas", "ytc", "voxpopuli", "librilight")
 GRANARY_COLUMNS = Columns(audio="audio_filepath", text="text", language="source_lang", offset="offset",
-                          duration="duration", id="utt_id")  # fmt: skip
+                          duration="duration", id="utt_id")
 # espnet/yodas-granary: the YODAS part with the audio embedded (parquet); configs are language
 # names, split `asr_only`.
 YODAS_EMBEDDED_COLUMNS = Columns(audio="audio", text="text", duration="duration", id="utt_id")
@@ -48,7 +48,7 @@ GRANARY_LANGUAGES = {
     "it": "Italian", "lt": "Lithuanian", "lv": "Latvian", "mt": "Maltese", "nl": "Dutch", "pl": "Polish",
     "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish",
     "uk": "Ukrainian",
-}  # fmt: skip  (values: espnet/yodas-granary's config names)
+}  # values: espnet/yodas-granary's config names
 
 
 @dataclass
@@ -175,10 +175,10 @@ def granary_parts(cfg: DictConfig) -> list[GranaryPart]:
         for source in granary_sources(cfg):
             if source == "yodas" and not cfg.audio_root:
                 parts.append(GranaryPart(language, source, cfg.yodas_audio, GRANARY_LANGUAGES.get(language, language),
-                                         YODAS_EMBEDDED_SPLIT, YODAS_EMBEDDED_COLUMNS, embedded=True))  # fmt: skip
+                                         YODAS_EMBEDDED_SPLIT, YODAS_EMBEDDED_COLUMNS, embedded=True))
             else:
                 parts.append(GranaryPart(language, source, cfg.path, f"{language}_{source}", cfg.task,
-                                         GRANARY_COLUMNS, embedded=False))  # fmt: skip
+                                         GRANARY_COLUMNS, embedded=False))
     return parts
 
 
@@ -204,7 +204,7 @@ def check_granary(cfg: DictConfig) -> None:
         splits = datasets.get_dataset_split_names(part.path, part.config)
         if part.split not in splits:
             raise DataSourceError(f"dataset=granary: {part.path} config {part.config} has no split {part.split!r} "
-                                  f"(dataset.task); splits: {splits}")  # fmt: skip
+                                  f"(dataset.task); splits: {splits}")
 
 
 def _granary(cfg: DictConfig, seed: int) -> Data:

@@ -52,8 +52,12 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
             model.model.audio_tower.load_state_dict(pretrained_audio_encoder(encoder))
         model = model.to(dtype)
         model.config._attn_implementation = cfg.attn_implementation
-        log.info("Model <model=%s>: random weights%s, %s", cfg.name,
-                 f" around {encoder}'s pretrained audio encoder" if encoder else "", dtype)  # fmt: skip
+        log.info(
+            "Model <model=%s>: random weights%s, %s",
+            cfg.name,
+            f" around {encoder}'s pretrained audio encoder" if encoder else "",
+            dtype,
+        )
         return model
     log.info("Model <model=%s>: loading %s (revision %s), %s", cfg.name, cfg.name_or_path, cfg.revision, dtype)
     return VoxtralForConditionalGeneration.from_pretrained(
@@ -103,8 +107,11 @@ def apply_method(model: VoxtralForConditionalGeneration, cfg: DictConfig) -> tor
     total, trainable = count_parameters(model)
     log.info(
         "Method <method=%s>: %s trainable of %s parameters (%.2f%%)",
-        cfg.name, f"{trainable:,}", f"{total:,}", 100 * trainable / total,
-    )  # fmt: skip
+        cfg.name,
+        f"{trainable:,}",
+        f"{total:,}",
+        100 * trainable / total,
+    )
     return model
 
 

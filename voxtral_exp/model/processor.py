@@ -25,13 +25,32 @@ log = logging.getLogger(__name__)
 SOURCE_TOKENIZER = Path(mistral_common.__file__).parent / "data" / "tekken_240911.json"
 # Voxtral's control tokens and their ids (ranks); the gaps are filled with placeholders.
 VOXTRAL_SPECIAL_TOKENS = {
-    0: "<unk>", 1: "<s>", 2: "</s>", 3: "[INST]", 4: "[/INST]", 5: "[AVAILABLE_TOOLS]",
-    6: "[/AVAILABLE_TOOLS]", 7: "[TOOL_RESULTS]", 8: "[/TOOL_RESULTS]", 9: "[TOOL_CALLS]",
-    10: "[IMG]", 11: "<pad>", 12: "[IMG_BREAK]", 13: "[IMG_END]", 14: "[PREFIX]",
-    15: "[MIDDLE]", 16: "[SUFFIX]", 17: "[SYSTEM_PROMPT]", 18: "[/SYSTEM_PROMPT]",
-    19: "[TOOL_CONTENT]", 20: "[ARGS]", 21: "[CALL_ID]", 24: "[AUDIO]", 25: "[BEGIN_AUDIO]",
+    0: "<unk>",
+    1: "<s>",
+    2: "</s>",
+    3: "[INST]",
+    4: "[/INST]",
+    5: "[AVAILABLE_TOOLS]",
+    6: "[/AVAILABLE_TOOLS]",
+    7: "[TOOL_RESULTS]",
+    8: "[/TOOL_RESULTS]",
+    9: "[TOOL_CALLS]",
+    10: "[IMG]",
+    11: "<pad>",
+    12: "[IMG_BREAK]",
+    13: "[IMG_END]",
+    14: "[PREFIX]",
+    15: "[MIDDLE]",
+    16: "[SUFFIX]",
+    17: "[SYSTEM_PROMPT]",
+    18: "[/SYSTEM_PROMPT]",
+    19: "[TOOL_CONTENT]",
+    20: "[ARGS]",
+    21: "[CALL_ID]",
+    24: "[AUDIO]",
+    25: "[BEGIN_AUDIO]",
     34: "[TRANSCRIBE]",
-}  # fmt: skip
+}
 AUDIO_SECTION = {
     "sampling_rate": 16000,
     "frame_rate": 12.5,  # 375 audio tokens per 30 s chunk
@@ -50,8 +69,10 @@ def offline_tokenizer_file(cache_dir: str | Path | None = None, num_mel_bins: in
         {"rank": rank, "token_str": VOXTRAL_SPECIAL_TOKENS.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
         for rank in range(max(VOXTRAL_SPECIAL_TOKENS) + 1)
     ]
-    data["audio"] = {**AUDIO_SECTION, "audio_encoding_config": {**AUDIO_SECTION["audio_encoding_config"],
-                                                                 "num_mel_bins": num_mel_bins}}  # fmt: skip
+    data["audio"] = {
+        **AUDIO_SECTION,
+        "audio_encoding_config": {**AUDIO_SECTION["audio_encoding_config"], "num_mel_bins": num_mel_bins},
+    }
     text = json.dumps(data)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     path = cache_folder(cache_dir) / f"tekken-{digest}" / "tekken.json"

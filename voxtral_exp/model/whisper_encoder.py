@@ -33,8 +33,14 @@ log = logging.getLogger(__name__)
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 # The encoder's configuration (transformers VoxtralEncoderConfig fields); 4 x 384 stacked
 # frames feed the projector, as 4 x 1280 do in Voxtral-Mini-3B.
-WHISPER_TINY_ENCODER = {"num_mel_bins": 80, "hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 4,
-                        "num_attention_heads": 6, "max_source_positions": 1500}  # fmt: skip
+WHISPER_TINY_ENCODER = {
+    "num_mel_bins": 80,
+    "hidden_size": 384,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 6,
+    "max_source_positions": 1500,
+}
 
 
 class PretrainedEncoderError(UserError, ValueError):
@@ -87,8 +93,9 @@ def read_ctranslate2(path: str | Path) -> dict[str, np.ndarray]:
         dtype, size = take("<B"), take("<I")
         if dtype not in CT2_DTYPES:
             raise PretrainedEncoderError(f"{path}: variable {name} has unsupported dtype code {dtype}")
-        array = np.frombuffer(data, dtype=CT2_DTYPES[dtype], count=size // np.dtype(CT2_DTYPES[dtype]).itemsize,
-                              offset=position)  # fmt: skip
+        array = np.frombuffer(
+            data, dtype=CT2_DTYPES[dtype], count=size // np.dtype(CT2_DTYPES[dtype]).itemsize, offset=position
+        )
         variables[name] = array.reshape(shape)
         position += size
     return variables
@@ -105,29 +112,38 @@ def encoder_state_dict(variables: dict[str, np.ndarray]) -> dict[str, torch.Tens
         return torch.from_numpy(variables[f"encoder/{name}"].astype(np.float32))
 
     state = {
-        "conv1.weight": get("conv1/weight"), "conv1.bias": get("conv1/bias"),
-        "conv2.weight": get("conv2/weight"), "conv2.bias": get("conv2/bias"),
+        "conv1.weight": get("conv1/weight"),
+        "conv1.bias": get("conv1/bias"),
+        "conv2.weight": get("conv2/weight"),
+        "conv2.bias": get("conv2/bias"),
         "embed_positions.weight": get("position_encodings/encodings"),
-        "layer_norm.weight": get("layer_norm/gamma"), "layer_norm.bias": get("layer_norm/beta"),
-    }  # fmt: skip
+        "layer_norm.weight": get("layer_norm/gamma"),
+        "layer_norm.bias": get("layer_norm/beta"),
+    }
     layer = 0
     while f"encoder/layer_{layer}/self_attention/linear_0/weight" in variables:
         p, out = f"layer_{layer}", f"layers.{layer}"
         q, k, v = get(f"{p}/self_attention/linear_0/weight").chunk(3)
         q_bias, _k_bias, v_bias = get(f"{p}/self_attention/linear_0/bias").chunk(3)
-        state.update({
-            f"{out}.self_attn.q_proj.weight": q, f"{out}.self_attn.q_proj.bias": q_bias,
-            f"{out}.self_attn.k_proj.weight": k,
-            f"{out}.self_attn.v_proj.weight": v, f"{out}.self_attn.v_proj.bias": v_bias,
-            f"{out}.self_attn.out_proj.weight": get(f"{p}/self_attention/linear_1/weight"),
-            f"{out}.self_attn.out_proj.bias": get(f"{p}/self_attention/linear_1/bias"),
-            f"{out}.self_attn_layer_norm.weight": get(f"{p}/self_attention/layer_norm/gamma"),
-            f"{out}.self_attn_layer_norm.bias": get(f"{p}/self_attention/layer_norm/beta"),
-            f"{out}.fc1.weight": get(f"{p}/ffn/linear_0/weight"), f"{out}.fc1.bias": get(f"{p}/ffn/linear_0/bias"),
-            f"{out}.fc2.weight": get(f"{p}/ffn/linear_1/weight"), f"{out}.fc2.bias": get(f"{p}/ffn/linear_1/bias"),
-            f"{out}.final_layer_norm.weight": get(f"{p}/ffn/layer_norm/gamma"),
-            f"{out}.final_layer_norm.bias": get(f"{p}/ffn/layer_norm/beta"),
-        })  # fmt: skip
+        state.update(
+            {
+                f"{out}.self_attn.q_proj.weight": q,
+                f"{out}.self_attn.q_proj.bias": q_bias,
+                f"{out}.self_attn.k_proj.weight": k,
+                f"{out}.self_attn.v_proj.weight": v,
+                f"{out}.self_attn.v_proj.bias": v_bias,
+                f"{out}.self_attn.out_proj.weight": get(f"{p}/self_attention/linear_1/weight"),
+                f"{out}.self_attn.out_proj.bias": get(f"{p}/self_attention/linear_1/bias"),
+                f"{out}.self_attn_layer_norm.weight": get(f"{p}/self_attention/layer_norm/gamma"),
+                f"{out}.self_attn_layer_norm.bias": get(f"{p}/self_attention/layer_norm/beta"),
+                f"{out}.fc1.weight": get(f"{p}/ffn/linear_0/weight"),
+                f"{out}.fc1.bias": get(f"{p}/ffn/linear_0/bias"),
+                f"{out}.fc2.weight": get(f"{p}/ffn/linear_1/weight"),
+                f"{out}.fc2.bias": get(f"{p}/ffn/linear_1/bias"),
+                f"{out}.final_layer_norm.weight": get(f"{p}/ffn/layer_norm/gamma"),
+                f"{out}.final_layer_norm.bias": get(f"{p}/ffn/layer_norm/beta"),
+            }
+        )
         layer += 1
     return {name: tensor.contiguous() for name, tensor in state.items()}
 

@@ -72,7 +72,10 @@ def validate(cfg: DictConfig) -> None:
     method_problems = _method_problems(cfg.method, cfg.trainer)
     problems = [
         *(trainer_problems or _refused(lambda: training_arguments(cfg, Path("run_dir")), "trainer")),
-        *(method_problems or _refused(lambda: lora_config(cfg.method) if cfg.method.name == "lora" else None, "method")),
+        *(
+            method_problems
+            or _refused(lambda: lora_config(cfg.method) if cfg.method.name == "lora" else None, "method")
+        ),
         *_model_problems(cfg.model),
         *_dataset_problems(cfg.dataset, cfg.trainer),
         *_lever_problems(cfg.training, cfg.method, cfg.dataset),
@@ -153,8 +156,14 @@ def _method_problems(m: DictConfig, t: DictConfig) -> list[str]:
 def _model_problems(model: DictConfig) -> list[str]:
     problems = []
     if not model.random_init and not model.name_or_path:
-        problems.append(f"model.name_or_path is null for model={model.name}: name a checkpoint or set model.random_init=true")
-    elif not model.random_init and _looks_local(model.name_or_path) and not Path(model.name_or_path).expanduser().exists():
+        problems.append(
+            f"model.name_or_path is null for model={model.name}: name a checkpoint or set model.random_init=true"
+        )
+    elif (
+        not model.random_init
+        and _looks_local(model.name_or_path)
+        and not Path(model.name_or_path).expanduser().exists()
+    ):
         problems.append(f"model.name_or_path={model.name_or_path}: folder does not exist")
     if model.dtype not in ("auto", "float32", "bfloat16", "float16"):
         problems.append(f"model.dtype={model.dtype}: expected auto | float32 | bfloat16 | float16")
@@ -191,8 +200,10 @@ def _evaluation_problems(cfg: DictConfig) -> list[str]:
         if t.get("greater_is_better"):
             problems.append(f"trainer.greater_is_better=true with metric_for_best_model={best}: lower WER is better")
     if evaluation.early_stopping_patience and not (t.get("load_best_model_at_end") and best):
-        problems.append("evaluation.early_stopping_patience needs trainer.load_best_model_at_end=true and "
-                        "trainer.metric_for_best_model")  # fmt: skip
+        problems.append(
+            "evaluation.early_stopping_patience needs trainer.load_best_model_at_end=true and "
+            "trainer.metric_for_best_model"
+        )
     if evaluation.normalizer not in NORMALIZERS:
         problems.append(f"evaluation.normalizer={evaluation.normalizer}: expected one of {list(NORMALIZERS)}")
     return problems
@@ -238,8 +249,10 @@ def _granary_problems(data: DictConfig) -> list[str]:
             problems.append(f"dataset.languages: {e}")
             continue
         if code not in GRANARY_LANGUAGES:
-            problems.append(f"dataset.languages: {language!r} is not a Granary language; "
-                            f"Granary has {', '.join(sorted(GRANARY_LANGUAGES))}")  # fmt: skip
+            problems.append(
+                f"dataset.languages: {language!r} is not a Granary language; "
+                f"Granary has {', '.join(sorted(GRANARY_LANGUAGES))}"
+            )
     if not data.languages:
         problems.append("dataset.languages is empty: name at least one, e.g. [en]")
     unknown = [s for s in sources if s not in GRANARY_SOURCES]
@@ -256,8 +269,10 @@ def _granary_problems(data: DictConfig) -> list[str]:
     n_configs = len(data.languages) * len(sources)
     if data.weights and len(data.weights) != n_configs:
         configs = [f"{lang}_{source}" for lang in data.languages for source in sources]
-        problems.append(f"dataset.weights has {len(data.weights)} entries for {n_configs} configs: "
-                        f"one per config, in the order {configs}")  # fmt: skip
+        problems.append(
+            f"dataset.weights has {len(data.weights)} entries for {n_configs} configs: "
+            f"one per config, in the order {configs}"
+        )
     if not data.audio_root and any(s != "yodas" for s in sources):
         problems.append(
             f"dataset.source={data.source}: nvidia/Granary publishes manifests only, and only the YODAS part has an "

@@ -15,9 +15,11 @@ def loading_code(resolved: dict[str, Any]) -> tuple[str, str]:
     model_cfg, method = resolved["model"], resolved["method"]["name"]
     imports = "from transformers import VoxtralForConditionalGeneration, VoxtralProcessor\n"
     if method == "lora":
-        base = (f'VoxtralForConditionalGeneration.from_pretrained("{REPO}", subfolder="base_model")'
-                if model_cfg["random_init"] else
-                f'VoxtralForConditionalGeneration.from_pretrained("{model_cfg["name_or_path"]}")')  # fmt: skip
+        base = (
+            f'VoxtralForConditionalGeneration.from_pretrained("{REPO}", subfolder="base_model")'
+            if model_cfg["random_init"]
+            else f'VoxtralForConditionalGeneration.from_pretrained("{model_cfg["name_or_path"]}")'
+        )
         imports = "from peft import PeftModel\n" + imports
         load = f'model = PeftModel.from_pretrained({base}, "{REPO}")'
     else:
@@ -77,13 +79,21 @@ if __name__ == "__main__":
     return {"app.py": app, "requirements.txt": "\n".join(requirements) + "\n"}
 
 
-def model_card(resolved: dict[str, Any], eval_results: dict[str, Any], train_results: dict[str, Any],
-               run: dict[str, Any], languages: list[str]) -> str:
+def model_card(
+    resolved: dict[str, Any],
+    eval_results: dict[str, Any],
+    train_results: dict[str, Any],
+    run: dict[str, Any],
+    languages: list[str],
+) -> str:
     model_cfg, method, data, trainer = resolved["model"], resolved["method"], resolved["dataset"], resolved["trainer"]
     base = None if model_cfg["random_init"] else model_cfg["name_or_path"]
     data_name = data.get("path") or data.get("train_manifest")
-    metrics = [{"type": m, "value": round(float(eval_results[f"eval_{m}"]), 4), "name": m.upper()}
-               for m in ("wer", "cer") if f"eval_{m}" in eval_results]
+    metrics = [
+        {"type": m, "value": round(float(eval_results[f"eval_{m}"]), 4), "name": m.upper()}
+        for m in ("wer", "cer")
+        if f"eval_{m}" in eval_results
+    ]
     meta = {
         "library_name": "peft" if method["name"] == "lora" else "transformers",
         **({"base_model": base} if base else {}),
@@ -91,47 +101,73 @@ def model_card(resolved: dict[str, Any], eval_results: dict[str, Any], train_res
         "tags": ["voxtral", "voxtral_exp", "lora" if method["name"] == "lora" else "full-fine-tuning"],
         **({"language": languages} if languages else {}),
         "metrics": ["wer", "cer"],
-        "model-index": [{
-            "name": resolved["tracking"]["name"],
-            "results": [{"task": {"type": "automatic-speech-recognition", "name": "Speech recognition"},
-                         "dataset": {"name": str(data_name), "type": str(data["name"])},
-                         "metrics": metrics}],
-        }],
-    }  # fmt: skip
+        "model-index": [
+            {
+                "name": resolved["tracking"]["name"],
+                "results": [
+                    {
+                        "task": {"type": "automatic-speech-recognition", "name": "Speech recognition"},
+                        "dataset": {"name": str(data_name), "type": str(data["name"])},
+                        "metrics": metrics,
+                    }
+                ],
+            }
+        ],
+    }
     if method["name"] == "lora":
-        method_text = (f"LoRA on the language model (r={method['r']}, alpha={method['alpha']}, "
-                       f"dropout={method['dropout']}, targets {', '.join(method['target_modules'])}; "
-                       f"projector trained: {method['train_projector']}); audio encoder frozen")  # fmt: skip
+        method_text = (
+            f"LoRA on the language model (r={method['r']}, alpha={method['alpha']}, "
+            f"dropout={method['dropout']}, targets {', '.join(method['target_modules'])}; "
+            f"projector trained: {method['train_projector']}); audio encoder frozen"
+        )
     else:
-        method_text = (f"full fine-tuning of the language model (projector trained: {method['train_projector']}, "
-                       f"audio encoder frozen: {method['freeze_audio_tower']})")  # fmt: skip
-    hyper = {k: trainer.get(k) for k in ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay",
-                                         "per_device_train_batch_size", "gradient_accumulation_steps",
-                                         "num_train_epochs", "max_steps", "seed", "bf16")}  # fmt: skip
-    rows = [f"| all | {eval_results.get('eval_wer', float('nan')):.4f} | {eval_results.get('eval_cer', float('nan')):.4f} | "
-            f"{sum(v['n'] for v in eval_results.get('per_language', {}).values()) or ''} |"]
-    rows += [f"| {lang} | {v['wer']:.4f} | {v['cer']:.4f} | {v['n']} |"
-             for lang, v in eval_results.get("per_language", {}).items()]
+        method_text = (
+            f"full fine-tuning of the language model (projector trained: {method['train_projector']}, "
+            f"audio encoder frozen: {method['freeze_audio_tower']})"
+        )
+    hyper = {
+        k: trainer.get(k)
+        for k in (
+            "learning_rate",
+            "lr_scheduler_type",
+            "warmup_steps",
+            "weight_decay",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "num_train_epochs",
+            "max_steps",
+            "seed",
+            "bf16",
+        )
+    }
+    rows = [
+        f"| all | {eval_results.get('eval_wer', float('nan')):.4f} | {eval_results.get('eval_cer', float('nan')):.4f} | "
+        f"{sum(v['n'] for v in eval_results.get('per_language', {}).values()) or ''} |"
+    ]
+    rows += [
+        f"| {lang} | {v['wer']:.4f} | {v['cer']:.4f} | {v['n']} |"
+        for lang, v in eval_results.get("per_language", {}).items()
+    ]
     packages = "\n".join(f"- {name} {version}" for name, version in run.get("packages", {}).items() if version)
     base_text = base or f"a randomly initialised `{model_cfg['name']}` Voxtral (no pretrained weights)"
     return f"""---
 {yaml.safe_dump(meta, sort_keys=False).strip()}
 ---
 
-# {resolved['tracking']['name']}
+# {resolved["tracking"]["name"]}
 
 Voxtral speech-to-text model fine-tuned with voxtral_exp from {base_text}.
 
 - **Method:** {method_text}
-- **Trainable parameters:** {train_results.get('parameters_trainable', 0):,} of {train_results.get('parameters_total', 0):,}
-- **Training data:** `{data['name']}` — `{data_name}` (languages: {', '.join(languages) or 'unspecified'})
-- **Steps:** {train_results.get('global_step')} (final train loss {train_results.get('train_loss', float('nan')):.4f})
+- **Trainable parameters:** {train_results.get("parameters_trainable", 0):,} of {train_results.get("parameters_total", 0):,}
+- **Training data:** `{data["name"]}` — `{data_name}` (languages: {", ".join(languages) or "unspecified"})
+- **Steps:** {train_results.get("global_step")} (final train loss {train_results.get("train_loss", float("nan")):.4f})
 
 ## Results
 
 Word and character error rates on the evaluation set (normaliser:
-`{resolved['evaluation']['normalizer']}`, {'greedy' if resolved['evaluation']['num_beams'] == 1 else 'beam search'}
-decoding); eval loss {eval_results.get('eval_loss', float('nan')):.4f}.
+`{resolved["evaluation"]["normalizer"]}`, {"greedy" if resolved["evaluation"]["num_beams"] == 1 else "beam search"}
+decoding); eval loss {eval_results.get("eval_loss", float("nan")):.4f}.
 
 | language | WER | CER | clips |
 |---|---|---|---|
@@ -147,10 +183,10 @@ decoding); eval loss {eval_results.get('eval_loss', float('nan')):.4f}.
 
 | key | value |
 |---|---|
-{chr(10).join(f'| {k} | {v} |' for k, v in hyper.items())}
+{chr(10).join(f"| {k} | {v} |" for k, v in hyper.items())}
 
 Reproduce: `python -m voxtral_exp.reproduce RUN_DIR` with the run directory this model came from
-(its `resolved_config.yaml` and `run.json`; git commit `{run.get('git', {}).get('commit')}`).
+(its `resolved_config.yaml` and `run.json`; git commit `{run.get("git", {}).get("commit")}`).
 
 ## Framework versions
 

@@ -28,9 +28,19 @@ from voxtral_exp.run.config import REDACTED, ROOT, SECRET_KEY
 log = logging.getLogger(__name__)
 
 PACKAGES = (
-    "torch", "torchaudio", "transformers", "peft", "accelerate", "datasets", "hydra-core",
-    "omegaconf", "trackio", "mistral-common", "soundfile", "jiwer",
-)  # fmt: skip
+    "torch",
+    "torchaudio",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "hydra-core",
+    "omegaconf",
+    "trackio",
+    "mistral-common",
+    "soundfile",
+    "jiwer",
+)
 
 
 def write_resolved_config(run_dir: Path, resolved: dict) -> None:
@@ -199,9 +209,11 @@ def check_free(run_dir: Path) -> None:
 
 
 def in_use_message(path: Path, holder: dict[str, Any]) -> str:
-    return (f"run directory {path.parent} is in use: PID {holder.get('pid')} on host {holder.get('host')} has "
-            f"trained into it since {holder.get('since')} ({path}). Wait for it to end or stop it; choose another "
-            "hydra.run.dir for a new run. If that process died on another host, delete the lock file.")
+    return (
+        f"run directory {path.parent} is in use: PID {holder.get('pid')} on host {holder.get('host')} has "
+        f"trained into it since {holder.get('since')} ({path}). Wait for it to end or stop it; choose another "
+        "hydra.run.dir for a new run. If that process died on another host, delete the lock file."
+    )
 
 
 def _alive(pid: Any) -> bool:

@@ -64,8 +64,14 @@ def summarize(sweep_dir: Path, objective: str = "eval_loss") -> list[dict[str, A
     varying = [k for k in swept if len({r["overrides"].get(k) for r in rows}) > 1] or swept
     columns = ["rank", "job", "status", *swept, *METRICS, "runtime_s"]
     table = [
-        {"rank": i + 1, "job": r["job"], "status": r["status"], **{k: r["overrides"].get(k, "") for k in swept},
-         **{m: _fmt(r[m]) for m in METRICS}, "runtime_s": _fmt(r["runtime_s"], 1)}
+        {
+            "rank": i + 1,
+            "job": r["job"],
+            "status": r["status"],
+            **{k: r["overrides"].get(k, "") for k in swept},
+            **{m: _fmt(r[m]) for m in METRICS},
+            "runtime_s": _fmt(r["runtime_s"], 1),
+        }
         for i, r in enumerate(rows)
     ]
     buffer = io.StringIO()
@@ -75,15 +81,27 @@ def summarize(sweep_dir: Path, objective: str = "eval_loss") -> list[dict[str, A
     write_atomic(sweep_dir / "summary.csv", buffer.getvalue())
     fixed = [f"`{k}={rows[0]['overrides'].get(k)}`" for k in swept if k not in varying]
     shown = ["rank", "job", "status", *varying, *METRICS, "runtime_s"]
-    lines = [f"# Sweep {sweep_dir}", "", f"Objective: `{objective}` (lower is better), best first.",
-             f"Same in every job: {' '.join(fixed) or 'nothing'}.", "",
-             "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines = [
+        f"# Sweep {sweep_dir}",
+        "",
+        f"Objective: `{objective}` (lower is better), best first.",
+        f"Same in every job: {' '.join(fixed) or 'nothing'}.",
+        "",
+        "| " + " | ".join(shown) + " |",
+        "|" + "---|" * len(shown),
+    ]
     lines += ["| " + " | ".join(str(row[c]) for c in shown) + " |" for row in table]
     write_atomic(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     _plot(rows, varying, objective, sweep_dir / "summary.png")
     best = rows[0]
-    log.info("Sweep summary <%s>: %d jobs, best %s=%s (%s)", sweep_dir, len(rows), objective,
-             _fmt(best.get(objective)), " ".join(f"{k}={v}" for k, v in best["overrides"].items()))  # fmt: skip
+    log.info(
+        "Sweep summary <%s>: %d jobs, best %s=%s (%s)",
+        sweep_dir,
+        len(rows),
+        objective,
+        _fmt(best.get(objective)),
+        " ".join(f"{k}={v}" for k, v in best["overrides"].items()),
+    )
     return rows
 
 
@@ -115,8 +133,15 @@ def plot(rows: list[dict], keys: list[str], objective: str):
         xs = [x_of[r["job"]] for r in done]
         ax.scatter(xs, [r[objective] for r in done], color="tab:blue")
         if best is not None:
-            ax.scatter([x_of[best["job"]]], [best[objective]], marker="*", s=220, color="tab:red", zorder=3,
-                       label=f"best: job {best['job']} ({_fmt(best[objective])})")  # fmt: skip
+            ax.scatter(
+                [x_of[best["job"]]],
+                [best[objective]],
+                marker="*",
+                s=220,
+                color="tab:red",
+                zorder=3,
+                label=f"best: job {best['job']} ({_fmt(best[objective])})",
+            )
             ax.legend(loc="best", fontsize="small")
         if numeric and _log_spaced(key, xs):
             ax.set_xscale("log")

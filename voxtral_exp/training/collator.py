@@ -1,7 +1,7 @@
 """Collate featurised examples (voxtral_exp.data.featurize) into padded batches.
 
-    input_ids: <prompt ids> <target ids> <pad>...      (right-padded for training)
-    labels:    -100 ............ <target ids> -100...  (exactly the transcript and its EOS)
+input_ids: <prompt ids> <target ids> <pad>...      (right-padded for training)
+labels:    -100 ............ <target ids> -100...  (exactly the transcript and its EOS)
 """
 
 from __future__ import annotations

@@ -37,8 +37,12 @@ def quiet_non_zero_ranks(argv: list[str]) -> None:
             sys.exit("torchrun and Hydra multirun (-m) do not combine: launch one run per torchrun call")
         throwaway = tempfile.mkdtemp(prefix=f"voxtral_exp_rank{rank()}_")
         atexit.register(shutil.rmtree, throwaway, ignore_errors=True)
-        argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled",
-                 f"hydra.run.dir={throwaway}"]
+        argv += [
+            "hydra.output_subdir=null",
+            "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled",
+            f"hydra.run.dir={throwaway}",
+        ]
 
 
 def join_submitit_job() -> None:

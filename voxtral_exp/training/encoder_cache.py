@@ -67,8 +67,15 @@ class EncoderCache:
             torch.save(states.detach().cpu().clone(), tmp)
 
     @torch.no_grad()
-    def fill(self, model: torch.nn.Module, dataset: Dataset, batch_size: int, num_workers: int,
-             rank: int = 0, world_size: int = 1) -> int:
+    def fill(
+        self,
+        model: torch.nn.Module,
+        dataset: Dataset,
+        batch_size: int,
+        num_workers: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> int:
         """Compute and store the embeddings of the examples not cached yet; returns how many.
 
         Under torchrun each of the ``world_size`` ranks takes every ``world_size``-th example

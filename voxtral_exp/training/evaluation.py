@@ -84,13 +84,20 @@ def generate(
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     tokenizer = featurizer.processor.tokenizer
-    options = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False, synced_gpus=synced,
-                   pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    options = dict(
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        do_sample=False,
+        synced_gpus=synced,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     was_training = model.training
     model.eval()
     with unsharded_root(model) as module:
-        texts, truncated = _generate_batches(module, featurizer, prompt, n, batch_size, max_new_tokens, options,
-                                             device, dtype)  # fmt: skip
+        texts, truncated = _generate_batches(
+            module, featurizer, prompt, n, batch_size, max_new_tokens, options, device, dtype
+        )
     model.train(was_training)
     return texts, truncated
 
@@ -129,8 +136,13 @@ def _generate_batches(model, featurizer, prompt, n, batch_size, max_new_tokens, 
 
 
 def sharded_generate(
-    model: torch.nn.Module, featurizer: Featurizer, prompt: Callable[[int], dict[str, Any]], n: int,
-    batch_size: int, max_new_tokens: int, num_beams: int = 1,
+    model: torch.nn.Module,
+    featurizer: Featurizer,
+    prompt: Callable[[int], dict[str, Any]],
+    n: int,
+    batch_size: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
 ) -> tuple[list[str], list[bool]]:
     """``generate`` with the examples split across the torch.distributed ranks (every world_size-th
     example each), gathered back in order on every rank, so that each rank returns the same
@@ -143,8 +155,9 @@ def sharded_generate(
     mine = list(range(rank, n, world))
     share = math.ceil(n / world)
     padded = mine + [mine[-1] if mine else 0] * (share - len(mine))
-    texts, truncated = generate(model, featurizer, lambda j: prompt(padded[j]), share, batch_size, max_new_tokens,
-                                num_beams, synced=True)  # fmt: skip
+    texts, truncated = generate(
+        model, featurizer, lambda j: prompt(padded[j]), share, batch_size, max_new_tokens, num_beams, synced=True
+    )
     gathered: list[Any] = [None] * world
     dist.all_gather_object(gathered, (mine, texts[: len(mine)], truncated[: len(mine)]))
     all_texts, all_truncated = [""] * n, [False] * n
@@ -154,8 +167,9 @@ def sharded_generate(
     return all_texts, all_truncated
 
 
-def generation_budget(featurizer: Featurizer, examples: list[Example], max_new_tokens: int | None,
-                      cap: int | None = None) -> int:
+def generation_budget(
+    featurizer: Featurizer, examples: list[Example], max_new_tokens: int | None, cap: int | None = None
+) -> int:
     """`evaluation.max_new_tokens`, or (null) enough for the longest reference: its token count
     (EOS included) plus a quarter, at least 8 more, capped by dataset.filters.max_label_tokens."""
     if max_new_tokens:
@@ -166,7 +180,11 @@ def generation_budget(featurizer: Featurizer, examples: list[Example], max_new_t
 
 
 def evaluate_wer(
-    model: torch.nn.Module, featurizer: Featurizer, examples: list[Example], cfg, max_label_tokens: int | None = None,
+    model: torch.nn.Module,
+    featurizer: Featurizer,
+    examples: list[Example],
+    cfg,
+    max_label_tokens: int | None = None,
     cache: EncoderCache | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(metrics, predictions) for `examples`; metrics overall and per language, and how many
@@ -182,8 +200,9 @@ def evaluate_wer(
             return featurizer.from_encoder_states(e, cache.get(e))
         return featurizer.prompt(load_audio(e.audio, e.offset, e.duration), languages[i])
 
-    hypotheses, truncated = sharded_generate(model, featurizer, prompt, len(examples), cfg.batch_size, budget,
-                                             cfg.num_beams)  # fmt: skip
+    hypotheses, truncated = sharded_generate(
+        model, featurizer, prompt, len(examples), cfg.batch_size, budget, cfg.num_beams
+    )
     normalize = text_normalizer(cfg.normalizer)
     refs = [normalize(e.text) for e in examples]
     hyps = [normalize(h) for h in hypotheses]
@@ -208,12 +227,21 @@ def evaluate_wer(
         }
         for e, lang, h, r, hn, cut in zip(examples, languages, hypotheses, refs, hyps, truncated)
     ]
-    log.info("WER <evaluation.normalizer=%s>: wer=%.4f cer=%.4f on %d clips",
-             cfg.normalizer, metrics["eval_wer"], metrics["eval_cer"], len(examples))  # fmt: skip
+    log.info(
+        "WER <evaluation.normalizer=%s>: wer=%.4f cer=%.4f on %d clips",
+        cfg.normalizer,
+        metrics["eval_wer"],
+        metrics["eval_cer"],
+        len(examples),
+    )
     if any(truncated):
-        log.warning("%d of %d hypotheses reached the generation budget (%d new tokens) before EOS "
-                    "<evaluation.max_new_tokens>; their WER counts the missing words", sum(truncated),
-                    len(examples), budget)  # fmt: skip
+        log.warning(
+            "%d of %d hypotheses reached the generation budget (%d new tokens) before EOS "
+            "<evaluation.max_new_tokens>; their WER counts the missing words",
+            sum(truncated),
+            len(examples),
+            budget,
+        )
     return metrics, predictions
 
 
@@ -224,8 +252,15 @@ class WerCallback(TrainerCallback):
     (trainer.metric_for_best_model=eval_wer) and early stopping read them, and logs them.
     """
 
-    def __init__(self, featurizer: Featurizer, examples: list[Example], cfg, on_metrics: Callable[[dict, int], None],
-                 max_label_tokens: int | None = None, cache: EncoderCache | None = None):  # fmt: skip
+    def __init__(
+        self,
+        featurizer: Featurizer,
+        examples: list[Example],
+        cfg,
+        on_metrics: Callable[[dict, int], None],
+        max_label_tokens: int | None = None,
+        cache: EncoderCache | None = None,
+    ):
         self.featurizer = featurizer
         self.examples = examples
         self.cfg = cfg

@@ -85,9 +85,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             write_resolved_config(run_dir, resolved)
         log.info(
             "Run <%s>: model=%s (%s) dataset=%s method=%s hardware=%s",
-            run_dir, cfg.model.name, cfg.model.name_or_path or "random weights", cfg.dataset.name,
-            cfg.method.name, cfg.hardware.device,
-        )  # fmt: skip
+            run_dir,
+            cfg.model.name,
+            cfg.model.name_or_path or "random weights",
+            cfg.dataset.name,
+            cfg.method.name,
+            cfg.hardware.device,
+        )
         metrics = _run(cfg, run_dir, resolved, tracker, main)
         if record:
             record.finish("completed", metrics=metrics)
@@ -115,8 +119,12 @@ def scrub_secrets(cfg: DictConfig, run_dir: Path) -> None:
             text = text.replace(value, REDACTED)
         write_atomic(path, text)
     keys = ", ".join(sorted(found))
-    raise ConfigError([f"{keys}: secrets never go in the config (it is saved with the run); "
-                       "export HF_TOKEN or run `hf auth login` instead"])  # fmt: skip
+    raise ConfigError(
+        [
+            f"{keys}: secrets never go in the config (it is saved with the run); "
+            "export HF_TOKEN or run `hf auth login` instead"
+        ]
+    )
 
 
 def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main: bool) -> dict[str, Any]:
@@ -134,8 +142,11 @@ def _setup(cfg: DictConfig, run_dir: Path) -> tuple[TrainingArguments, Any, Feat
     """The Trainer's arguments, the dataset's metadata (Granary configs, splits), the processor."""
     args = training_arguments(cfg, run_dir)
     preflight(cfg.dataset)
-    processor = load_processor(None if cfg.model.random_init else cfg.model.name_or_path, cfg.model.revision,
-                               cfg.model.audio_config.get("num_mel_bins", 128))  # fmt: skip
+    processor = load_processor(
+        None if cfg.model.random_init else cfg.model.name_or_path,
+        cfg.model.revision,
+        cfg.model.audio_config.get("num_mel_bins", 128),
+    )
     featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, language_code(cfg.dataset.language))
     return args, processor, featurizer
 
@@ -173,9 +184,18 @@ def _model(cfg: DictConfig, args: TrainingArguments) -> torch.nn.Module:
     return apply_method(base, cfg.method)
 
 
-def _trainer(cfg: DictConfig, args: TrainingArguments, processor, featurizer: Featurizer, data: RunData,
-             model: torch.nn.Module, tracker: Tracker, run_dir: Path, resolved: dict,
-             main: bool) -> tuple[VoxtralTrainer, str | None]:
+def _trainer(
+    cfg: DictConfig,
+    args: TrainingArguments,
+    processor,
+    featurizer: Featurizer,
+    data: RunData,
+    model: torch.nn.Module,
+    tracker: Tracker,
+    run_dir: Path,
+    resolved: dict,
+    main: bool,
+) -> tuple[VoxtralTrainer, str | None]:
     """The encoder cache (filled), the tracker (started or continued), the Trainer, and the
     checkpoint to resume from."""
     cache = _fill_encoder_cache(cfg, args, model, data) if cfg.training.encoder_cache else None
@@ -186,12 +206,16 @@ def _trainer(cfg: DictConfig, args: TrainingArguments, processor, featurizer: Fe
             project=cfg.tracking.project,
             name=args.run_name,
             group=cfg.tracking.group,
-            config={**resolved, "run_dir": str(run_dir), "git": git_state(),
-                    "parameters": {"total": total, "trainable": trainable}},
+            config={
+                **resolved,
+                "run_dir": str(run_dir),
+                "git": git_state(),
+                "parameters": {"total": total, "trainable": trainable},
+            },
             space_id=cfg.tracking.space_id,
             replay=_log_history(checkpoint) if checkpoint else None,
             system_metrics_interval=cfg.tracking.get("system_metrics_interval", 10),
-        )  # fmt: skip
+        )
     trainer = VoxtralTrainer(
         model=model,
         args=args,
@@ -207,14 +231,21 @@ def _trainer(cfg: DictConfig, args: TrainingArguments, processor, featurizer: Fe
     return trainer, checkpoint
 
 
-def _fill_encoder_cache(cfg: DictConfig, args: TrainingArguments, model: torch.nn.Module,
-                        data: RunData) -> EncoderCache:
+def _fill_encoder_cache(
+    cfg: DictConfig, args: TrainingArguments, model: torch.nn.Module, data: RunData
+) -> EncoderCache:
     """The frozen encoder's output for every train and eval clip, computed once (each rank its share)."""
     cache = EncoderCache(cfg.training.encoder_cache, model)
     model.to(args.device)
     for dataset in (data.train, data.eval):
-        cache.fill(model, dataset, args.per_device_eval_batch_size, args.dataloader_num_workers,
-                   args.process_index, args.world_size)  # fmt: skip
+        cache.fill(
+            model,
+            dataset,
+            args.per_device_eval_batch_size,
+            args.dataloader_num_workers,
+            args.process_index,
+            args.world_size,
+        )
         dataset.cache = cache
     if args.world_size > 1:
         torch.distributed.barrier()  # every rank's share is on disk before any rank trains
@@ -227,8 +258,17 @@ def _train(trainer: VoxtralTrainer, checkpoint: str | None) -> TrainOutput:
     return trainer.train(resume_from_checkpoint=checkpoint)
 
 
-def _finish(cfg: DictConfig, trainer: VoxtralTrainer, result: TrainOutput, featurizer: Featurizer, data: RunData,
-            run_dir: Path, resolved: dict, tracker: Tracker, main: bool) -> dict[str, Any]:
+def _finish(
+    cfg: DictConfig,
+    trainer: VoxtralTrainer,
+    result: TrainOutput,
+    featurizer: Featurizer,
+    data: RunData,
+    run_dir: Path,
+    resolved: dict,
+    tracker: Tracker,
+    main: bool,
+) -> dict[str, Any]:
     """final/ (model, processor, model card), the evaluation (loss, WER/CER, predictions), the
     result files and the summary."""
     final_dir = run_dir / "final"
@@ -238,15 +278,25 @@ def _finish(cfg: DictConfig, trainer: VoxtralTrainer, result: TrainOutput, featu
     eval_metrics = trainer.evaluate()
     predictions = []
     if cfg.evaluation.wer_at_end:  # every rank generates its share
-        wer_metrics, predictions = evaluate_wer(trainer.model, featurizer, data.examples.eval, cfg.evaluation,
-                                                cfg.dataset.filters.max_label_tokens, trainer.encoder_cache)
+        wer_metrics, predictions = evaluate_wer(
+            trainer.model,
+            featurizer,
+            data.examples.eval,
+            cfg.evaluation,
+            cfg.dataset.filters.max_label_tokens,
+            trainer.encoder_cache,
+        )
         eval_metrics.update(wer_metrics)
     if not main:
         return eval_metrics
     trainer.processing_class.save_pretrained(str(final_dir))
     total, trainable = count_parameters(trainer.model)
-    train_results = {**result.metrics, "global_step": result.global_step,
-                     "parameters_total": total, "parameters_trainable": trainable}  # fmt: skip
+    train_results = {
+        **result.metrics,
+        "global_step": result.global_step,
+        "parameters_total": total,
+        "parameters_trainable": trainable,
+    }
     write_json(run_dir / "train_results.json", train_results)
     if predictions:
         lines = (json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
@@ -267,41 +317,58 @@ def _finish(cfg: DictConfig, trainer: VoxtralTrainer, result: TrainOutput, featu
     return scalars
 
 
-def run_summary(history: list[dict], eval_metrics: dict, predictions: list[dict], run_dir: Path, cfg: DictConfig) -> str:
+def run_summary(
+    history: list[dict], eval_metrics: dict, predictions: list[dict], run_dir: Path, cfg: DictConfig
+) -> str:
     """What a run learned, in words: loss before and after, WER, a few transcripts, where to look."""
     losses = [(e["step"], e["loss"]) for e in history if "loss" in e]
     lines = [f"Summary of <{run_dir}>:"]
     if losses:
         (first_step, first), (last_step, last) = losses[0], losses[-1]
         change = 100 * (1 - last / first) if first > 0 else 0.0
-        lines.append(f"  training loss {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step}): "
-                     f"{abs(change):.0f}% {'lower' if change >= 0 else 'higher'}")  # fmt: skip
+        lines.append(
+            f"  training loss {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step}): "
+            f"{abs(change):.0f}% {'lower' if change >= 0 else 'higher'}"
+        )
     if "eval_loss" in eval_metrics:
         lines.append(f"  eval loss {eval_metrics['eval_loss']:.3f} (perplexity {eval_metrics['eval_perplexity']:.4g})")
     if "eval_wer" in eval_metrics:
         before = next((e["eval_wer"] for e in history if "eval_wer" in e and e.get("step") == 0), None)
         start = f"{before:.3f} before training -> " if before is not None else ""
-        lines.append(f"  eval WER {start}{eval_metrics['eval_wer']:.3f} after (CER {eval_metrics['eval_cer']:.3f}; "
-                     f"{len(predictions)} clips, predictions.jsonl)")  # fmt: skip
+        lines.append(
+            f"  eval WER {start}{eval_metrics['eval_wer']:.3f} after (CER {eval_metrics['eval_cer']:.3f}; "
+            f"{len(predictions)} clips, predictions.jsonl)"
+        )
     for p in predictions[:4]:
         lines.append(f"    reference:  {p['reference']}\n    hypothesis: {p['hypothesis']}")
-    lines.append(f"  run directory: {run_dir} (final/ holds the model: python -m voxtral_exp.transcribe {run_dir} clip.wav)")
+    lines.append(
+        f"  run directory: {run_dir} (final/ holds the model: python -m voxtral_exp.transcribe {run_dir} clip.wav)"
+    )
     if cfg.tracking.enabled:
         trackio_dir = os.environ.get("TRACKIO_DIR")
-        lines.append(f"  dashboard: {f'TRACKIO_DIR={trackio_dir} ' if trackio_dir else ''}trackio show --project "
-                     f"{cfg.tracking.project} (run {cfg.tracking.name})")  # fmt: skip
+        lines.append(
+            f"  dashboard: {f'TRACKIO_DIR={trackio_dir} ' if trackio_dir else ''}trackio show --project "
+            f"{cfg.tracking.project} (run {cfg.tracking.name})"
+        )
     return "\n".join(lines)
 
 
-def _callbacks(cfg: DictConfig, featurizer: Featurizer, eval_examples: list, tracker: Tracker,
-               cache: EncoderCache | None, args: TrainingArguments) -> list:
+def _callbacks(
+    cfg: DictConfig,
+    featurizer: Featurizer,
+    eval_examples: list,
+    tracker: Tracker,
+    cache: EncoderCache | None,
+    args: TrainingArguments,
+) -> list:
     callbacks = [TrackioLogger(tracker)]
     if args.disable_tqdm:
         callbacks.append(ProgressLog(args.logging_steps))
     if cfg.evaluation.wer_during_training:  # before early stopping, which reads the WER it adds
         log_wer = lambda metrics, step: tracker.log(prefix_metrics(metrics), step=step)  # noqa: E731
-        callbacks.append(WerCallback(featurizer, eval_examples, cfg.evaluation, log_wer,
-                                     cfg.dataset.filters.max_label_tokens, cache))
+        callbacks.append(
+            WerCallback(featurizer, eval_examples, cfg.evaluation, log_wer, cfg.dataset.filters.max_label_tokens, cache)
+        )
     if cfg.evaluation.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
     return callbacks
@@ -312,8 +379,10 @@ def _checkpoint_to_resume(setting: Any, run_dir: Path) -> str | None:
     if setting is True:
         checkpoint = last_complete_checkpoint(run_dir / "checkpoints")
         if checkpoint is None:
-            raise UserError(f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from: start a new run "
-                            "(training.resume_from_checkpoint=null)")
+            raise UserError(
+                f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from: start a new run "
+                "(training.resume_from_checkpoint=null)"
+            )
         log.info("Resuming <training.resume_from_checkpoint=true> from %s", checkpoint)
         return str(checkpoint)
     return setting or None
@@ -332,16 +401,20 @@ def training_finished(checkpoint: str) -> bool:
 def finish_from_checkpoint(trainer: VoxtralTrainer, checkpoint: str) -> TrainOutput:
     """The run was stopped after its last checkpoint, before its end: take the weights and
     state from that checkpoint, and train no further (the Trainer would run one more step)."""
-    log.info("Resuming <%s>: training had finished (its last step is checkpointed); finishing the run "
-             "(final/, evaluation, model card) without training", checkpoint)  # fmt: skip
+    log.info(
+        "Resuming <%s>: training had finished (its last step is checkpointed); finishing the run "
+        "(final/, evaluation, model card) without training",
+        checkpoint,
+    )
     trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
     trainer._load_from_checkpoint(checkpoint)
     best = trainer.state.best_model_checkpoint
     if trainer.args.load_best_model_at_end and best and Path(best).is_dir():
         trainer._load_best_model()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    return TrainOutput(trainer.state.global_step, losses[-1] if losses else float("nan"),
-                       {"resumed_without_training": True})  # fmt: skip
+    return TrainOutput(
+        trainer.state.global_step, losses[-1] if losses else float("nan"), {"resumed_without_training": True}
+    )
 
 
 def last_complete_checkpoint(folder: Path) -> Path | None:

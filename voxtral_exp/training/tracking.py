@@ -22,8 +22,16 @@ class Tracker:
         self.run = None
         self._warned = False
 
-    def start(self, project: str, name: str, group: str | None, config: dict, space_id: str | None,
-              replay: list[dict] | None = None, system_metrics_interval: float | None = 10.0) -> None:
+    def start(
+        self,
+        project: str,
+        name: str,
+        group: str | None,
+        config: dict,
+        space_id: str | None,
+        replay: list[dict] | None = None,
+        system_metrics_interval: float | None = 10.0,
+    ) -> None:
         """Start (or continue) the run. ``replay``: resuming from a checkpoint, the Trainer's log
         history up to it. The stopped attempt also logged the steps after the checkpoint, which
         are now trained again; trackio has no API to delete metric rows, so the run is deleted
@@ -43,19 +51,28 @@ class Tracker:
                     if run.name == name:
                         run.delete()
             self.run = trackio.init(
-                project=project, name=name, group=group, config=config, space_id=space_id,
+                project=project,
+                name=name,
+                group=group,
+                config=config,
+                space_id=space_id,
                 resume="allow",  # (without replay) a resumed run continues the same trackio run
                 embed=False,
                 auto_log_gpu=None if system else False,  # None: whenever trackio finds a GPU
                 auto_log_cpu=None if system else False,
                 gpu_log_interval=system or 10.0,
                 cpu_log_interval=system or 10.0,
-            )  # fmt: skip
+            )
             for entry in replay or []:
                 logged = prefix_metrics({k: v for k, v in entry.items() if k != "step"})
                 self.run.log({k: v for k, v in logged.items() if _number(v)}, step=entry["step"])
-            log.info("Tracking <tracking.project=%s>: trackio run %r (group %r)%s", project, name, group,
-                     f", {len(replay)} logged steps up to the checkpoint replayed" if replay else "")  # fmt: skip
+            log.info(
+                "Tracking <tracking.project=%s>: trackio run %r (group %r)%s",
+                project,
+                name,
+                group,
+                f", {len(replay)} logged steps up to the checkpoint replayed" if replay else "",
+            )
 
         self._guard(init)
 

@@ -156,5 +156,11 @@ class ProgressLog(TrainerCallback):
         elapsed = time.monotonic() - self.start
         eta = elapsed / max(1, step - self.first_step) * (total - step)
         clock = lambda seconds: str(datetime.timedelta(seconds=round(seconds)))  # noqa: E731
-        log.info("Progress <step %d/%d (%d%%), %s elapsed, ETA %s>", step, total, 100 * step // max(1, total),
-                 clock(elapsed), clock(eta))  # fmt: skip
+        log.info(
+            "Progress <step %d/%d (%d%%), %s elapsed, ETA %s>",
+            step,
+            total,
+            100 * step // max(1, total),
+            clock(elapsed),
+            clock(eta),
+        )
