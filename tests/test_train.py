@@ -332,3 +332,9 @@ def test_logits_over_every_position_train_the_same_as_label_only_logits(lora_run
         trackio_dir,
     )
     assert train_losses(run_dir) == pytest.approx(train_losses(lora_run[0]), rel=1e-4)
+
+
+def test_run_json_tells_where_training_stands(full_run):
+    progress = json.loads((full_run[0] / "run.json").read_text())["progress"]
+    assert (progress["step"], progress["max_steps"]) == (30, 30) and progress["eta_s"] == 0
+    assert progress["elapsed_s"] > 0

@@ -106,6 +106,11 @@ class RunRecord:
     def save(self) -> None:
         write_json(self.path, self.data)
 
+    def progress(self, progress: dict[str, Any]) -> None:
+        """Where training stands (step, max_steps, elapsed_s, eta_s): the web app shows it."""
+        self.data["progress"] = progress
+        self.save()
+
     def finish(self, status: str, **extra: Any) -> None:
         self.data.update(status=status, end_time=now(), **extra)
         self.data["attempts"][-1].update(end_time=now(), status=status)

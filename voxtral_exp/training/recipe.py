@@ -56,7 +56,7 @@ from voxtral_exp.training.encoder_cache import EncoderCache
 from voxtral_exp.training.evaluation import WerCallback, evaluate_wer
 from voxtral_exp.training.loss import label_only_loss
 from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics
-from voxtral_exp.training.trainer import ProgressLog, VoxtralTrainer
+from voxtral_exp.training.trainer import Progress, VoxtralTrainer
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             cfg.method.name,
             cfg.hardware.device,
         )
-        metrics = _run(cfg, run_dir, resolved, tracker, main)
+        metrics = _run(cfg, run_dir, resolved, tracker, record)
         if record:
             record.finish("completed", metrics=metrics)
         return metrics
@@ -127,13 +127,14 @@ def scrub_secrets(cfg: DictConfig, run_dir: Path) -> None:
     )
 
 
-def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, main: bool) -> dict[str, Any]:
-    """The run's stages, in order; ``main``: this process is rank 0, the one that writes."""
+def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, record: RunRecord | None) -> dict[str, Any]:
+    """The run's stages, in order; ``record``: this process is rank 0, the one that writes."""
+    main = record is not None
     set_seed(cfg.seed)
     args, processor, featurizer = _setup(cfg, run_dir)
     data = _data(cfg, processor, featurizer, run_dir, main)
     model = _model(cfg, args)
-    trainer, checkpoint = _trainer(cfg, args, processor, featurizer, data, model, tracker, run_dir, resolved, main)
+    trainer, checkpoint = _trainer(cfg, args, processor, featurizer, data, model, tracker, run_dir, resolved, record)
     result = _train(trainer, checkpoint)
     return _finish(cfg, trainer, result, featurizer, data, run_dir, resolved, tracker, main)
 
@@ -194,14 +195,14 @@ def _trainer(
     tracker: Tracker,
     run_dir: Path,
     resolved: dict,
-    main: bool,
+    record: RunRecord | None,
 ) -> tuple[VoxtralTrainer, str | None]:
     """The encoder cache (filled), the tracker (started or continued), the Trainer, and the
     checkpoint to resume from."""
     cache = _fill_encoder_cache(cfg, args, model, data) if cfg.training.encoder_cache else None
     checkpoint = _checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir)
     total, trainable = count_parameters(model)
-    if main and cfg.tracking.enabled:
+    if record is not None and cfg.tracking.enabled:
         tracker.start(
             project=cfg.tracking.project,
             name=args.run_name,
@@ -224,7 +225,7 @@ def _trainer(
         data_collator=TranscriptionCollator(processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
         processing_class=processor,
         compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
-        callbacks=_callbacks(cfg, featurizer, data.examples.eval, tracker, cache, args),
+        callbacks=_callbacks(cfg, featurizer, data.examples.eval, tracker, cache, args, record),
         chunk_counts=data.train.chunk_counts() if cfg.training.group_by_chunks and not data.streaming else None,
         encoder_cache=cache,
     )
@@ -360,10 +361,9 @@ def _callbacks(
     tracker: Tracker,
     cache: EncoderCache | None,
     args: TrainingArguments,
+    record: RunRecord | None,
 ) -> list:
-    callbacks = [TrackioLogger(tracker)]
-    if args.disable_tqdm:
-        callbacks.append(ProgressLog(args.logging_steps))
+    callbacks = [TrackioLogger(tracker), Progress(args.logging_steps, args.disable_tqdm, record and record.progress)]
     if cfg.evaluation.wer_during_training:  # before early stopping, which reads the WER it adds
         log_wer = lambda metrics, step: tracker.log(prefix_metrics(metrics), step=step)  # noqa: E731
         callbacks.append(

@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -138,13 +139,17 @@ class FrozenEncoderWithoutGraph(TrainerCallback):
                 handle.remove()
 
 
-class ProgressLog(TrainerCallback):
-    """Training progress as log lines, for output that is not a terminal (CI, SLURM, the web app),
-    where tqdm's bar would be one long line of carriage returns:
+class Progress(TrainerCallback):
+    """Training progress every ``every`` steps (and at the last): handed to ``report`` as
+    {"step", "max_steps", "elapsed_s", "eta_s"} (run.json keeps it, which the web app reads) and,
+    with ``log_lines``, logged for output that is not a terminal (CI, SLURM, the web app), where
+    tqdm's bar would be one long line of carriage returns:
     ``Progress <step 20/200 (10%), 0:00:35 elapsed, ETA 0:05:15>``."""
 
-    def __init__(self, every: int):
+    def __init__(self, every: int, log_lines: bool, report: Callable[[dict], None] | None = None):
         self.every = max(1, every)
+        self.log_lines = log_lines
+        self.report = report
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start, self.first_step = time.monotonic(), state.global_step
@@ -155,12 +160,15 @@ class ProgressLog(TrainerCallback):
             return
         elapsed = time.monotonic() - self.start
         eta = elapsed / max(1, step - self.first_step) * (total - step)
-        clock = lambda seconds: str(datetime.timedelta(seconds=round(seconds)))  # noqa: E731
-        log.info(
-            "Progress <step %d/%d (%d%%), %s elapsed, ETA %s>",
-            step,
-            total,
-            100 * step // max(1, total),
-            clock(elapsed),
-            clock(eta),
-        )
+        if self.report is not None:
+            self.report({"step": step, "max_steps": total, "elapsed_s": round(elapsed, 1), "eta_s": round(eta, 1)})
+        if self.log_lines:
+            clock = lambda seconds: str(datetime.timedelta(seconds=round(seconds)))  # noqa: E731
+            log.info(
+                "Progress <step %d/%d (%d%%), %s elapsed, ETA %s>",
+                step,
+                total,
+                100 * step // max(1, total),
+                clock(elapsed),
+                clock(eta),
+            )
