@@ -344,7 +344,7 @@ def test_nothing_in_the_training_path_imports_the_app():
 
 def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
     from voxtral_exp.app import TrainingJob
-    from voxtral_exp.training.recipe import last_complete_checkpoint
+    from voxtral_exp.training.checkpoints import last_complete_checkpoint
 
     run_dir = tmp_path / "run"
     command = train_command(

@@ -1,11 +1,10 @@
-"""Config helpers: OmegaConf resolvers, validation, redaction of secrets."""
+"""Config helpers: OmegaConf resolvers, validation, the resolved config as plain Python."""
 
 from __future__ import annotations
 
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -16,11 +15,9 @@ from voxtral_exp.data.languages import LanguageError, language_code
 from voxtral_exp.data.sources import GRANARY_LANGUAGES, GRANARY_SOURCES, reader
 from voxtral_exp.errors import UserError
 from voxtral_exp.model.modeling import lora_config
+from voxtral_exp.run.secrets import redact
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (train.py, conf/, data/)
-REDACTED = "<redacted>"
-# key names whose values are secrets: hf_token, hub_token, api_key, password ... (not max_new_tokens)
-SECRET_KEY = re.compile(r"(^|[._+])(\w*_)?(token|secret|password|api_?key|access_key)$", re.IGNORECASE)
 OBJECTIVES = ("eval_loss", "eval_wer", "eval_cer")
 NORMALIZERS = ("none", "basic", "whisper_english")
 
@@ -284,31 +281,6 @@ def _granary_problems(data: DictConfig) -> list[str]:
 
 def _looks_local(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
-
-
-def redact(value: Any) -> Any:
-    """A plain-Python copy with every secret-looking key's value replaced."""
-    if isinstance(value, dict):
-        return {k: (REDACTED if SECRET_KEY.search(str(k)) and v else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
-def secret_values(value: Any, prefix: str = "") -> dict[str, str]:
-    """{dotted key: value} for every secret-looking key that holds a string."""
-    found = {}
-    if isinstance(value, dict):
-        for k, v in value.items():
-            key = f"{prefix}{k}"
-            if SECRET_KEY.search(str(k)) and isinstance(v, str) and v:
-                found[key] = v
-            else:
-                found.update(secret_values(v, key + "."))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found.update(secret_values(v, f"{prefix}{i}."))
-    return found
 
 
 def resolved_container(cfg: DictConfig) -> dict:

@@ -23,7 +23,8 @@ import yaml
 
 from voxtral_exp.errors import UserError
 from voxtral_exp.files import write_atomic, write_json
-from voxtral_exp.run.config import REDACTED, ROOT, SECRET_KEY
+from voxtral_exp.run.config import ROOT
+from voxtral_exp.run.secrets import redact_argv
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +116,6 @@ class RunRecord:
         self.data.update(status=status, end_time=now(), **extra)
         self.data["attempts"][-1].update(end_time=now(), status=status)
         self.save()
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """Command-line words with the value of any secret-looking `key=value` replaced."""
-    words = []
-    for word in argv:
-        key, sep, _ = word.partition("=")
-        words.append(f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) else word)
-    return words
 
 
 def final_dir(path: Path) -> Path:

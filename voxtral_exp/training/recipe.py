@@ -1,29 +1,27 @@
-"""`train(cfg)`: one fine-tuning run, top to bottom.
+"""One fine-tuning run, top to bottom, as a recipe: ``setup()`` -> ``train()`` -> ``finish()`` ->
+``cleanup()``.
 
-lock and record the run -> validate the config -> setup (Trainer arguments, dataset metadata,
-processor) -> data (read, screen) -> model (+ method) -> trainer (encoder cache, tracker) ->
-train -> finish (final/, evaluation, results, model card) -> close the record and the tracker.
+setup: lock and record the run, validate the config, then the Trainer's arguments and processor
+(``_setup_processor``), the data (``_setup_data``), the model and its method (``_setup_model``),
+the encoder cache, tracker and Trainer (``_setup_trainer``). train: train, or resume from a
+checkpoint. finish: final/ (model, processor, model card), the evaluation (loss, WER/CER,
+predictions), the result files and the summary. cleanup: close the run record, the tracker
+and the lock, whatever happened.
+
+Only the main process (rank 0 under torchrun/accelerate) writes files and the trackio run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
-from transformers import (
-    EarlyStoppingCallback,
-    TrainerState,
-    TrainingArguments,
-    set_seed,
-)
+from omegaconf import DictConfig, open_dict
+from transformers import EarlyStoppingCallback, set_seed
 from transformers.trainer_utils import TrainOutput
 
 from voxtral_exp.data.dataset import SpeechDataset, stream_features
@@ -31,25 +29,21 @@ from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.sources import Data, load_data, preflight
-from voxtral_exp.errors import UserError
 from voxtral_exp.files import write_atomic, write_json
-from voxtral_exp.model.modeling import (
-    apply_method,
-    build_model,
-    count_parameters,
-    torch_dtype,
-)
+from voxtral_exp.model.modeling import apply_method, build_model, count_parameters, torch_dtype
 from voxtral_exp.model.processor import OFFLINE_MODEL_ID, load_processor
-from voxtral_exp.run.config import (
-    REDACTED,
-    ConfigError,
-    resolved_container,
-    secret_values,
-    training_arguments,
-    validate,
-)
+from voxtral_exp.run.config import resolved_container, training_arguments, validate
 from voxtral_exp.run.model_card import model_card, write_model_card
+from voxtral_exp.run.names import overrides, run_group, run_name
 from voxtral_exp.run.record import RunLock, RunRecord, git_state, write_resolved_config
+from voxtral_exp.run.secrets import refuse_secrets
+from voxtral_exp.run.summary import run_summary
+from voxtral_exp.training.checkpoints import (
+    checkpoint_to_resume,
+    finish_from_checkpoint,
+    trainer_state,
+    training_finished,
+)
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.distributed import rank
 from voxtral_exp.training.encoder_cache import EncoderCache
@@ -62,94 +56,17 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job described by the composed config; return its final metrics.
-
-    The run directory records the attempt first (run.json: running), so that a job that fails,
-    even in validation, is recorded as failed.
-    """
-    run_dir = Path(cfg.paths.output_dir)
-    main = rank() == 0  # only rank 0 writes (torchrun/accelerate)
-    lock = RunLock(run_dir) if main else None
-    if lock:
-        lock.acquire()  # before anything is written: a second process into this run is refused
-    record = RunRecord(run_dir, _overrides()) if main else None
-    tracker = Tracker()
+    """Run one training job described by the composed config; return its final metrics."""
+    recipe = FineTuneRecipe(cfg)
     try:
-        scrub_secrets(cfg, run_dir)
-        validate(cfg)
-        with open_dict(cfg):  # fix the names this run is tracked under in its record (resume reuses them)
-            cfg.tracking.name = _run_name(cfg, run_dir)
-            cfg.tracking.group = _run_group(cfg)
-        resolved = resolved_container(cfg)
-        if main:
-            write_resolved_config(run_dir, resolved)
-        log.info(
-            "Run <%s>: model=%s (%s) dataset=%s method=%s hardware=%s",
-            run_dir,
-            cfg.model.name,
-            cfg.model.name_or_path or "random weights",
-            cfg.dataset.name,
-            cfg.method.name,
-            cfg.hardware.device,
-        )
-        metrics = _run(cfg, run_dir, resolved, tracker, record)
-        if record:
-            record.finish("completed", metrics=metrics)
-        return metrics
+        recipe.setup()
+        recipe.train()
+        metrics = recipe.finish()
     except BaseException as e:
-        if record:
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            record.finish(status, error=f"{type(e).__name__}: {e}")
+        recipe.cleanup(error=e)
         raise
-    finally:
-        tracker.finish()
-        if lock:
-            lock.release()
-
-
-def scrub_secrets(cfg: DictConfig, run_dir: Path) -> None:
-    """Secrets never belong in the config: Hydra has already saved it under .hydra/, so blank
-    them there, then refuse to run with a message saying where tokens come from."""
-    found = secret_values(OmegaConf.to_container(cfg, resolve=False))
-    if not found:
-        return
-    for path in (run_dir / ".hydra").glob("*.yaml"):
-        text = path.read_text()
-        for value in found.values():
-            text = text.replace(value, REDACTED)
-        write_atomic(path, text)
-    keys = ", ".join(sorted(found))
-    raise ConfigError(
-        [
-            f"{keys}: secrets never go in the config (it is saved with the run); "
-            "export HF_TOKEN or run `hf auth login` instead"
-        ]
-    )
-
-
-def _run(cfg: DictConfig, run_dir: Path, resolved: dict, tracker: Tracker, record: RunRecord | None) -> dict[str, Any]:
-    """The run's stages, in order; ``record``: this process is rank 0, the one that writes."""
-    main = record is not None
-    set_seed(cfg.seed)
-    args, processor, featurizer = _setup(cfg, run_dir)
-    data = _data(cfg, processor, featurizer, run_dir, main)
-    model = _model(cfg, args)
-    trainer, checkpoint = _trainer(cfg, args, processor, featurizer, data, model, tracker, run_dir, resolved, record)
-    result = _train(trainer, checkpoint)
-    return _finish(cfg, trainer, result, featurizer, data, run_dir, resolved, tracker, main)
-
-
-def _setup(cfg: DictConfig, run_dir: Path) -> tuple[TrainingArguments, Any, Featurizer]:
-    """The Trainer's arguments, the dataset's metadata (Granary configs, splits), the processor."""
-    args = training_arguments(cfg, run_dir)
-    preflight(cfg.dataset)
-    processor = load_processor(
-        None if cfg.model.random_init else cfg.model.name_or_path,
-        cfg.model.revision,
-        cfg.model.audio_config.get("num_mel_bins", 128),
-    )
-    featurizer = Featurizer(processor, cfg.model.name_or_path or OFFLINE_MODEL_ID, language_code(cfg.dataset.language))
-    return args, processor, featurizer
+    recipe.cleanup(metrics=metrics)
+    return metrics
 
 
 @dataclass
@@ -165,300 +82,246 @@ class RunData:
         return self.examples.streaming
 
 
-def _data(cfg: DictConfig, processor, featurizer: Featurizer, run_dir: Path, main: bool) -> RunData:
-    """Read and screen the data (data_report.json), and wrap it as featurising datasets."""
-    data = load_data(cfg.dataset, cfg.seed, processor.tokenizer)
-    if main:
-        write_json(run_dir / "data_report.json", data.report)
-    if data.streaming:
-        checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer)
-        dropped_log = run_dir / "dropped_stream.jsonl"  # every rank appends what its stream drops
-        train = stream_features(data.train, data.adapter, featurizer, checker, cfg.dataset.on_error, dropped_log)
-    else:
-        train = SpeechDataset(data.train, featurizer, cfg.dataset.on_error)
-    return RunData(data, train, SpeechDataset(data.eval, featurizer, cfg.dataset.on_error))
+class FineTuneRecipe:
+    """A run's state, built stage by stage; every stage reads what the earlier ones set on ``self``."""
 
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.paths.output_dir)
+        self.is_main_process = rank() == 0
+        self.lock = RunLock(self.run_dir) if self.is_main_process else None
+        self.record: RunRecord | None = None  # run.json, once the lock is held (main process only)
+        self.tracker = Tracker()
+        self.checkpoint: str | None = None  # the checkpoint this attempt continues from
 
-def _model(cfg: DictConfig, args: TrainingArguments) -> torch.nn.Module:
-    """The model in its training precision, with the method applied (LoRA adapters or full)."""
-    base = build_model(cfg.model, torch_dtype(cfg.model.dtype, args.bf16, cfg.method.name), cfg.seed)
-    return apply_method(base, cfg.method)
+    # --- setup ---------------------------------------------------------------------------------
 
+    def setup(self) -> None:
+        """The run's record, config, processor, data, model and Trainer, in that order; the config
+        is validated before anything heavy loads."""
+        self._setup_record()
+        set_seed(self.cfg.seed)
+        self._setup_processor()
+        self._setup_data()
+        self._setup_model()
+        self._setup_trainer()
 
-def _trainer(
-    cfg: DictConfig,
-    args: TrainingArguments,
-    processor,
-    featurizer: Featurizer,
-    data: RunData,
-    model: torch.nn.Module,
-    tracker: Tracker,
-    run_dir: Path,
-    resolved: dict,
-    record: RunRecord | None,
-) -> tuple[VoxtralTrainer, str | None]:
-    """The encoder cache (filled), the tracker (started or continued), the Trainer, and the
-    checkpoint to resume from."""
-    cache = _fill_encoder_cache(cfg, args, model, data) if cfg.training.encoder_cache else None
-    checkpoint = _checkpoint_to_resume(cfg.training.resume_from_checkpoint, run_dir)
-    total, trainable = count_parameters(model)
-    if record is not None and cfg.tracking.enabled:
-        tracker.start(
+    def _setup_record(self) -> None:
+        """Lock the run directory and record the attempt (run.json: running) first, so that a job
+        that fails, even in validation, is recorded as failed; then check the config and save it
+        resolved."""
+        cfg, run_dir = self.cfg, self.run_dir
+        if self.is_main_process:
+            self.lock.acquire()  # before anything is written: a second process into this run is refused
+            self.record = RunRecord(run_dir, overrides())
+        refuse_secrets(cfg, run_dir)
+        validate(cfg)
+        with open_dict(cfg):  # fix the names this run is tracked under in its record (resume reuses them)
+            cfg.tracking.name = run_name(cfg, run_dir)
+            cfg.tracking.group = run_group(cfg)
+        self.resolved = resolved_container(cfg)
+        if self.is_main_process:
+            write_resolved_config(run_dir, self.resolved)
+        log.info(
+            "Run <%s>: model=%s (%s) dataset=%s method=%s hardware=%s",
+            run_dir,
+            cfg.model.name,
+            cfg.model.name_or_path or "random weights",
+            cfg.dataset.name,
+            cfg.method.name,
+            cfg.hardware.device,
+        )
+
+    def _setup_processor(self) -> None:
+        """The Trainer's arguments, the dataset's metadata (Granary configs, splits), the processor."""
+        cfg = self.cfg
+        self.args = training_arguments(cfg, self.run_dir)
+        preflight(cfg.dataset)
+        name = None if cfg.model.random_init else cfg.model.name_or_path
+        self.processor = load_processor(name, cfg.model.revision, cfg.model.audio_config.get("num_mel_bins", 128))
+        model_id = cfg.model.name_or_path or OFFLINE_MODEL_ID
+        self.featurizer = Featurizer(self.processor, model_id, language_code(cfg.dataset.language))
+
+    def _setup_data(self) -> None:
+        """Read and screen the data (data_report.json), and wrap it as featurising datasets."""
+        cfg = self.cfg
+        data = load_data(cfg.dataset, cfg.seed, self.processor.tokenizer)
+        if self.is_main_process:
+            write_json(self.run_dir / "data_report.json", data.report)
+        evaluation = SpeechDataset(data.eval, self.featurizer, cfg.dataset.on_error)
+        if data.streaming:
+            checker = ExampleChecker(cfg.dataset.filters, self.processor.tokenizer)
+            dropped_log = self.run_dir / "dropped_stream.jsonl"  # every rank appends what its stream drops
+            train = stream_features(
+                data.train, data.adapter, self.featurizer, checker, cfg.dataset.on_error, dropped_log
+            )
+        else:
+            train = SpeechDataset(data.train, self.featurizer, cfg.dataset.on_error)
+        self.data = RunData(data, train, evaluation)
+
+    def _setup_model(self) -> None:
+        """The model in its training precision, with the method applied (LoRA adapters or full)."""
+        cfg = self.cfg
+        self.dtype = torch_dtype(cfg.model.dtype, self.args.bf16, cfg.method.name)
+        self.model = apply_method(build_model(cfg.model, self.dtype, cfg.seed), cfg.method)
+
+    def _setup_trainer(self) -> None:
+        """The encoder cache (filled), the checkpoint to resume from, the tracker (started or
+        continued) and the Trainer."""
+        cfg, data = self.cfg, self.data
+        self.cache = self._fill_encoder_cache() if cfg.training.encoder_cache else None
+        self.checkpoint = checkpoint_to_resume(cfg.training.resume_from_checkpoint, self.run_dir, self.is_main_process)
+        if self.is_main_process and cfg.tracking.enabled:
+            self._start_tracker()
+        group = cfg.training.group_by_chunks and not data.streaming
+        self.trainer = VoxtralTrainer(
+            model=self.model,
+            args=self.args,
+            train_dataset=data.train,
+            eval_dataset=data.eval,
+            data_collator=TranscriptionCollator(self.processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
+            processing_class=self.processor,
+            compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
+            callbacks=self._callbacks(),
+            chunk_counts=data.train.chunk_counts() if group else None,
+            encoder_cache=self.cache,
+        )
+
+    def _fill_encoder_cache(self) -> EncoderCache:
+        """The frozen encoder's output for every train and eval clip, computed once (each rank its share)."""
+        args = self.args
+        cache = EncoderCache(self.cfg.training.encoder_cache, self.model)
+        self.model.to(args.device)
+        for dataset in (self.data.train, self.data.eval):
+            cache.fill(
+                self.model,
+                dataset,
+                args.per_device_eval_batch_size,
+                args.dataloader_num_workers,
+                args.process_index,
+                args.world_size,
+            )
+            dataset.cache = cache
+        if args.world_size > 1:
+            torch.distributed.barrier()  # every rank's share is on disk before any rank trains
+        return cache
+
+    def _start_tracker(self) -> None:
+        cfg = self.cfg
+        total, trainable = count_parameters(self.model)
+        config = {
+            **self.resolved,
+            "run_dir": str(self.run_dir),
+            "git": git_state(),
+            "parameters": {"total": total, "trainable": trainable},
+        }
+        self.tracker.start(
             project=cfg.tracking.project,
-            name=args.run_name,
+            name=self.args.run_name,
             group=cfg.tracking.group,
-            config={
-                **resolved,
-                "run_dir": str(run_dir),
-                "git": git_state(),
-                "parameters": {"total": total, "trainable": trainable},
-            },
+            config=config,
             space_id=cfg.tracking.space_id,
-            replay=_log_history(checkpoint) if checkpoint else None,
+            replay=trainer_state(self.checkpoint)["log_history"] if self.checkpoint else None,
             system_metrics_interval=cfg.tracking.get("system_metrics_interval", 10),
         )
-    trainer = VoxtralTrainer(
-        model=model,
-        args=args,
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        data_collator=TranscriptionCollator(processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
-        processing_class=processor,
-        compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
-        callbacks=_callbacks(cfg, featurizer, data.examples.eval, tracker, cache, args, record),
-        chunk_counts=data.train.chunk_counts() if cfg.training.group_by_chunks and not data.streaming else None,
-        encoder_cache=cache,
-    )
-    return trainer, checkpoint
 
+    def _callbacks(self) -> list:
+        cfg, args, tracker = self.cfg, self.args, self.tracker
+        report = self.record.progress if self.record else None
+        callbacks = [TrackioLogger(tracker), Progress(args.logging_steps, args.disable_tqdm, report)]
+        if cfg.evaluation.wer_during_training:  # before early stopping, which reads the WER it adds
+            log_wer = lambda metrics, step: tracker.log(prefix_metrics(metrics), step=step)  # noqa: E731
+            max_tokens = cfg.dataset.filters.max_label_tokens
+            examples = self.data.examples.eval
+            callbacks.append(WerCallback(self.featurizer, examples, cfg.evaluation, log_wer, max_tokens, self.cache))
+        if cfg.evaluation.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
+        return callbacks
 
-def _fill_encoder_cache(
-    cfg: DictConfig, args: TrainingArguments, model: torch.nn.Module, data: RunData
-) -> EncoderCache:
-    """The frozen encoder's output for every train and eval clip, computed once (each rank its share)."""
-    cache = EncoderCache(cfg.training.encoder_cache, model)
-    model.to(args.device)
-    for dataset in (data.train, data.eval):
-        cache.fill(
-            model,
-            dataset,
-            args.per_device_eval_batch_size,
-            args.dataloader_num_workers,
-            args.process_index,
-            args.world_size,
-        )
-        dataset.cache = cache
-    if args.world_size > 1:
-        torch.distributed.barrier()  # every rank's share is on disk before any rank trains
-    return cache
+    # --- train ---------------------------------------------------------------------------------
 
+    def train(self) -> None:
+        if self.checkpoint and training_finished(self.checkpoint):  # killed after its last checkpoint
+            self.result = finish_from_checkpoint(self.trainer, self.checkpoint)  # no extra step
+        else:
+            self.result = self.trainer.train(resume_from_checkpoint=self.checkpoint)
 
-def _train(trainer: VoxtralTrainer, checkpoint: str | None) -> TrainOutput:
-    if checkpoint and training_finished(checkpoint):
-        return finish_from_checkpoint(trainer, checkpoint)  # killed after its last checkpoint: no extra step
-    return trainer.train(resume_from_checkpoint=checkpoint)
+    # --- finish --------------------------------------------------------------------------------
 
+    def finish(self) -> dict[str, Any]:
+        """final/ (model, processor, model card), the evaluation (loss, WER/CER, predictions), the
+        result files and the summary; returns the scalar eval metrics."""
+        trainer, final_dir = self.trainer, self.run_dir / "final"
+        trainer.save_model(str(final_dir))  # the best checkpoint's weights when load_best_model_at_end
+        eval_metrics, predictions = self._evaluate()
+        if not self.is_main_process:
+            return eval_metrics
+        trainer.processing_class.save_pretrained(str(final_dir))
+        train_results = self._write_results(self.result, eval_metrics, predictions)
+        self._write_model_card(final_dir, eval_metrics, train_results)
+        scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
+        self.tracker.log(prefix_metrics(scalars), step=trainer.state.global_step)
+        log.info("Done <%s>: %s", self.run_dir, scalars)
+        log.info("%s", run_summary(trainer.state.log_history, eval_metrics, predictions, self.run_dir, self.cfg))
+        return scalars
 
-def _finish(
-    cfg: DictConfig,
-    trainer: VoxtralTrainer,
-    result: TrainOutput,
-    featurizer: Featurizer,
-    data: RunData,
-    run_dir: Path,
-    resolved: dict,
-    tracker: Tracker,
-    main: bool,
-) -> dict[str, Any]:
-    """final/ (model, processor, model card), the evaluation (loss, WER/CER, predictions), the
-    result files and the summary."""
-    final_dir = run_dir / "final"
-    trainer.save_model(str(final_dir))  # the best checkpoint's weights when load_best_model_at_end
-    if cfg.evaluation.wer_at_end:
-        trainer.remove_callback(WerCallback)  # WER is computed once below, with the predictions
-    eval_metrics = trainer.evaluate()
-    predictions = []
-    if cfg.evaluation.wer_at_end:  # every rank generates its share
-        wer_metrics, predictions = evaluate_wer(
-            trainer.model,
-            featurizer,
-            data.examples.eval,
-            cfg.evaluation,
-            cfg.dataset.filters.max_label_tokens,
-            trainer.encoder_cache,
-        )
-        eval_metrics.update(wer_metrics)
-    if not main:
-        return eval_metrics
-    trainer.processing_class.save_pretrained(str(final_dir))
-    total, trainable = count_parameters(trainer.model)
-    train_results = {
-        **result.metrics,
-        "global_step": result.global_step,
-        "parameters_total": total,
-        "parameters_trainable": trainable,
-    }
-    write_json(run_dir / "train_results.json", train_results)
-    if predictions:
-        lines = (json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
-        write_atomic(run_dir / "predictions.jsonl", "".join(lines))
-    write_json(run_dir / "eval_results.json", eval_metrics)
-    languages = sorted({e.language for e in data.examples.eval if e.language})
-    record = json.loads((run_dir / "run.json").read_text())
-    write_model_card(final_dir, model_card(resolved, eval_metrics, train_results, record, languages))
-    if cfg.method.name == "lora" and cfg.model.random_init:
-        # a random base cannot be re-downloaded: rebuilt from its seed (the very weights trained
-        # on, frozen), it is kept beside the adapter
-        dtype = torch_dtype(cfg.model.dtype, trainer.args.bf16, cfg.method.name)
-        build_model(cfg.model, dtype, cfg.seed).save_pretrained(str(final_dir / "base_model"))
-    scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
-    tracker.log(prefix_metrics(scalars), step=trainer.state.global_step)
-    log.info("Done <%s>: %s", run_dir, scalars)
-    log.info("%s", run_summary(trainer.state.log_history, eval_metrics, predictions, run_dir, cfg))
-    return scalars
-
-
-def run_summary(
-    history: list[dict], eval_metrics: dict, predictions: list[dict], run_dir: Path, cfg: DictConfig
-) -> str:
-    """What a run learned, in words: loss before and after, WER, a few transcripts, where to look."""
-    losses = [(e["step"], e["loss"]) for e in history if "loss" in e]
-    lines = [f"Summary of <{run_dir}>:"]
-    if losses:
-        (first_step, first), (last_step, last) = losses[0], losses[-1]
-        change = 100 * (1 - last / first) if first > 0 else 0.0
-        lines.append(
-            f"  training loss {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step}): "
-            f"{abs(change):.0f}% {'lower' if change >= 0 else 'higher'}"
-        )
-    if "eval_loss" in eval_metrics:
-        lines.append(f"  eval loss {eval_metrics['eval_loss']:.3f} (perplexity {eval_metrics['eval_perplexity']:.4g})")
-    if "eval_wer" in eval_metrics:
-        before = next((e["eval_wer"] for e in history if "eval_wer" in e and e.get("step") == 0), None)
-        start = f"{before:.3f} before training -> " if before is not None else ""
-        lines.append(
-            f"  eval WER {start}{eval_metrics['eval_wer']:.3f} after (CER {eval_metrics['eval_cer']:.3f}; "
-            f"{len(predictions)} clips, predictions.jsonl)"
-        )
-    for p in predictions[:4]:
-        lines.append(f"    reference:  {p['reference']}\n    hypothesis: {p['hypothesis']}")
-    lines.append(
-        f"  run directory: {run_dir} (final/ holds the model: python -m voxtral_exp.transcribe {run_dir} clip.wav)"
-    )
-    if cfg.tracking.enabled:
-        trackio_dir = os.environ.get("TRACKIO_DIR")
-        lines.append(
-            f"  dashboard: {f'TRACKIO_DIR={trackio_dir} ' if trackio_dir else ''}trackio show --project "
-            f"{cfg.tracking.project} (run {cfg.tracking.name})"
-        )
-    return "\n".join(lines)
-
-
-def _callbacks(
-    cfg: DictConfig,
-    featurizer: Featurizer,
-    eval_examples: list,
-    tracker: Tracker,
-    cache: EncoderCache | None,
-    args: TrainingArguments,
-    record: RunRecord | None,
-) -> list:
-    callbacks = [TrackioLogger(tracker), Progress(args.logging_steps, args.disable_tqdm, record and record.progress)]
-    if cfg.evaluation.wer_during_training:  # before early stopping, which reads the WER it adds
-        log_wer = lambda metrics, step: tracker.log(prefix_metrics(metrics), step=step)  # noqa: E731
-        callbacks.append(
-            WerCallback(featurizer, eval_examples, cfg.evaluation, log_wer, cfg.dataset.filters.max_label_tokens, cache)
-        )
-    if cfg.evaluation.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.evaluation.early_stopping_patience))
-    return callbacks
-
-
-def _checkpoint_to_resume(setting: Any, run_dir: Path) -> str | None:
-    """`training.resume_from_checkpoint`: a path, or true for the newest complete checkpoint."""
-    if setting is True:
-        checkpoint = last_complete_checkpoint(run_dir / "checkpoints")
-        if checkpoint is None:
-            raise UserError(
-                f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from: start a new run "
-                "(training.resume_from_checkpoint=null)"
+    def _evaluate(self) -> tuple[dict[str, Any], list[dict]]:
+        """Eval loss and, with evaluation.wer_at_end, WER/CER by generation (every rank its share)."""
+        cfg, trainer = self.cfg, self.trainer
+        if cfg.evaluation.wer_at_end:
+            trainer.remove_callback(WerCallback)  # WER is computed once below, with the predictions
+        eval_metrics = trainer.evaluate()
+        predictions: list[dict] = []
+        if cfg.evaluation.wer_at_end:
+            wer_metrics, predictions = evaluate_wer(
+                trainer.model,
+                self.featurizer,
+                self.data.examples.eval,
+                cfg.evaluation,
+                cfg.dataset.filters.max_label_tokens,
+                trainer.encoder_cache,
             )
-        log.info("Resuming <training.resume_from_checkpoint=true> from %s", checkpoint)
-        return str(checkpoint)
-    return setting or None
+            eval_metrics.update(wer_metrics)
+        return eval_metrics, predictions
 
+    def _write_results(self, result: TrainOutput, eval_metrics: dict, predictions: list[dict]) -> dict[str, Any]:
+        """train_results.json, eval_results.json and predictions.jsonl."""
+        total, trainable = count_parameters(self.trainer.model)
+        train_results = {
+            **result.metrics,
+            "global_step": result.global_step,
+            "parameters_total": total,
+            "parameters_trainable": trainable,
+        }
+        write_json(self.run_dir / "train_results.json", train_results)
+        if predictions:
+            lines = (json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+            write_atomic(self.run_dir / "predictions.jsonl", "".join(lines))
+        write_json(self.run_dir / "eval_results.json", eval_metrics)
+        return train_results
 
-def _log_history(checkpoint: str) -> list[dict]:
-    return json.loads((Path(checkpoint) / "trainer_state.json").read_text())["log_history"]
+    def _write_model_card(self, final_dir: Path, eval_metrics: dict, train_results: dict) -> None:
+        cfg = self.cfg
+        languages = sorted({e.language for e in self.data.examples.eval if e.language})
+        card = model_card(self.resolved, eval_metrics, train_results, self.record.data, languages)
+        write_model_card(final_dir, card)
+        if cfg.method.name == "lora" and cfg.model.random_init:
+            # a random base cannot be re-downloaded: rebuilt from its seed (the very weights trained
+            # on, frozen), it is kept beside the adapter
+            build_model(cfg.model, self.dtype, cfg.seed).save_pretrained(str(final_dir / "base_model"))
 
+    # --- cleanup -------------------------------------------------------------------------------
 
-def training_finished(checkpoint: str) -> bool:
-    """Whether the checkpoint was saved at the run's last step (trainer_state's own max_steps)."""
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-    return state["global_step"] >= state["max_steps"] > 0
-
-
-def finish_from_checkpoint(trainer: VoxtralTrainer, checkpoint: str) -> TrainOutput:
-    """The run was stopped after its last checkpoint, before its end: take the weights and
-    state from that checkpoint, and train no further (the Trainer would run one more step)."""
-    log.info(
-        "Resuming <%s>: training had finished (its last step is checkpointed); finishing the run "
-        "(final/, evaluation, model card) without training",
-        checkpoint,
-    )
-    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
-    trainer._load_from_checkpoint(checkpoint)
-    best = trainer.state.best_model_checkpoint
-    if trainer.args.load_best_model_at_end and best and Path(best).is_dir():
-        trainer._load_best_model()
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    return TrainOutput(
-        trainer.state.global_step, losses[-1] if losses else float("nan"), {"resumed_without_training": True}
-    )
-
-
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint whose save finished.
-
-    The Trainer writes trainer_state.json last, after weights, optimizer, scheduler and RNG
-    states, and deletes older checkpoints only after that; a kill during a save leaves a
-    folder without a readable trainer_state.json, which is skipped (and renamed so the
-    Trainer's own checkpoint rotation never counts it).
-    """
-    for checkpoint in sorted(folder.glob("checkpoint-*"), key=lambda p: -int(p.name.split("-")[1])):
+    def cleanup(self, metrics: dict | None = None, error: BaseException | None = None) -> None:
+        """Close the run record (completed, failed or interrupted), the tracker and the lock."""
         try:
-            json.loads((checkpoint / "trainer_state.json").read_text())
-            return checkpoint
-        except (OSError, ValueError):
-            log.warning("Skipping incomplete checkpoint %s (interrupted save)", checkpoint)
-            if rank() == 0:  # out of the Trainer's checkpoint rotation
-                checkpoint.rename(checkpoint.with_name(f"incomplete-{checkpoint.name}"))
-    return None
-
-
-def _overrides() -> list[str]:
-    if HydraConfig.initialized():
-        return list(HydraConfig.get().overrides.task)
-    return []
-
-
-def _is_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def _run_name(cfg: DictConfig, run_dir: Path) -> str:
-    """`tracking.name`, else <experiment>/<run dir> or, in a sweep, <sweep dir>/<job number>."""
-    if cfg.tracking.name:
-        return cfg.tracking.name
-    if _is_multirun():
-        return f"{run_dir.parent.parent.name}_{run_dir.parent.name}/{run_dir.name}"
-    return f"{cfg.experiment_name}/{run_dir.name}"
-
-
-def _run_group(cfg: DictConfig) -> str:
-    if cfg.tracking.group:
-        return cfg.tracking.group
-    if _is_multirun():
-        sweep_dir = Path(HydraConfig.get().sweep.dir)
-        return f"sweep-{sweep_dir.parent.name}_{sweep_dir.name}"
-    return cfg.experiment_name
+            if self.record is not None:
+                if error is None:
+                    self.record.finish("completed", metrics=metrics)
+                else:
+                    status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+                    self.record.finish(status, error=f"{type(error).__name__}: {error}")
+        finally:
+            self.tracker.finish()
+            if self.lock is not None:
+                self.lock.release()

@@ -1,0 +1,83 @@
+"""Which checkpoint a run continues from, and what it holds.
+
+The Trainer writes a checkpoint's trainer_state.json last, after weights, optimizer, scheduler
+and RNG states, and deletes older checkpoints only after that: a kill during a save leaves a
+folder without a readable trainer_state.json, which is never chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerState
+from transformers.trainer_utils import TrainOutput
+
+from voxtral_exp.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def trainer_state(checkpoint: str | Path) -> dict[str, Any]:
+    """A checkpoint's trainer_state.json (global_step, max_steps, log_history, ...)."""
+    return json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+
+
+def last_complete_checkpoint(folder: Path, rename_incomplete: bool = True) -> Path | None:
+    """The newest checkpoint whose save finished; incomplete ones are skipped and, with
+    ``rename_incomplete`` (the process that writes), renamed so that the Trainer's own
+    checkpoint rotation never counts them."""
+    for checkpoint in sorted(folder.glob("checkpoint-*"), key=lambda p: -int(p.name.split("-")[1])):
+        try:
+            trainer_state(checkpoint)
+            return checkpoint
+        except (OSError, ValueError):
+            log.warning("Skipping incomplete checkpoint %s (interrupted save)", checkpoint)
+            if rename_incomplete:
+                checkpoint.rename(checkpoint.with_name(f"incomplete-{checkpoint.name}"))
+    return None
+
+
+def checkpoint_to_resume(setting: Any, run_dir: Path, is_main_process: bool) -> str | None:
+    """`training.resume_from_checkpoint`: a path, or true for the newest complete checkpoint."""
+    if setting is True:
+        checkpoint = last_complete_checkpoint(run_dir / "checkpoints", rename_incomplete=is_main_process)
+        if checkpoint is None:
+            raise UserError(
+                f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from: start a new run "
+                "(training.resume_from_checkpoint=null)"
+            )
+        log.info("Resuming <training.resume_from_checkpoint=true> from %s", checkpoint)
+        return str(checkpoint)
+    return setting or None
+
+
+def training_finished(checkpoint: str) -> bool:
+    """Whether the checkpoint was saved at the run's last step (trainer_state's own max_steps)."""
+    state = trainer_state(checkpoint)
+    return state["global_step"] >= state["max_steps"] > 0
+
+
+def finish_from_checkpoint(trainer, checkpoint: str) -> TrainOutput:
+    """The run was stopped after its last checkpoint, before its end: take the weights and
+    state from that checkpoint, and train no further (``trainer.train`` would run one more step).
+
+    transformers has no public call that loads a checkpoint without training; these are the
+    (private) methods ``Trainer.train`` itself uses to do it.
+    """
+    log.info(
+        "Resuming <%s>: training had finished (its last step is checkpointed); finishing the run "
+        "(final/, evaluation, model card) without training",
+        checkpoint,
+    )
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    trainer._load_from_checkpoint(checkpoint)
+    best = trainer.state.best_model_checkpoint
+    if trainer.args.load_best_model_at_end and best and Path(best).is_dir():
+        trainer._load_best_model()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return TrainOutput(
+        trainer.state.global_step, losses[-1] if losses else float("nan"), {"resumed_without_training": True}
+    )
