@@ -187,7 +187,7 @@ def train(seed: int, manifests: dict[str, Path], run_dir: Path, cache: Path, ste
         f"trainer.max_steps={steps}",
         f"trainer.eval_steps={max(1, steps // 3)}",
         f"trainer.save_steps={steps}",
-        f"training.encoder_cache={cache}",
+        f"speed.encoder_cache={cache}",
         f"hydra.run.dir={run_dir}",
         "tracking.enabled=false",
         *overrides,

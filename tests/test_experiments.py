@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train
 from voxtral_exp.model.modeling import load_trained
@@ -82,7 +83,17 @@ def test_optuna_study_is_stored_in_the_sweep_and_continues(tmp_path, trackio_dir
     assert len(list(csv.DictReader((sweep / "summary.csv").open()))) == 4
 
 
-def test_reproduce_gives_the_same_per_step_losses(tmp_path, trackio_dir):
+def save_in_the_layout_before_2026_11_28(run_dir: Path) -> None:
+    """Rewrite a run's resolved_config.yaml as voxtral_exp saved it until 2026-11-28: the levers and
+    resume under `training.*`, no `dataset.reader` (its name was its reader)."""
+    path = run_dir / "resolved_config.yaml"
+    saved = yaml.safe_load(path.read_text())
+    saved["training"] = {**saved.pop("speed"), "resume_from_checkpoint": saved.pop("resume")}
+    del saved["dataset"]["reader"]
+    path.write_text(yaml.safe_dump(saved, sort_keys=False))
+
+
+def test_reproduce_gives_the_same_per_step_losses_from_todays_and_older_saved_configs(tmp_path, trackio_dir):
     original = tmp_path / "original"
     run_train(
         [
@@ -99,6 +110,7 @@ def test_reproduce_gives_the_same_per_step_losses(tmp_path, trackio_dir):
         trackio_dir,
     )
     copy = tmp_path / "copy"
+    save_in_the_layout_before_2026_11_28(original)
     proc = subprocess.run(
         [sys.executable, "-m", "voxtral_exp.reproduce", str(original), "--out", str(copy)],
         cwd=ROOT,
@@ -209,13 +221,13 @@ def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):
 
 def test_torchrun_ranks_share_the_encoder_cache_fill(tmp_path, trackio_dir):
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
-    run_torchrun([*QUICK, f"training.encoder_cache={cache}", f"hydra.run.dir={run_dir}"], tmp_path, trackio_dir)
+    run_torchrun([*QUICK, f"speed.encoder_cache={cache}", f"hydra.run.dir={run_dir}"], tmp_path, trackio_dir)
     report = json.loads((run_dir / "data_report.json").read_text())
     examples = report["train"]["kept"]
     # one entry per training and eval clip, none half-written
     assert len(list(cache.glob("*/*/*.pt"))) == examples + report["eval"]["kept"]
     filled_by_rank0 = re.search(
-        r"Encoder cache <training.encoder_cache>: (\d+) new entries", (run_dir / "train.log").read_text()
+        r"Encoder cache <speed.encoder_cache>: (\d+) new entries", (run_dir / "train.log").read_text()
     )
     assert int(filled_by_rank0[1]) == (examples + 1) // 2  # rank 1 computed the other half
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"

@@ -95,9 +95,9 @@ def test_cache_refuses_a_training_audio_path():
     from voxtral_exp.run.config import ConfigError, validate
 
     cfg = compose_config(
-        ["hardware=cpu", "method=full", "method.freeze_audio_tower=false", "training.encoder_cache=/tmp/cache"]
+        ["hardware=cpu", "method=full", "method.freeze_audio_tower=false", "speed.encoder_cache=/tmp/cache"]
     )
-    with pytest.raises(ConfigError, match="training.encoder_cache needs a frozen audio encoder"):
+    with pytest.raises(ConfigError, match="speed.encoder_cache needs a frozen audio encoder"):
         validate(cfg)
 
 

@@ -314,7 +314,7 @@ def test_early_stopping_and_final_is_the_best_checkpoint(tmp_path, trackio_dir):
 
 
 def test_logits_over_every_position_train_the_same_as_label_only_logits(lora_run, tmp_path, trackio_dir):
-    """training.label_only_logits=false (the plain path) end to end: the same per-step losses."""
+    """speed.label_only_logits=false (the plain path) end to end: the same per-step losses."""
     run_dir = tmp_path / "run"
     run_train(
         [
@@ -324,7 +324,7 @@ def test_logits_over_every_position_train_the_same_as_label_only_logits(lora_run
             "trainer.eval_steps=3",
             "trainer.save_steps=3",
             "method.r=4",
-            "training.label_only_logits=false",
+            "speed.label_only_logits=false",
             "evaluation.wer_at_end=false",
             "tracking.enabled=false",
             f"hydra.run.dir={run_dir}",

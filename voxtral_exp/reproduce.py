@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_run_config(run_dir)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
-        cfg.training.resume_from_checkpoint = None
+        cfg.resume = None
         cfg.tracking.name = f"{cfg.tracking.name}-reproduced-{stamp}"
     log_to(out)
     for difference in differences(run_dir):

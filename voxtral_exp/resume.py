@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_run_config(run_dir)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
-        cfg.training.resume_from_checkpoint = True
+        cfg.resume = True
     share_run_dir(cfg)  # under torchrun: the process group (every rank names the same run)
     if rank() == 0:
         log_to(run_dir)

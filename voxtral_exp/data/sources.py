@@ -91,19 +91,14 @@ def read_data(cfg: DictConfig, seed: int) -> Data:
     """The configured data as it is, nothing screened: rows that are no Example are in bad_lines
     (manifests, stream heads) or raise when read (map-style Hub rows)."""
     loaders = {"jsonl": _jsonl, "hub": _hub, "granary": _granary}
-    if reader(cfg) not in loaders:
-        raise ValueError(f"dataset.reader={reader(cfg)!r}: expected one of {sorted(loaders)}")
-    return loaders[reader(cfg)](cfg, seed)
-
-
-def reader(cfg: DictConfig) -> str:
-    """How `cfg` (the dataset node) is read; configs saved before `reader` existed name it."""
-    return cfg.get("reader") or cfg.name
+    if cfg.reader not in loaders:
+        raise ValueError(f"dataset.reader={cfg.reader!r}: expected one of {sorted(loaders)}")
+    return loaders[cfg.reader](cfg, seed)
 
 
 def preflight(cfg: DictConfig) -> None:
     """Checks that need the dataset's metadata but no data: run before anything heavy loads."""
-    if reader(cfg) == "granary":
+    if cfg.reader == "granary":
         check_granary(cfg)
 
 

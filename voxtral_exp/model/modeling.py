@@ -93,14 +93,13 @@ def apply_method(model: VoxtralForConditionalGeneration, cfg: DictConfig) -> tor
         model = get_peft_model(model, lora_config(cfg))  # freezes every base weight
     elif cfg.name == "full":
         vocab = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
-        train_embeddings = cfg.get("train_embeddings", True)  # absent from configs saved before it existed
         for name, param in model.named_parameters():
             in_tower = name.startswith("model.audio_tower.")
             in_projector = name.startswith("model.multi_modal_projector.")
             param.requires_grad = not (
                 (in_tower and cfg.freeze_audio_tower)
                 or (in_projector and not cfg.train_projector)
-                or (id(param) in vocab and not train_embeddings)
+                or (id(param) in vocab and not cfg.train_embeddings)
             )
     else:
         raise ValueError(f"method.name={cfg.name!r}: expected 'lora' or 'full'")

@@ -12,7 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 from transformers import TrainingArguments
 
 from voxtral_exp.data.languages import LanguageError, language_code
-from voxtral_exp.data.sources import GRANARY_LANGUAGES, GRANARY_SOURCES, reader
+from voxtral_exp.data.sources import GRANARY_LANGUAGES, GRANARY_SOURCES
 from voxtral_exp.errors import UserError
 from voxtral_exp.model.modeling import lora_config
 from voxtral_exp.run.secrets import redact
@@ -75,7 +75,7 @@ def validate(cfg: DictConfig) -> None:
         ),
         *_model_problems(cfg.model),
         *_dataset_problems(cfg.dataset, cfg.trainer),
-        *_lever_problems(cfg.training, cfg.method, cfg.dataset),
+        *_speed_problems(cfg.speed, cfg.method, cfg.dataset),
         *_evaluation_problems(cfg),
     ]
     if problems:
@@ -173,13 +173,13 @@ def _model_problems(model: DictConfig) -> list[str]:
     return problems
 
 
-def _lever_problems(training: DictConfig, m: DictConfig, data: DictConfig) -> list[str]:
+def _speed_problems(speed: DictConfig, m: DictConfig, data: DictConfig) -> list[str]:
     problems = []
-    if training.get("encoder_cache"):
+    if speed.get("encoder_cache"):
         if m.name == "full" and not m.freeze_audio_tower:
-            problems.append("training.encoder_cache needs a frozen audio encoder (method.freeze_audio_tower=true)")
+            problems.append("speed.encoder_cache needs a frozen audio encoder (method.freeze_audio_tower=true)")
         if data.get("streaming"):
-            problems.append("training.encoder_cache works on map-style data, not streams (dataset.streaming=false)")
+            problems.append("speed.encoder_cache works on map-style data, not streams (dataset.streaming=false)")
     return problems
 
 
@@ -208,7 +208,7 @@ def _evaluation_problems(cfg: DictConfig) -> list[str]:
 
 def _dataset_problems(data: DictConfig, t: DictConfig) -> list[str]:
     problems = []
-    kind = reader(data)
+    kind = data.reader
     if kind == "jsonl":
         for key in ("train_manifest", "eval_manifest"):
             path = data.get(key)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from voxtral_exp.errors import UserError
 from voxtral_exp.files import write_atomic, write_json
@@ -123,14 +124,31 @@ def final_dir(path: Path) -> Path:
     return path / "final" if (path / "final").is_dir() else path
 
 
-def load_run_config(run_dir: Path):
-    """The run's saved, fully resolved config (not a re-resolution of Hydra's)."""
-    from omegaconf import OmegaConf
-
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The run's saved, fully resolved config (not a re-resolution of Hydra's), in today's keys."""
     path = run_dir / "resolved_config.yaml"
     if not path.is_file():
         raise UserError(f"{path} not found: is {run_dir} a voxtral_exp run directory?")
-    return OmegaConf.create(yaml.safe_load(path.read_text()))
+    return OmegaConf.create(upgrade_saved_config(yaml.safe_load(path.read_text())))
+
+
+def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config saved by an earlier voxtral_exp, in today's vocabulary, so that its run still
+    reproduces and resumes (what each old key meant is unchanged):
+    - `training.*` (until 2026-11-28): the levers are `speed.*`, `training.resume_from_checkpoint`
+      is `resume`;
+    - no `dataset.reader` (until 2026-11-27): the dataset's name was its reader;
+    - no `method.train_embeddings` (until 2026-11-27): embeddings trained (true).
+    """
+    saved = dict(saved)
+    training = saved.pop("training", None)
+    if training is not None:
+        saved.setdefault("resume", training.pop("resume_from_checkpoint", None))
+        saved.setdefault("speed", training)
+    saved["dataset"] = {"reader": saved["dataset"]["name"], **saved["dataset"]}
+    if saved["method"]["name"] == "full":
+        saved["method"] = {"train_embeddings": True, **saved["method"]}
+    return saved
 
 
 def log_to(run_dir: Path) -> None:

@@ -41,15 +41,14 @@ def last_complete_checkpoint(folder: Path, rename_incomplete: bool = True) -> Pa
 
 
 def checkpoint_to_resume(setting: Any, run_dir: Path, is_main_process: bool) -> str | None:
-    """`training.resume_from_checkpoint`: a path, or true for the newest complete checkpoint."""
+    """`resume`: a checkpoint path, or true for the newest complete checkpoint."""
     if setting is True:
         checkpoint = last_complete_checkpoint(run_dir / "checkpoints", rename_incomplete=is_main_process)
         if checkpoint is None:
             raise UserError(
-                f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from: start a new run "
-                "(training.resume_from_checkpoint=null)"
+                f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from: start a new run (resume=null)"
             )
-        log.info("Resuming <training.resume_from_checkpoint=true> from %s", checkpoint)
+        log.info("Resuming <resume=true> from %s", checkpoint)
         return str(checkpoint)
     return setting or None
 

@@ -103,5 +103,5 @@ class EncoderCache:
                 self.put(examples[missing[done]], states[start : start + n])
                 start += n
                 done += 1
-        log.info("Encoder cache <training.encoder_cache>: %d new entries in %s", done, self.folder)
+        log.info("Encoder cache <speed.encoder_cache>: %d new entries in %s", done, self.folder)
         return done

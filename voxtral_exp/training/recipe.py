@@ -169,19 +169,19 @@ class FineTuneRecipe:
         """The encoder cache (filled), the checkpoint to resume from, the tracker (started or
         continued) and the Trainer."""
         cfg, data = self.cfg, self.data
-        self.cache = self._fill_encoder_cache() if cfg.training.encoder_cache else None
-        self.checkpoint = checkpoint_to_resume(cfg.training.resume_from_checkpoint, self.run_dir, self.is_main_process)
+        self.cache = self._fill_encoder_cache() if cfg.speed.encoder_cache else None
+        self.checkpoint = checkpoint_to_resume(cfg.resume, self.run_dir, self.is_main_process)
         if self.is_main_process and cfg.tracking.enabled:
             self._start_tracker()
-        group = cfg.training.group_by_chunks and not data.streaming
+        group = cfg.speed.group_by_chunks and not data.streaming
         self.trainer = VoxtralTrainer(
             model=self.model,
             args=self.args,
             train_dataset=data.train,
             eval_dataset=data.eval,
-            data_collator=TranscriptionCollator(self.processor.tokenizer.pad_token_id, cfg.training.label_only_logits),
+            data_collator=TranscriptionCollator(self.processor.tokenizer.pad_token_id, cfg.speed.label_only_logits),
             processing_class=self.processor,
-            compute_loss_func=label_only_loss if cfg.training.label_only_logits else None,
+            compute_loss_func=label_only_loss if cfg.speed.label_only_logits else None,
             callbacks=self._callbacks(),
             chunk_counts=data.train.chunk_counts() if group else None,
             encoder_cache=self.cache,
@@ -190,7 +190,7 @@ class FineTuneRecipe:
     def _fill_encoder_cache(self) -> EncoderCache:
         """The frozen encoder's output for every train and eval clip, computed once (each rank its share)."""
         args = self.args
-        cache = EncoderCache(self.cfg.training.encoder_cache, self.model)
+        cache = EncoderCache(self.cfg.speed.encoder_cache, self.model)
         self.model.to(args.device)
         for dataset in (self.data.train, self.data.eval):
             cache.fill(
