@@ -22,10 +22,10 @@ from tests.conftest import FAST, ROOT, compose_config, read_jsonl, read_trackio,
 from tests.data_fixtures import SAMPLE
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.inference import transcribe
 from voxtral_exp.model.modeling import build_model, load_trained
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.model_card import REPO
-from voxtral_exp.training.evaluation import transcribe
 
 
 @pytest.fixture(scope="module")

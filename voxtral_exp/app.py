@@ -175,22 +175,18 @@ _models: dict[str, tuple] = {}
 def transcribe_clip(model: str, audio: str | None, language: str | None) -> str:
     """The transcript of one clip with ``model`` (run directory, final/ or Hub id): the code path
     of `python -m voxtral_exp.transcribe`; loaded models are kept for the next clip."""
-    import torch
 
     from voxtral_exp.data.audio import load_audio
     from voxtral_exp.data.languages import language_code
-    from voxtral_exp.training.evaluation import transcribe
-    from voxtral_exp.transcribe import load
+    from voxtral_exp.inference import load, transcribe
 
     if not model:
         raise ValueError("pick a run (or type a Hub model id) first")
     if not audio:
         raise ValueError("record a clip or upload a file first")
     if model not in _models:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        loaded, featurizer = load(model, torch.bfloat16 if device == "cuda" else torch.float32)
         _models.clear()  # one model in memory at a time
-        _models[model] = (loaded.to(device), featurizer)
+        _models[model] = load(model)
     loaded, featurizer = _models[model]
     return transcribe(loaded, featurizer, [load_audio(audio)], [language_code(language)], max_new_tokens=128)[0]
 

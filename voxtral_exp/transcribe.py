@@ -11,23 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from voxtral_exp.data.audio import load_audio
-from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.languages import language_code
 from voxtral_exp.errors import run_command
-from voxtral_exp.model.modeling import load_trained
-from voxtral_exp.model.processor import load_processor
-from voxtral_exp.run.record import final_dir
-from voxtral_exp.training.evaluation import transcribe
-
-
-def load(model: str, dtype: torch.dtype) -> tuple[torch.nn.Module, Featurizer]:
-    local = Path(model).expanduser()
-    source = str(final_dir(local)) if local.exists() else model
-    processor = load_processor(source)
-    return load_trained(source, dtype), Featurizer(processor, source)
+from voxtral_exp.inference import load, transcribe
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,10 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model, featurizer = load(args.model, dtype)
-    model.to(device)
+    model, featurizer = load(args.model)
     audios = [load_audio(str(path)) for path in args.audio]
     language = language_code(args.language)  # fr, fr_FR, French -> fr
     texts = transcribe(model, featurizer, audios, [language] * len(audios), args.batch_size, args.max_new_tokens)

@@ -45,16 +45,3 @@ class TranscriptionCollator:
             batch["logits_to_keep"] = torch.zeros_like(labels, dtype=torch.bool)
             batch["logits_to_keep"][:, :-1] = labels[:, 1:] != IGNORE_INDEX
         return batch
-
-
-def collate_prompts(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Left-pads prompts for batched generation (new tokens are appended on the right)."""
-    length = max(len(f["prompt_ids"]) for f in features)
-    input_ids = torch.full((len(features), length), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(features), length), dtype=torch.long)
-    for i, f in enumerate(features):
-        n = len(f["prompt_ids"])
-        input_ids[i, length - n :] = f["prompt_ids"]
-        attention_mask[i, length - n :] = 1
-    audio = "encoder_states" if "encoder_states" in features[0] else "input_features"
-    return {"input_ids": input_ids, "attention_mask": attention_mask, audio: torch.cat([f[audio] for f in features])}

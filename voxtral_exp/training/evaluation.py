@@ -1,17 +1,14 @@
-"""WER/CER by generation: transcribe the eval set with the training prompt and score with jiwer."""
+"""WER/CER by generation: transcribe the eval set (voxtral_exp.inference) and score with jiwer."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import jiwer
 import torch
-import torch.distributed as dist
 from transformers import TrainerCallback
 from transformers.models.whisper.english_normalizer import (
     BasicTextNormalizer,
@@ -21,8 +18,7 @@ from transformers.models.whisper.english_normalizer import (
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer, normalize_transcript
-from voxtral_exp.model.modeling import with_cached_audio
-from voxtral_exp.training.collator import collate_prompts
+from voxtral_exp.inference import sharded_generate
 from voxtral_exp.training.encoder_cache import EncoderCache
 
 log = logging.getLogger(__name__)
@@ -51,120 +47,6 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float
     words = jiwer.process_words(references, hypotheses)
     chars = jiwer.process_characters(references, hypotheses)
     return {"wer": words.wer, "cer": chars.cer}
-
-
-def transcribe(
-    model: torch.nn.Module,
-    featurizer: Featurizer,
-    audios: list,
-    languages: list[str | None],
-    batch_size: int = 8,
-    max_new_tokens: int = 64,
-    num_beams: int = 1,
-) -> list[str]:
-    """Greedy (or beam) transcripts of 16 kHz mono arrays, with exactly the training prompt."""
-    prompt = lambda i: featurizer.prompt(audios[i], languages[i])  # noqa: E731
-    return generate(model, featurizer, prompt, len(audios), batch_size, max_new_tokens, num_beams)[0]
-
-
-@torch.no_grad()
-def generate(
-    model: torch.nn.Module,
-    featurizer: Featurizer,
-    prompt: Callable[[int], dict[str, Any]],
-    n: int,
-    batch_size: int,
-    max_new_tokens: int,
-    num_beams: int = 1,
-    synced: bool = False,
-) -> tuple[list[str], list[bool]]:
-    """Transcripts of ``prompt(0) ... prompt(n - 1)`` (featurizer outputs: prompt ids and mel
-    features, or cached encoder states), and for each whether max_new_tokens cut it before EOS.
-    ``synced``: every rank decodes until all are done (needed when the model is sharded)."""
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    tokenizer = featurizer.processor.tokenizer
-    options = dict(
-        max_new_tokens=max_new_tokens,
-        num_beams=num_beams,
-        do_sample=False,
-        synced_gpus=synced,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    was_training = model.training
-    model.eval()
-    with unsharded_root(model) as module:
-        texts, truncated = _generate_batches(
-            module, featurizer, prompt, n, batch_size, max_new_tokens, options, device, dtype
-        )
-    model.train(was_training)
-    return texts, truncated
-
-
-@contextlib.contextmanager
-def unsharded_root(model: torch.nn.Module):
-    """The module to call ``generate`` on. An FSDP-wrapped model forwards attribute access to the
-    module it wraps, whose own forward would then see the root's sharded weights: gather those
-    (embeddings, projector, output layer) for the duration; the wrapped layers gather theirs in
-    their forward, as in training."""
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-    if not isinstance(model, FSDP):
-        yield model
-        return
-    with FSDP.summon_full_params(model, writeback=False, recurse=False):
-        yield model.module
-
-
-def _generate_batches(model, featurizer, prompt, n, batch_size, max_new_tokens, options, device, dtype):
-    tokenizer = featurizer.processor.tokenizer
-    texts, truncated = [], []
-    for start in range(0, n, batch_size):
-        batch = collate_prompts([prompt(i) for i in range(start, min(n, start + batch_size))], tokenizer.pad_token_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        if "encoder_states" in batch:  # cached encoder output: the prompt goes in as embeddings
-            embeds = with_cached_audio(model, batch)["inputs_embeds"]
-            new_tokens = model.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], **options)
-        else:
-            batch["input_features"] = batch["input_features"].to(dtype)
-            new_tokens = model.generate(**batch, **options)[:, batch["input_ids"].shape[1] :]
-        texts += [normalize_transcript(t) for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-        ended = (new_tokens == tokenizer.eos_token_id).any(dim=1).tolist()
-        truncated += [new_tokens.shape[1] == max_new_tokens and not e for e in ended]
-    return texts, truncated
-
-
-def sharded_generate(
-    model: torch.nn.Module,
-    featurizer: Featurizer,
-    prompt: Callable[[int], dict[str, Any]],
-    n: int,
-    batch_size: int,
-    max_new_tokens: int,
-    num_beams: int = 1,
-) -> tuple[list[str], list[bool]]:
-    """``generate`` with the examples split across the torch.distributed ranks (every world_size-th
-    example each), gathered back in order on every rank, so that each rank returns the same
-    lists as one process would. Shares are padded to equal length (the last example again,
-    dropped after) and, under FSDP, decoding runs until every rank is done (synced_gpus): every
-    rank runs the same number of forward passes, whose collectives would otherwise hang."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return generate(model, featurizer, prompt, n, batch_size, max_new_tokens, num_beams)
-    world, rank = dist.get_world_size(), dist.get_rank()
-    mine = list(range(rank, n, world))
-    share = math.ceil(n / world)
-    padded = mine + [mine[-1] if mine else 0] * (share - len(mine))
-    texts, truncated = generate(
-        model, featurizer, lambda j: prompt(padded[j]), share, batch_size, max_new_tokens, num_beams, synced=True
-    )
-    gathered: list[Any] = [None] * world
-    dist.all_gather_object(gathered, (mine, texts[: len(mine)], truncated[: len(mine)]))
-    all_texts, all_truncated = [""] * n, [False] * n
-    for indices, rank_texts, rank_truncated in gathered:
-        for i, text, cut in zip(indices, rank_texts, rank_truncated):
-            all_texts[i], all_truncated[i] = text, cut
-    return all_texts, all_truncated
 
 
 def generation_budget(

@@ -1,0 +1,158 @@
+"""Transcription with a Voxtral: load a model, build the training prompt, generate.
+
+One code path for every place a model reads audio to write text: evaluation during and after
+training (voxtral_exp.training.evaluation), `python -m voxtral_exp.transcribe`, the web app's
+Try tab. Prompts are the featuriser's (exactly the training prompt); generation is greedy or
+beam search, sharded across processes under torchrun / accelerate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+
+from voxtral_exp.data.featurize import Featurizer, normalize_transcript
+from voxtral_exp.model.modeling import load_trained, with_cached_audio
+from voxtral_exp.model.processor import load_processor
+from voxtral_exp.run.record import final_dir
+
+
+def device_and_dtype() -> tuple[str, torch.dtype]:
+    """Where inference runs: a CUDA GPU in bf16 when there is one, else the CPU in fp32."""
+    if torch.cuda.is_available():
+        return "cuda", torch.bfloat16
+    return "cpu", torch.float32
+
+
+def load(source: str | Path) -> tuple[torch.nn.Module, Featurizer]:
+    """A trained model (run directory, its final/, a merged folder, or a Hub id) on this
+    machine's device and dtype, in eval mode, with the featuriser that builds its prompts."""
+    local = Path(source).expanduser()
+    folder = str(final_dir(local)) if local.exists() else str(source)  # else a Hub id
+    device, dtype = device_and_dtype()
+    model = load_trained(folder, dtype).to(device).eval()
+    return model, Featurizer(load_processor(folder), folder)
+
+
+def transcribe(
+    model: torch.nn.Module,
+    featurizer: Featurizer,
+    audios: list[np.ndarray],
+    languages: list[str | None],
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    num_beams: int = 1,
+) -> list[str]:
+    """Transcripts of 16 kHz mono arrays, with exactly the training prompt."""
+    prompt = lambda i: featurizer.prompt(audios[i], languages[i])  # noqa: E731
+    return generate(model, featurizer, prompt, len(audios), batch_size, max_new_tokens, num_beams)[0]
+
+
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    featurizer: Featurizer,
+    prompt: Callable[[int], dict[str, Any]],
+    n: int,
+    batch_size: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
+    synced: bool = False,
+) -> tuple[list[str], list[bool]]:
+    """Transcripts of ``prompt(0) ... prompt(n - 1)`` (featuriser outputs: prompt ids and mel
+    features, or cached encoder states), and for each whether max_new_tokens cut it before EOS.
+    ``synced``: every process decodes until all are done (needed when the model is sharded)."""
+    tokenizer = featurizer.processor.tokenizer
+    options = dict(
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        do_sample=False,
+        synced_gpus=synced,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    was_training = model.training
+    model.eval()
+    texts, truncated = [], []
+    with unsharded_root(model) as module:
+        for start in range(0, n, batch_size):
+            features = [prompt(i) for i in range(start, min(n, start + batch_size))]
+            new_tokens = _generate_batch(module, collate_prompts(features, tokenizer.pad_token_id), options)
+            texts += [normalize_transcript(t) for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            ended = (new_tokens == tokenizer.eos_token_id).any(dim=1).tolist()
+            truncated += [new_tokens.shape[1] == max_new_tokens and not e for e in ended]
+    model.train(was_training)
+    return texts, truncated
+
+
+def _generate_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor], options: dict) -> torch.Tensor:
+    """The new tokens for one left-padded batch of prompts."""
+    parameter = next(model.parameters())
+    batch = {k: v.to(parameter.device) for k, v in batch.items()}
+    if "encoder_states" in batch:  # cached encoder output: the prompt goes in as embeddings
+        embeds = with_cached_audio(model, batch)["inputs_embeds"]
+        return model.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], **options)
+    batch["input_features"] = batch["input_features"].to(parameter.dtype)
+    return model.generate(**batch, **options)[:, batch["input_ids"].shape[1] :]
+
+
+@contextlib.contextmanager
+def unsharded_root(model: torch.nn.Module):
+    """The module to call ``generate`` on. An FSDP-wrapped model forwards attribute access to the
+    module it wraps, whose own forward would then see the root's sharded weights: gather those
+    (embeddings, projector, output layer) for the duration; the wrapped layers gather theirs in
+    their forward, as in training."""
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    if not isinstance(model, FSDP):
+        yield model
+        return
+    with FSDP.summon_full_params(model, writeback=False, recurse=False):
+        yield model.module
+
+
+def sharded_generate(
+    model: torch.nn.Module,
+    featurizer: Featurizer,
+    prompt: Callable[[int], dict[str, Any]],
+    n: int,
+    batch_size: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
+) -> tuple[list[str], list[bool]]:
+    """``generate`` with the examples split across the processes (accelerate's
+    ``split_between_processes``) and gathered back in order on every process, so that each
+    returns the same lists as one process would. Shares are padded to equal length (accelerate
+    repeats a share's last example) and decoding runs until every process is done
+    (synced_gpus): every process runs the same number of forward passes, whose collectives (FSDP)
+    would otherwise hang."""
+    state = PartialState()
+    if state.num_processes == 1:
+        return generate(model, featurizer, prompt, n, batch_size, max_new_tokens, num_beams)
+    with state.split_between_processes(list(range(n)), apply_padding=True) as mine:
+        texts, truncated = generate(
+            model, featurizer, lambda j: prompt(mine[j]), len(mine), batch_size, max_new_tokens, num_beams, True
+        )
+    results = dict(zip(mine, zip(texts, truncated)))  # padding repeats an index: one entry each
+    gathered = dict(gather_object(list(results.items())))
+    return [gathered[i][0] for i in range(n)], [gathered[i][1] for i in range(n)]
+
+
+def collate_prompts(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Left-pads prompts for batched generation (new tokens are appended on the right)."""
+    length = max(len(f["prompt_ids"]) for f in features)
+    input_ids = torch.full((len(features), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(features), length), dtype=torch.long)
+    for i, f in enumerate(features):
+        n = len(f["prompt_ids"])
+        input_ids[i, length - n :] = f["prompt_ids"]
+        attention_mask[i, length - n :] = 1
+    audio = "encoder_states" if "encoder_states" in features[0] else "input_features"
+    return {"input_ids": input_ids, "attention_mask": attention_mask, audio: torch.cat([f[audio] for f in features])}
