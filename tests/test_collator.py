@@ -7,8 +7,8 @@ import torch
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.inference import collate_prompts
-from voxtral_exp.model.modeling import IGNORE_INDEX
 from voxtral_exp.model.processor import build_offline_processor
+from voxtral_exp.model.tokens import IGNORE_INDEX
 from voxtral_exp.training.collator import TranscriptionCollator
 
 BOS, INST, END_INST, PAD, EOS, AUDIO, BEGIN_AUDIO, TRANSCRIBE = 1, 3, 4, 11, 2, 24, 25, 34

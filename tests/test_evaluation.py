@@ -15,8 +15,9 @@ from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.merge import merge
-from voxtral_exp.model.modeling import PAD_TOKEN_ID, build_model, load_trained
+from voxtral_exp.model.modeling import build_model, load_trained
 from voxtral_exp.model.processor import load_processor
+from voxtral_exp.model.tokens import PAD_TOKEN_ID
 from voxtral_exp.run.model_card import REPO
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.evaluation import (

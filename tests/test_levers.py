@@ -10,13 +10,13 @@ from voxtral_exp.data.dataset import SpeechDataset
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.model.modeling import (
-    PAD_TOKEN_ID,
     apply_method,
     build_model,
     unwrap_peft,
     with_cached_audio,
 )
 from voxtral_exp.model.processor import build_offline_processor
+from voxtral_exp.model.tokens import PAD_TOKEN_ID
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.encoder_cache import EncoderCache, example_key, fingerprint
 from voxtral_exp.training.loss import label_only_loss

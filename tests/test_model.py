@@ -7,13 +7,13 @@ import torch
 from tests.conftest import compose_config
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.model.modeling import (
-    PAD_TOKEN_ID,
     apply_method,
     build_model,
     count_parameters,
     torch_dtype,
 )
 from voxtral_exp.model.processor import build_offline_processor
+from voxtral_exp.model.tokens import PAD_TOKEN_ID
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.loss import label_only_loss
 

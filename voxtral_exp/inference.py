@@ -18,7 +18,8 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
 
-from voxtral_exp.data.featurize import Featurizer, normalize_transcript
+from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.model.modeling import load_trained, with_cached_audio
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.record import final_dir

@@ -65,8 +65,12 @@ class SpeechDataset(Dataset):
 
 
 def stream_features(
-    stream: datasets.IterableDataset, adapter: RowAdapter, featurizer: Featurizer, checker: ExampleChecker,
-    on_error: str, dropped_log: Path | None = None,
+    stream: datasets.IterableDataset,
+    adapter: RowAdapter,
+    featurizer: Featurizer,
+    checker: ExampleChecker,
+    on_error: str,
+    dropped_log: Path | None = None,
 ) -> datasets.IterableDataset:
     """Rows -> features, lazily; filtered rows vanish and bad rows raise or vanish (on_error).
 

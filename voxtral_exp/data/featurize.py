@@ -21,16 +21,8 @@ from transformers import VoxtralProcessor
 from voxtral_exp.data.audio import TARGET_RATE, load_audio
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.logmel import LogMel, pcm16_roundtrip
-from voxtral_exp.model.modeling import AUDIO_TOKENS_PER_CHUNK
-
-
-def normalize_transcript(text: str) -> str:
-    """The one text convention for targets, generation and scoring: no surrounding spaces.
-
-    Tekken tokenises "hello" and " hello" differently; the target is always the stripped text,
-    and decoded generations are stripped the same way before scoring.
-    """
-    return " ".join(text.split())
+from voxtral_exp.data.text import normalize_transcript
+from voxtral_exp.model.tokens import AUDIO_TOKENS_PER_CHUNK
 
 
 def target_ids(tokenizer, text: str) -> list[int]:
@@ -57,8 +49,10 @@ class Featurizer:
         """Prompt ids (1-D) and mel features (n_chunks, 128, 3000) for 16 kHz mono ``audio``."""
         audio = pcm16_roundtrip(audio, TARGET_RATE)
         language = language or self.default_language
-        return {"prompt_ids": self.prompt_ids(self.log_mel.n_chunks(len(audio)), language),
-                "input_features": self.log_mel(audio)}
+        return {
+            "prompt_ids": self.prompt_ids(self.log_mel.n_chunks(len(audio)), language),
+            "input_features": self.log_mel(audio),
+        }
 
     def prompt_ids(self, n_chunks: int, language: str | None) -> torch.Tensor:
         """The processor's transcription prompt for ``n_chunks`` chunks of audio (cached)."""
@@ -81,8 +75,10 @@ class Featurizer:
     def from_encoder_states(self, example: Example, states: torch.Tensor) -> dict[str, Any]:
         """Features for a clip whose encoder output is cached: no audio work at all."""
         n_chunks = states.shape[0] // AUDIO_TOKENS_PER_CHUNK
-        prompt = {"prompt_ids": self.prompt_ids(n_chunks, example.language or self.default_language),
-                  "encoder_states": states}
+        prompt = {
+            "prompt_ids": self.prompt_ids(n_chunks, example.language or self.default_language),
+            "encoder_states": states,
+        }
         return self._complete(prompt, example)
 
     def _complete(self, features: dict[str, Any], example: Example) -> dict[str, Any]:

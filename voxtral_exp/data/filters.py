@@ -25,7 +25,8 @@ from voxtral_exp.data.audio import (
     load_audio,
 )
 from voxtral_exp.data.example import Example
-from voxtral_exp.data.featurize import normalize_transcript, target_ids
+from voxtral_exp.data.featurize import target_ids
+from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Finding:
     message: str
 
     @classmethod
-    def bad_line(cls, text: str) -> "Finding":
+    def bad_line(cls, text: str) -> Finding:
         """From a manifest problem "file:line: why"."""
         origin, _, message = text.partition(": ")
         return cls(origin, "bad_row", message)
@@ -85,8 +86,11 @@ class ExampleChecker:
         if not normalize_transcript(example.text):
             return finding("empty_text", "empty transcript; remove the row or fill in its text")
         if isinstance(example.audio, str) and not Path(example.audio).is_file():
-            return finding("missing_file", f"audio file {example.audio} not found; fix the row's path, or "
-                                           "dataset.audio_root (relative paths are joined to it)")
+            return finding(
+                "missing_file",
+                f"audio file {example.audio} not found; fix the row's path, or "
+                "dataset.audio_root (relative paths are joined to it)",
+            )
         try:
             duration = self._duration(example)
         except AudioError as e:
@@ -101,7 +105,10 @@ class ExampleChecker:
         if self.max_label_tokens is not None and self.tokenizer is not None:
             n = len(target_ids(self.tokenizer, example.text))
             if n > self.max_label_tokens:
-                return finding("too_many_label_tokens", f"{n} label tokens > dataset.filters.max_label_tokens={self.max_label_tokens}")
+                return finding(
+                    "too_many_label_tokens",
+                    f"{n} label tokens > dataset.filters.max_label_tokens={self.max_label_tokens}",
+                )
         return None
 
     def _duration(self, example: Example) -> float:
@@ -133,8 +140,9 @@ class SplitReport:
         return {"total": self.total, "kept": self.kept, "dropped": dict(self.dropped), "findings": self.findings}
 
 
-def screen(examples, checker: ExampleChecker | None, on_error: str, split: str,
-           bad_lines: Sequence[str] = ()) -> tuple[list[int], SplitReport]:
+def screen(
+    examples, checker: ExampleChecker | None, on_error: str, split: str, bad_lines: Sequence[str] = ()
+) -> tuple[list[int], SplitReport]:
     """Check every example; return the indices to keep and the report.
 
     ``bad_lines`` are the split's rows that could not even become examples ("where: why").
@@ -161,6 +169,12 @@ def screen(examples, checker: ExampleChecker | None, on_error: str, split: str,
     if errors and on_error == "raise":
         raise DataError(errors, split)
     if report.dropped:
-        log.warning("Data <dataset.on_error=%s>: %s: kept %d of %d, dropped %s",
-                    on_error, split, report.kept, report.total, dict(report.dropped))
+        log.warning(
+            "Data <dataset.on_error=%s>: %s: kept %d of %d, dropped %s",
+            on_error,
+            split,
+            report.kept,
+            report.total,
+            dict(report.dropped),
+        )
     return keep, report

@@ -10,7 +10,7 @@ names, and every language becomes an ISO 639-1 code (voxtral_exp.data.languages)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -64,8 +64,9 @@ def load_split(
             if loader is None:
                 raise DataSourceError(f"dataset.path={path}: unknown file type; use .parquet, .arrow, .jsonl or .csv")
             return datasets.load_dataset(loader, data_files={split: path}, split=split, streaming=streaming)
-        return datasets.load_dataset(path, name=config, split=split, streaming=streaming, revision=revision,
-                                     data_dir=data_dir)
+        return datasets.load_dataset(
+            path, name=config, split=split, streaming=streaming, revision=revision, data_dir=data_dir
+        )
     except (ValueError, FileNotFoundError) as e:
         if isinstance(e, DataSourceError):
             raise
@@ -74,7 +75,9 @@ def load_split(
 
 def _pick_split(data: datasets.DatasetDict, split: str, path: str) -> datasets.Dataset:
     if split not in data:
-        raise DataSourceError(f"{path} has no split {split!r}; splits: {sorted(data)} (dataset.train_split / eval_split)")
+        raise DataSourceError(
+            f"{path} has no split {split!r}; splits: {sorted(data)} (dataset.train_split / eval_split)"
+        )
     return data[split]
 
 
@@ -91,8 +94,12 @@ def prepare(data, columns: Columns, where: str):
             if column is None or column in names:
                 continue
             if key in OPTIONAL_COLUMNS:
-                log.info("%s: no %r column: clips are read %s", where, column,
-                         "from the start" if key == "offset" else "to the end of the file")
+                log.info(
+                    "%s: no %r column: clips are read %s",
+                    where,
+                    column,
+                    "from the start" if key == "offset" else "to the end of the file",
+                )
                 columns = replace(columns, **{key: None})
             else:
                 raise DataSourceError(
@@ -101,7 +108,9 @@ def prepare(data, columns: Columns, where: str):
     features = data.features or {}
     if isinstance(features.get(columns.audio), datasets.Audio):
         data = data.cast_column(columns.audio, datasets.Audio(decode=False))
-    label_names = {name: feature.names for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)}
+    label_names = {
+        name: feature.names for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)
+    }
     return data, columns, label_names
 
 
@@ -112,8 +121,14 @@ class RowAdapter:
     config's language); ``label_names`` decode ClassLabel columns to their names.
     """
 
-    def __init__(self, columns: Columns, where: str, audio_root: str | None = None, language: str | None = None,
-                 label_names: dict[str, list[str]] | None = None):
+    def __init__(
+        self,
+        columns: Columns,
+        where: str,
+        audio_root: str | None = None,
+        language: str | None = None,
+        label_names: dict[str, list[str]] | None = None,
+    ):
         self.columns = columns
         self.where = where
         self.audio_root = Path(audio_root).expanduser() if audio_root else None
@@ -164,12 +179,18 @@ class RowAdapter:
 
 # Every source of a mixture is mapped to these columns first: `datasets.interleave_datasets`
 # needs one schema, and Granary's parts differ (paths or embedded audio, "None" durations).
-EXAMPLE_FEATURES = datasets.Features({
-    "audio_bytes": datasets.Value("binary"), "audio_path": datasets.Value("string"),
-    "text": datasets.Value("string"), "language": datasets.Value("string"),
-    "offset": datasets.Value("float64"), "duration": datasets.Value("float64"),
-    "origin": datasets.Value("string"), "error": datasets.Value("string"),
-})
+EXAMPLE_FEATURES = datasets.Features(
+    {
+        "audio_bytes": datasets.Value("binary"),
+        "audio_path": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "language": datasets.Value("string"),
+        "offset": datasets.Value("float64"),
+        "duration": datasets.Value("float64"),
+        "origin": datasets.Value("string"),
+        "error": datasets.Value("string"),
+    }
+)
 
 
 def as_example_rows(data, adapter: RowAdapter):
@@ -180,11 +201,19 @@ def as_example_rows(data, adapter: RowAdapter):
         try:
             example = asdict(adapter(row, index))
         except DataSourceError as e:
-            return {**{k: None for k in EXAMPLE_FEATURES}, "text": "", "origin": f"{adapter.where} row {index}",
-                    "error": str(e)}
+            return {
+                **{k: None for k in EXAMPLE_FEATURES},
+                "text": "",
+                "origin": f"{adapter.where} row {index}",
+                "error": str(e),
+            }
         audio = example.pop("audio")
-        return {**example, "audio_bytes": audio if isinstance(audio, bytes) else None,
-                "audio_path": audio if isinstance(audio, str) else None, "error": None}
+        return {
+            **example,
+            "audio_bytes": audio if isinstance(audio, bytes) else None,
+            "audio_path": audio if isinstance(audio, str) else None,
+            "error": None,
+        }
 
     return data.map(convert, with_indices=True, remove_columns=data.column_names, features=EXAMPLE_FEATURES)
 
@@ -198,8 +227,14 @@ class ExampleRows:
     def __call__(self, row: dict[str, Any], index: int) -> Example:
         if row["error"]:
             raise DataSourceError(row["error"])
-        return Example(row["audio_bytes"] or row["audio_path"], row["text"], row["language"], row["offset"],
-                       row["duration"], row["origin"])
+        return Example(
+            row["audio_bytes"] or row["audio_path"],
+            row["text"],
+            row["language"],
+            row["offset"],
+            row["duration"],
+            row["origin"],
+        )
 
 
 class RowsView(Sequence):
@@ -220,8 +255,3 @@ class RowsView(Sequence):
 
     def subset(self, keep: list[int]) -> RowsView:
         return RowsView(self.data, self.adapter, [self.indices[i] for i in keep])
-
-
-def iterate_examples(data: datasets.IterableDataset, adapter) -> Iterator[Example]:
-    for index, row in enumerate(data):
-        yield adapter(row, index)

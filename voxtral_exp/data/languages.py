@@ -20,8 +20,10 @@ from voxtral_exp.errors import UserError
 # Voxtral's languages (mistralai/Voxtral-Mini-3B-2507 model card). Any other ISO 639-1 code is
 # accepted by the prompt and can be fine-tuned; the model has just not been trained on it.
 VOXTRAL_LANGUAGES = ("en", "es", "fr", "pt", "hi", "de", "nl", "it")
-SUPPORTED = (f"Voxtral is trained on {', '.join(VOXTRAL_LANGUAGES)}, and any other ISO 639-1 code "
-             "(e.g. 'cs', 'pl') can be fine-tuned")
+SUPPORTED = (
+    f"Voxtral is trained on {', '.join(VOXTRAL_LANGUAGES)}, and any other ISO 639-1 code "
+    "(e.g. 'cs', 'pl') can be fine-tuned"
+)
 
 
 class LanguageError(UserError, ValueError):
@@ -50,4 +52,6 @@ def language_code(value: object) -> str | None:
             found = None
         if found is not None and getattr(found, "alpha_2", None):
             return found.alpha_2
-    raise LanguageError(f"language {value!r} is not an ISO 639-1 code (nor a locale or name that maps to one); {SUPPORTED}")
+    raise LanguageError(
+        f"language {value!r} is not an ISO 639-1 code (nor a locale or name that maps to one); {SUPPORTED}"
+    )

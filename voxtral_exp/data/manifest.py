@@ -64,7 +64,10 @@ def _parse_row(line: str, root: Path, where: str) -> Example:
     try:
         # the first language key that holds a value
         language = next(filter(None, (language_code(row.get(k)) for k in LANGUAGE_KEYS)), None)
-        offset, duration = optional_seconds(row.get("offset"), "offset"), optional_seconds(row.get("duration"), "duration")
+        offset, duration = (
+            optional_seconds(row.get("offset"), "offset"),
+            optional_seconds(row.get("duration"), "duration"),
+        )
     except (LanguageError, ValueError) as e:
         raise ManifestError(f"{where}: {e}") from None
     return Example(

@@ -18,7 +18,8 @@ import soundfile as sf
 
 from voxtral_exp.data.audio import TARGET_RATE, AudioError, load_audio
 from voxtral_exp.data.languages import LanguageError, language_code
-from voxtral_exp.data.sources import holdout
+from voxtral_exp.data.splits import holdout
+from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.errors import UserError
 from voxtral_exp.files import write_atomic
 
@@ -57,12 +58,16 @@ class RecordedDataset:
             raise ClipError(f"cannot read {Path(audio).name}: {e}") from None
         seconds = len(samples) / TARGET_RATE
         if seconds > MAX_SECONDS:
-            raise ClipError(f"{Path(audio).name} is {seconds:.1f} s long: keep clips under {MAX_SECONDS:.0f} s "
-                            "(one Voxtral chunk); split it into sentences")
+            raise ClipError(
+                f"{Path(audio).name} is {seconds:.1f} s long: keep clips under {MAX_SECONDS:.0f} s "
+                "(one Voxtral chunk); split it into sentences"
+            )
         loudness = 20 * math.log10(max(float(np.sqrt(np.mean(samples**2))), 1e-10))
         if loudness < SILENCE_DBFS:
-            raise ClipError(f"{Path(audio).name} is silence or near-silence ({loudness:.0f} dBFS): check the "
-                            "microphone and record again, closer to it")
+            raise ClipError(
+                f"{Path(audio).name} is silence or near-silence ({loudness:.0f} dBFS): check the "
+                "microphone and record again, closer to it"
+            )
         clips = self.clips()
         number = max((int(c["id"]) for c in clips), default=-1) + 1
         name = f"audio/{number:04d}.flac"
@@ -98,8 +103,10 @@ class RecordedDataset:
         if len(held_out) == len(clips):
             held_out = set(list(held_out)[:-1])
         paths = {}
-        for split, rows in (("train", [c for i, c in enumerate(clips) if i not in held_out]),
-                            ("eval", [c for i, c in enumerate(clips) if i in held_out])):
+        for split, rows in (
+            ("train", [c for i, c in enumerate(clips) if i not in held_out]),
+            ("eval", [c for i, c in enumerate(clips) if i in held_out]),
+        ):
             manifest = [{k: c[k] for k in ("audio_path", "text", "language", "duration")} for c in rows]
             paths[split] = self.folder / f"{split}.jsonl"
             write_atomic(paths[split], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest))
@@ -121,13 +128,15 @@ def read_prompts(path: str | Path) -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ClipError(f"cannot read prompts from {Path(path).name}: {e}; give a UTF-8 text file, one prompt a line") from None
+        raise ClipError(
+            f"cannot read prompts from {Path(path).name}: {e}; give a UTF-8 text file, one prompt a line"
+        ) from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _transcript(text: str | None, language: str | None) -> tuple[str, str | None]:
     """A clip's transcript (whitespace normalised, not empty) and its ISO 639-1 language."""
-    text = " ".join((text or "").split())
+    text = normalize_transcript(text or "")
     if not text:
         raise ClipError("empty transcript: type what is said in the clip")
     try:

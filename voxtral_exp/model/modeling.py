@@ -9,13 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import VoxtralConfig, VoxtralForConditionalGeneration
 
-log = logging.getLogger(__name__)
+from voxtral_exp.model.tokens import AUDIO_TOKEN_ID, PAD_TOKEN_ID
 
-# Voxtral's facts, as its tokenizer and processor fix them.
-AUDIO_TOKEN_ID = 24  # [AUDIO]; VoxtralConfig leaves it None
-PAD_TOKEN_ID = 11  # <pad>
-AUDIO_TOKENS_PER_CHUNK = 375  # [AUDIO] tokens per 30 s chunk (12.5 Hz)
-IGNORE_INDEX = -100  # label value the loss skips (transformers' convention): the prompt, padding
+log = logging.getLogger(__name__)
 
 
 def torch_dtype(name: str, bf16: bool, method: str = "lora") -> torch.dtype:

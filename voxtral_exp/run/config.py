@@ -12,7 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 from transformers import TrainingArguments
 
 from voxtral_exp.data.languages import LanguageError, language_code
-from voxtral_exp.data.sources import GRANARY_LANGUAGES, GRANARY_SOURCES
+from voxtral_exp.data.sources.granary import granary_problems
 from voxtral_exp.errors import UserError
 from voxtral_exp.model.modeling import lora_config
 from voxtral_exp.run.secrets import redact
@@ -232,50 +232,7 @@ def _dataset_problems(data: DictConfig, t: DictConfig) -> list[str]:
     if kind in ("hub", "granary") and _looks_local(data.path) and not Path(data.path).expanduser().exists():
         problems.append(f"dataset.path={data.path}: not found")
     if kind == "granary":
-        problems += _granary_problems(data)
-    return problems
-
-
-def _granary_problems(data: DictConfig) -> list[str]:
-    problems = []
-    sources = [data.source] if isinstance(data.source, str) else list(data.source)
-    for language in data.languages:
-        try:
-            code = language_code(language)
-        except LanguageError as e:
-            problems.append(f"dataset.languages: {e}")
-            continue
-        if code not in GRANARY_LANGUAGES:
-            problems.append(
-                f"dataset.languages: {language!r} is not a Granary language; "
-                f"Granary has {', '.join(sorted(GRANARY_LANGUAGES))}"
-            )
-    if not data.languages:
-        problems.append("dataset.languages is empty: name at least one, e.g. [en]")
-    unknown = [s for s in sources if s not in GRANARY_SOURCES]
-    if unknown or not sources:
-        problems.append(f"dataset.source={data.source}: expected one or a list of {', '.join(GRANARY_SOURCES)}")
-    if data.task == "ast":
-        problems.append(
-            "dataset.task=ast (speech translation, target `answer`) is not supported: voxtral_exp trains "
-            "transcription with Voxtral's transcription prompt, and training translations under it would teach "
-            "the model to 'transcribe' into another language. Use dataset.task=asr"
-        )
-    elif data.task != "asr":
-        problems.append(f"dataset.task={data.task}: expected asr")
-    n_configs = len(data.languages) * len(sources)
-    if data.weights and len(data.weights) != n_configs:
-        configs = [f"{lang}_{source}" for lang in data.languages for source in sources]
-        problems.append(
-            f"dataset.weights has {len(data.weights)} entries for {n_configs} configs: "
-            f"one per config, in the order {configs}"
-        )
-    if not data.audio_root and any(s != "yodas" for s in sources):
-        problems.append(
-            f"dataset.source={data.source}: nvidia/Granary publishes manifests only, and only the YODAS part has an "
-            "embedded-audio copy. Download the audio of the other sources (VoxPopuli, YouTube-Commons, LibriLight) "
-            "and set dataset.audio_root to the folder that mirrors the manifests' audio_filepath (README)"
-        )
+        problems += granary_problems(data)
     return problems
 
 

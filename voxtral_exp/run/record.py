@@ -154,7 +154,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
 def log_to(run_dir: Path) -> None:
     """Log to the console and append to <run dir>/train.log, as a Hydra run does."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
+    hydra_logging = yaml.safe_load((ROOT / "conf" / "hydra" / "default.yaml").read_text())["job_logging"]
+    formatter = logging.Formatter(hydra_logging["formatters"]["simple"]["format"])  # as train.py's log lines
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in (logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")):

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from voxtral_exp.model.modeling import IGNORE_INDEX
+from voxtral_exp.model.tokens import IGNORE_INDEX
 
 
 class TranscriptionCollator:

@@ -17,7 +17,8 @@ from transformers.models.whisper.english_normalizer import (
 
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.example import Example
-from voxtral_exp.data.featurize import Featurizer, normalize_transcript
+from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.inference import sharded_generate
 from voxtral_exp.training.encoder_cache import EncoderCache
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from voxtral_exp.model.modeling import IGNORE_INDEX
+from voxtral_exp.model.tokens import IGNORE_INDEX
 
 
 def label_only_loss(outputs, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None):
