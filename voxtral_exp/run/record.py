@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 import yaml
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from voxtral_exp.errors import UserError
@@ -168,75 +169,53 @@ class RunInUseError(UserError, RuntimeError):
 
 
 class RunLock:
-    """`<run dir>/.lock`: the PID and host of the one process that trains into a run directory.
+    """`<run dir>/.lock`, held by the one process that trains into a run directory.
 
-    A second train.py, resume or torchrun into the same directory is refused at once, naming
-    the holder; a lock whose process is gone (same host, dead PID) is taken over with a warning.
-    Created with O_EXCL, so two processes racing for it cannot both win.
+    An OS file lock (filelock: flock on Unix), so the kernel releases it when its process ends,
+    however it ends: a killed run never leaves a stale lock. The file also says who holds it (PID,
+    host, since), for the message that refuses a second train.py, resume or torchrun into the
+    same directory. (filelock 4 leaves a held file's contents alone; the file stays after release.)
     """
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / ".lock"
-        self.held = False
-
-    def holder(self) -> dict[str, Any] | None:
-        """Who holds the lock, or None when it is free or stale (its process is gone)."""
-        try:
-            holder = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError:  # being written this instant: held
-            return {"pid": "?", "host": "?", "since": "?"}
-        if holder.get("host") == socket.gethostname() and not _alive(holder.get("pid")):
-            return None
-        return holder
+        self._lock = FileLock(self.path, timeout=0)
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now()})
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self.holder()
-                if holder is not None:
-                    raise RunInUseError(in_use_message(self.path, holder)) from None
-                log.warning("Taking over the stale lock %s (%s: its process is gone)", self.path, self.path.read_text())
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(mine)
-            self.held = True
-            return
-        raise RunInUseError(f"could not take the lock {self.path}: other processes keep taking it")
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise RunInUseError(in_use_message(self.path)) from None
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now()}
+        with open(self.path, "r+", encoding="utf-8") as f:  # the locked file itself: no rename
+            f.truncate()
+            f.write(json.dumps(holder))
 
     def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
+        if self._lock.is_locked:
+            self._lock.release()
 
 
 def check_free(run_dir: Path) -> None:
     """Refuse at once when a live process holds ``run_dir`` (before Hydra writes into it)."""
-    lock = RunLock(run_dir)
-    holder = lock.holder()
-    if holder is not None:
-        raise RunInUseError(in_use_message(lock.path, holder))
-
-
-def in_use_message(path: Path, holder: dict[str, Any]) -> str:
-    return (
-        f"run directory {path.parent} is in use: PID {holder.get('pid')} on host {holder.get('host')} has "
-        f"trained into it since {holder.get('since')} ({path}). Wait for it to end or stop it; choose another "
-        "hydra.run.dir for a new run. If that process died on another host, delete the lock file."
-    )
-
-
-def _alive(pid: Any) -> bool:
+    lock = FileLock(Path(run_dir) / ".lock", timeout=0)
+    if not lock.lock_file or not Path(lock.lock_file).exists():
+        return
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, TypeError):
-        return True  # someone else's process, or an unreadable PID: assume it lives
-    return True
+        lock.acquire()
+    except Timeout:
+        raise RunInUseError(in_use_message(Path(lock.lock_file))) from None
+    lock.release()
+
+
+def in_use_message(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text())
+    except ValueError:  # being written this instant
+        holder = {}
+    return (
+        f"run directory {path.parent} is in use: PID {holder.get('pid', '?')} on host {holder.get('host', '?')} "
+        f"has trained into it since {holder.get('since', '?')} ({path}). Wait for it to end or stop it; choose "
+        "another hydra.run.dir for a new run."
+    )
