@@ -1,11 +1,14 @@
-"""`final/README.md`: a Hugging Face model card holding the run's real numbers."""
+"""`final/README.md`: a Hugging Face model card holding the run's real numbers (its metadata and
+model-index through huggingface_hub's ModelCardData and EvalResult)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from voxtral_exp.files import write_atomic
 
 REPO = "REPO"  # replaced by the Hub id on push; a local path works the same
 
@@ -89,31 +92,29 @@ def model_card(
     model_cfg, method, data, trainer = resolved["model"], resolved["method"], resolved["dataset"], resolved["trainer"]
     base = None if model_cfg["random_init"] else model_cfg["name_or_path"]
     data_name = data.get("path") or data.get("train_manifest")
-    metrics = [
-        {"type": m, "value": round(float(eval_results[f"eval_{m}"]), 4), "name": m.upper()}
+    results = [
+        EvalResult(
+            task_type="automatic-speech-recognition",
+            task_name="Speech recognition",
+            dataset_type=str(data["name"]),
+            dataset_name=str(data_name),
+            metric_type=m,
+            metric_value=round(float(eval_results[f"eval_{m}"]), 4),
+            metric_name=m.upper(),
+        )
         for m in ("wer", "cer")
         if f"eval_{m}" in eval_results
     ]
-    meta = {
-        "library_name": "peft" if method["name"] == "lora" else "transformers",
-        **({"base_model": base} if base else {}),
-        "pipeline_tag": "automatic-speech-recognition",
-        "tags": ["voxtral", "voxtral_exp", "lora" if method["name"] == "lora" else "full-fine-tuning"],
-        **({"language": languages} if languages else {}),
-        "metrics": ["wer", "cer"],
-        "model-index": [
-            {
-                "name": resolved["tracking"]["name"],
-                "results": [
-                    {
-                        "task": {"type": "automatic-speech-recognition", "name": "Speech recognition"},
-                        "dataset": {"name": str(data_name), "type": str(data["name"])},
-                        "metrics": metrics,
-                    }
-                ],
-            }
-        ],
-    }
+    meta = ModelCardData(
+        library_name="peft" if method["name"] == "lora" else "transformers",
+        base_model=base,
+        pipeline_tag="automatic-speech-recognition",
+        tags=["voxtral", "voxtral_exp", "lora" if method["name"] == "lora" else "full-fine-tuning"],
+        language=languages or None,
+        metrics=["wer", "cer"],
+        model_name=resolved["tracking"]["name"],
+        eval_results=results or None,
+    )
     if method["name"] == "lora":
         method_text = (
             f"LoRA on the language model (r={method['r']}, alpha={method['alpha']}, "
@@ -151,7 +152,7 @@ def model_card(
     packages = "\n".join(f"- {name} {version}" for name, version in run.get("packages", {}).items() if version)
     base_text = base or f"a randomly initialised `{model_cfg['name']}` Voxtral (no pretrained weights)"
     return f"""---
-{yaml.safe_dump(meta, sort_keys=False).strip()}
+{meta.to_yaml()}
 ---
 
 # {resolved["tracking"]["name"]}
@@ -195,6 +196,4 @@ Reproduce: `python -m voxtral_exp.reproduce RUN_DIR` with the run directory this
 
 
 def write_model_card(final_dir: Path, text: str) -> None:
-    from voxtral_exp.files import write_atomic
-
-    write_atomic(final_dir / "README.md", text)
+    write_atomic(final_dir / "README.md", str(ModelCard(text)))  # ModelCard checks the metadata parses
