@@ -1,8 +1,10 @@
 """trackio: exactly one run per training run, and tracking never kills training.
 
-The Trainer's built-in TrackioCallback logs TrainingArguments rather than the Hydra config and
-finishes the run at train end (before the final WER), so voxtral_exp drives trackio itself:
-``Tracker`` owns the run, ``TrackioLogger`` forwards the Trainer's metrics to it.
+Why not transformers' own TrackioCallback (report_to="trackio"): it logs TrainingArguments and
+the model config rather than the resolved Hydra config; it ends the run at train end, before the
+final evaluation's WER; it cannot replay a resumed run's history (below); and a trackio error
+stops training. So voxtral_exp drives trackio itself: ``Tracker`` owns the run,
+``TrackioLogger`` forwards the Trainer's metrics to it.
 """
 
 from __future__ import annotations
