@@ -338,3 +338,13 @@ def test_run_json_tells_where_training_stands(full_run):
     progress = json.loads((full_run[0] / "run.json").read_text())["progress"]
     assert (progress["step"], progress["max_steps"]) == (30, 30) and progress["eta_s"] == 0
     assert progress["elapsed_s"] > 0
+
+
+def test_the_first_log_line_names_the_model_and_the_preset_that_chose_it(tmp_path, trackio_dir):
+    # dataset=granary pairs real data with the real model: no download here, so the run stops at
+    # Granary's metadata, after its first line has said which model it was about to train
+    proc = run_train(["dataset=granary", "hardware=cpu", f"hydra.run.dir={tmp_path}/run"], trackio_dir, check=False)
+    assert proc.returncode == 1
+    first = (tmp_path / "run" / "train.log").read_text().splitlines()[0]
+    assert "model=voxtral-mini-3b (mistralai/Voxtral-Mini-3B-2507; chosen by dataset=granary" in first
+    assert "put model=... after it to choose another" in first

@@ -1,9 +1,11 @@
-"""What a run is called: its trackio name and group, and the overrides it was started with."""
+"""What a run is called (its trackio name and group), the overrides it was started with, and
+which preset chose its model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -37,3 +39,21 @@ def run_group(cfg: DictConfig) -> str:
         sweep_dir = Path(HydraConfig.get().sweep.dir)
         return f"sweep-{sweep_dir.parent.name}_{sweep_dir.name}"
     return cfg.experiment_name
+
+
+def model_chosen_by() -> str | None:
+    """`dataset=granary` or `experiment=...` when that preset, not the command line, chose the
+    model group (`override /model: ...` in its defaults), for the run's first log line."""
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    if any(o.lstrip("+~").startswith("model=") for o in hydra.overrides.task):
+        return None
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    for group in ("experiment", "dataset"):
+        choice = hydra.runtime.choices.get(group)
+        path = conf / group / f"{choice}.yaml"
+        defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults", []) if choice and path.is_file() else []
+        if any(isinstance(d, dict) and "override /model" in d for d in defaults):
+            return f"{group}={choice}"
+    return None

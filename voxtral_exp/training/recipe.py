@@ -34,7 +34,7 @@ from voxtral_exp.model.modeling import apply_method, build_model, count_paramete
 from voxtral_exp.model.processor import OFFLINE_MODEL_ID, load_processor
 from voxtral_exp.run.config import resolved_container, training_arguments, validate
 from voxtral_exp.run.model_card import model_card, write_model_card
-from voxtral_exp.run.names import overrides, run_group, run_name
+from voxtral_exp.run.names import model_chosen_by, overrides, run_group, run_name
 from voxtral_exp.run.record import RunLock, RunRecord, git_state, write_resolved_config
 from voxtral_exp.run.secrets import refuse_secrets
 from voxtral_exp.run.summary import run_summary
@@ -114,6 +114,17 @@ class FineTuneRecipe:
         if self.is_main_process:
             self.lock.acquire()  # before anything is written: a second process into this run is refused
             self.record = RunRecord(run_dir, overrides())
+        chooser = model_chosen_by()
+        log.info(
+            "Run <%s>: model=%s (%s%s) dataset=%s method=%s hardware=%s",
+            run_dir,
+            cfg.model.name,
+            cfg.model.name_or_path or "random weights",
+            f"; chosen by {chooser}: put model=... after it to choose another" if chooser else "",
+            cfg.dataset.name,
+            cfg.method.name,
+            cfg.hardware.device,
+        )
         refuse_secrets(cfg, run_dir)
         validate(cfg)
         with open_dict(cfg):  # fix the names this run is tracked under in its record (resume reuses them)
@@ -122,15 +133,6 @@ class FineTuneRecipe:
         self.resolved = resolved_container(cfg)
         if self.is_main_process:
             write_resolved_config(run_dir, self.resolved)
-        log.info(
-            "Run <%s>: model=%s (%s) dataset=%s method=%s hardware=%s",
-            run_dir,
-            cfg.model.name,
-            cfg.model.name_or_path or "random weights",
-            cfg.dataset.name,
-            cfg.method.name,
-            cfg.hardware.device,
-        )
 
     def _setup_processor(self) -> None:
         """The Trainer's arguments, the dataset's metadata (Granary configs, splits), the processor."""
