@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-all lint format app screenshots clean
+.PHONY: setup run test test-all pin-losses lint format app screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,17 @@ run: setup  ## the main job: tiny Voxtral fine-tuned on the bundled sample speec
 # Most tests run train.py in a subprocess; several pytest workers overlap their start-up
 # (imports) with the others' compute. One math thread per process: four processes with torch's
 # two threads each fight over 2 cores (tests/test_train.py + test_levers.py: 187 s -> 110 s).
-PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses=4
+# loadgroup: the tests that share a training run (xdist_group) go to one worker, which runs it once.
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadgroup
 
 test: setup  ## the test suite (slow tests excluded; see test-all)
 	$(PYTEST)
 
 test-all: setup  ## every test, slow ones included
 	$(PYTEST) -m ""
+
+pin-losses: setup  ## rewrite tests/pinned_losses.json when a change is meant to move the training losses
+	OMP_NUM_THREADS=1 $(PY) -m tests.pin_losses
 
 lint: setup  ## ruff: lint and formatting check (the suite runs it too: tests/test_lint.py)
 	$(VENV)/bin/ruff check .

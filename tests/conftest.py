@@ -1,4 +1,5 @@
-"""Shared helpers: compose the real config, run the real train.py in a subprocess."""
+"""Shared helpers: compose the real config, run the real train.py in a subprocess, the shared
+runs and fixtures."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import voxtral_exp.run.config  # noqa: F401 - registers resolvers
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf")
+SAMPLE = ROOT / "data" / "sample"  # the bundled sample speech (en/fr/de/es sentences)
 
 # Fast settings for the tiny model on CPU: a handful of steps, no long generation.
 FAST = [
@@ -29,9 +32,81 @@ FAST = [
 ]
 
 
+# The two shared training runs (tests on the same xdist worker reuse them: `xdist_group` marks).
+LORA_RUN = [
+    *FAST,
+    "method=lora",
+    "method.train_projector=true",
+    "trainer.learning_rate=3e-3",
+    "trainer.max_steps=6",
+    "trainer.eval_steps=3",
+    "trainer.save_steps=3",
+    "evaluation.wer_during_training=true",
+    "evaluation.max_new_tokens=4",
+    "trainer.metric_for_best_model=eval_wer",
+]
+FULL_RUN = [
+    *FAST,
+    "method=full",
+    "trainer.learning_rate=3e-3",
+    "trainer.warmup_steps=2",
+    "trainer.max_steps=30",
+    "trainer.eval_steps=15",
+    "trainer.save_steps=15",
+]
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # one reduction order: the per-step losses are pinned to 1e-5
+
+
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose(config_name="train", overrides=overrides or [])
+
+
+@pytest.fixture(scope="session")
+def processor():
+    """The offline Voxtral processor (the tiny models' tokenizer and 128-bin features)."""
+    from voxtral_exp.model.processor import build_offline_processor
+
+    return build_offline_processor()
+
+
+@pytest.fixture(scope="session")
+def featurizer(processor):
+    from voxtral_exp.data.featurize import Featurizer
+
+    return Featurizer(processor, "offline")
+
+
+@pytest.fixture(scope="session")
+def lora_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(run dir, trackio dir) of a 6-step LoRA run (projector trained, WER at every evaluation,
+    best model by eval_wer) on the sample data."""
+    tmp = tmp_path_factory.mktemp("lora")
+    run_dir, trackio_dir = tmp / "run", tmp / "trackio"
+    run_train([*LORA_RUN, f"hydra.run.dir={run_dir}"], trackio_dir)
+    return run_dir, trackio_dir
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(run dir, trackio dir, process) of a 30-step full fine-tuning run on the sample data, one
+    math thread (its losses are pinned: tests/pinned_losses.json)."""
+    tmp = tmp_path_factory.mktemp("full")
+    run_dir, trackio_dir = tmp / "run", tmp / "trackio"
+    args = [*FULL_RUN, f"hydra.run.dir={run_dir}", "tracking.name=full-run", "tracking.system_metrics_interval=0.5"]
+    proc = run_train(args, trackio_dir, env=ONE_THREAD)
+    return run_dir, trackio_dir, proc
+
+
+def wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 300, what: str = "") -> None:
+    """Poll ``condition`` (a callable, or a path that must appear) until it holds; fail if
+    ``proc`` ends first or the deadline passes."""
+    check = condition if callable(condition) else condition.exists
+    deadline = time.time() + timeout
+    while not check():
+        assert proc is None or proc.poll() is None, f"the process ended before {what or condition}"
+        assert time.time() < deadline, f"gave up waiting for {what or condition} after {timeout:.0f} s"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -119,3 +194,21 @@ def run_torchrun(
         assert proc.returncode == 0, proc.stderr[-4000:]
     assert not [p.name for p in tmpdir.iterdir() if p.name.startswith("voxtral_exp_")]  # rank 1's Hydra dir
     return proc
+
+
+SHARED_RUNS = ("lora_run", "full_run")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    """Tests that use a shared run go to one xdist worker (`--dist loadgroup`), which trains it
+    once; `@pytest.mark.gpu` tests skip, saying why, where CUDA is not available."""
+    import torch
+
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        for run in SHARED_RUNS:
+            if run in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(run))
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip)

@@ -10,7 +10,7 @@ import datasets
 import numpy as np
 import soundfile as sf
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+from tests.conftest import SAMPLE
 
 
 def tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0) -> np.ndarray:

@@ -1,27 +1,14 @@
 """Token layout of training batches and of generation prompts."""
 
 import numpy as np
-import pytest
 import torch
 
 from voxtral_exp.data.example import Example
-from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.inference import collate_prompts
-from voxtral_exp.model.processor import build_offline_processor
 from voxtral_exp.model.tokens import IGNORE_INDEX
 from voxtral_exp.training.collator import TranscriptionCollator
 
 BOS, INST, END_INST, PAD, EOS, AUDIO, BEGIN_AUDIO, TRANSCRIBE = 1, 3, 4, 11, 2, 24, 25, 34
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return build_offline_processor()
-
-
-@pytest.fixture(scope="module")
-def featurizer(processor):
-    return Featurizer(processor, "offline")
 
 
 def features(featurizer, seconds: float, text: str, language: str | None):

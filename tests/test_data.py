@@ -31,13 +31,7 @@ from voxtral_exp.data.filters import DataError, ExampleChecker
 from voxtral_exp.data.hf import DataSourceError
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.data.sources import load_data
-from voxtral_exp.model.processor import build_offline_processor
 from voxtral_exp.run.config import ConfigError, validate
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return build_offline_processor()
 
 
 def data_cfg(*overrides):
@@ -271,11 +265,11 @@ def test_nan_samples_are_an_error_that_names_the_file(tmp_path):
         load_audio(str(tmp_path / "nan.wav"))
 
 
-def test_filters_drop_and_count_by_reason(tmp_path):
+def test_filters_drop_and_count_by_reason(tmp_path, processor):
     cfg = data_cfg(
         "dataset.filters.min_duration=1.5", "dataset.filters.max_duration=2.0", "dataset.filters.max_label_tokens=6"
     )
-    data = load_data(cfg, 0, build_offline_processor().tokenizer)
+    data = load_data(cfg, 0, processor.tokenizer)
     report = data.report["train"]
     assert set(report["dropped"]) <= {"too_short", "too_long", "too_many_label_tokens"}
     assert report["kept"] == len(data.train) and report["kept"] + sum(report["dropped"].values()) == 27

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import FAST, ROOT, compose_config, read_trackio, run_train
+from tests.conftest import ROOT, SAMPLE, compose_config, read_trackio
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
@@ -26,8 +26,6 @@ from voxtral_exp.training.evaluation import (
     generation_budget,
     text_normalizer,
 )
-
-SAMPLE = ROOT / "data" / "sample"
 
 
 def test_wer_and_cer_against_hand_computed_values():
@@ -65,29 +63,6 @@ def test_hypotheses_cut_by_the_budget_are_counted():
     examples, _ = read_manifest(SAMPLE / "eval.jsonl")
     metrics, predictions = evaluate_wer(model, featurizer, examples[:3], cfg.evaluation)
     assert metrics["eval_truncated"] == 3 and all(p["truncated"] for p in predictions)
-
-
-@pytest.fixture(scope="module")
-def lora_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("eval")
-    run_dir, trackio_dir = tmp / "run", tmp / "trackio"
-    run_train(
-        [
-            *FAST,
-            "method=lora",
-            "method.train_projector=true",
-            "trainer.learning_rate=3e-3",
-            "trainer.max_steps=6",
-            "trainer.eval_steps=3",
-            "trainer.save_steps=3",
-            "evaluation.wer_during_training=true",
-            "evaluation.max_new_tokens=4",
-            "trainer.metric_for_best_model=eval_wer",
-            f"hydra.run.dir={run_dir}",
-        ],
-        trackio_dir,
-    )
-    return run_dir, trackio_dir
 
 
 def test_wer_callback_reaches_trainer_state_trackio_and_results(lora_run):

@@ -9,14 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train
+from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train, wait_for
 from voxtral_exp.model.modeling import load_trained
 
 QUICK = [*FAST, "trainer.max_steps=3", "trainer.eval_steps=3", "trainer.save_steps=3", "evaluation.max_new_tokens=2"]
@@ -161,10 +160,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 300
-    while not (killed / "checkpoints" / "checkpoint-12" / "trainer_state.json").exists():
-        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-        time.sleep(0.05)
+    wait_for(killed / "checkpoints" / "checkpoint-12" / "trainer_state.json", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads((killed / "run.json").read_text())["status"] == "running"

@@ -5,12 +5,6 @@ import pytest
 import torch
 
 from voxtral_exp.data.featurize import Featurizer
-from voxtral_exp.model.processor import build_offline_processor
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return build_offline_processor()
 
 
 @pytest.mark.parametrize("seconds", [0.01, 0.7, 2.0, 29.99, 30.0, 31.5, 61.0])

@@ -4,10 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import compose_config
-from tests.data_fixtures import SAMPLE
+from tests.conftest import SAMPLE, compose_config
 from voxtral_exp.data.dataset import SpeechDataset
-from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.model.modeling import (
     apply_method,
@@ -15,16 +13,10 @@ from voxtral_exp.model.modeling import (
     unwrap_peft,
     with_cached_audio,
 )
-from voxtral_exp.model.processor import build_offline_processor
 from voxtral_exp.model.tokens import PAD_TOKEN_ID
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.encoder_cache import EncoderCache, example_key, fingerprint
 from voxtral_exp.training.loss import label_only_loss
-
-
-@pytest.fixture(scope="module")
-def featurizer():
-    return Featurizer(build_offline_processor(), "offline")
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,19 @@ import pytest
 import torch
 
 from tests.conftest import compose_config
-from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.model.modeling import (
     apply_method,
     build_model,
     count_parameters,
     torch_dtype,
 )
-from voxtral_exp.model.processor import build_offline_processor
 from voxtral_exp.model.tokens import PAD_TOKEN_ID
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.loss import label_only_loss
 
 
 @pytest.fixture(scope="module")
-def batch():
-    featurizer = Featurizer(build_offline_processor(), "offline")
+def batch(featurizer):
     rng = np.random.default_rng(0)
     feats = []
     for seconds, text, lang in [(2.0, "hello there", "en"), (31.0, "bonjour tout le monde", "fr")]:

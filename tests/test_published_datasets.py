@@ -24,7 +24,6 @@ from voxtral_exp.data.filters import DataError, ExampleChecker
 from voxtral_exp.data.hf import DataSourceError
 from voxtral_exp.data.languages import VOXTRAL_LANGUAGES, LanguageError, language_code
 from voxtral_exp.data.sources import load_data, preflight
-from voxtral_exp.model.processor import build_offline_processor
 from voxtral_exp.run.config import ConfigError, validate
 
 SHORT = [
@@ -36,11 +35,6 @@ SHORT = [
     "tracking.enabled=false",
     "evaluation.max_new_tokens=2",
 ]
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return build_offline_processor()
 
 
 @pytest.fixture(scope="module")

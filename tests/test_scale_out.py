@@ -8,14 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import jiwer
 import pytest
 from transformers import VoxtralForConditionalGeneration
 
-from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train
+from tests.conftest import FAST, ROOT, losses, read_trackio, run_torchrun, run_train, wait_for
 from voxtral_exp.run.record import check_free
+from voxtral_exp.training.evaluation import text_normalizer
 
 # full fine-tuning of the tiny model, 6 steps of 2 per rank, a checkpoint every 3
 DIST = [
@@ -36,13 +37,6 @@ def ddp_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     run_torchrun([*DIST, f"hydra.run.dir={tmp / 'run'}"], tmp, tmp / "trackio")
     return tmp / "run"
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert proc.poll() is None and time.time() < deadline, f"ended before {path} appeared"
-        time.sleep(0.05)
 
 
 def test_fsdp_preset_matches_ddp_resumes_after_sigkill_and_saves_a_plain_model(ddp_run, tmp_path, trackio_dir):
@@ -87,7 +81,12 @@ def test_fsdp_preset_matches_ddp_resumes_after_sigkill_and_saves_a_plain_model(d
     )
     assert out.returncode == 0 and out.stdout.startswith(f"{clip}\t"), out.stderr[-2000:]
     results = json.loads((killed / "eval_results.json").read_text())
-    assert results["eval_wer"] >= 0 and json.loads((killed / "run.json").read_text())["status"] == "completed"
+    predictions = [json.loads(line) for line in (killed / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 9  # every eval clip, gathered from both ranks' shares
+    normalize = text_normalizer("basic")
+    refs, hyps = [normalize(p["reference"]) for p in predictions], [normalize(p["hypothesis"]) for p in predictions]
+    assert results["eval_wer"] == pytest.approx(jiwer.wer(refs, hyps))  # the WER of the transcripts it saved
+    assert json.loads((killed / "run.json").read_text())["status"] == "completed"
 
 
 def test_lora_with_fsdp_is_refused_with_a_reason(tmp_path, trackio_dir):

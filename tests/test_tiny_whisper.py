@@ -5,15 +5,13 @@ import pytest
 import torch
 from transformers import WhisperFeatureExtractor
 
-from tests.conftest import ROOT, compose_config
+from tests.conftest import SAMPLE, compose_config
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.model import whisper_encoder
 from voxtral_exp.model.modeling import build_model
 from voxtral_exp.model.processor import load_processor
-
-SAMPLE = ROOT / "data" / "sample"
 
 
 def test_converted_encoder_equals_ctranslate2s_own_encoder():

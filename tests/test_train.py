@@ -18,8 +18,18 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import FAST, ROOT, compose_config, read_jsonl, read_trackio, run_train
-from tests.data_fixtures import SAMPLE
+from tests.conftest import (
+    FAST,
+    FULL_RUN,
+    LORA_RUN,
+    ROOT,
+    SAMPLE,
+    compose_config,
+    losses,
+    read_jsonl,
+    read_trackio,
+    run_train,
+)
 from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.inference import transcribe
@@ -28,57 +38,10 @@ from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.model_card import REPO
 
 
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("full")
-    run_dir, trackio_dir = tmp / "run", tmp / "trackio"
-    proc = run_train(
-        [
-            *FAST,
-            "method=full",
-            "trainer.learning_rate=3e-3",
-            "trainer.warmup_steps=2",
-            "trainer.max_steps=30",
-            "trainer.eval_steps=15",
-            "trainer.save_steps=15",
-            f"hydra.run.dir={run_dir}",
-            "tracking.name=full-run",
-            "tracking.system_metrics_interval=0.5",
-        ],
-        trackio_dir,
-    )
-    return run_dir, trackio_dir, proc
-
-
-@pytest.fixture(scope="module")
-def lora_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("lora")
-    run_dir, trackio_dir = tmp / "run", tmp / "trackio"
-    run_train(
-        [
-            *FAST,
-            "method=lora",
-            "trainer.max_steps=6",
-            "trainer.eval_steps=3",
-            "trainer.save_steps=3",
-            "method.r=4",
-            f"hydra.run.dir={run_dir}",
-        ],
-        trackio_dir,
-    )
-    return run_dir, trackio_dir
-
-
-def train_losses(run_dir: Path) -> list[float]:
-    last = max((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    state = json.loads((last / "trainer_state.json").read_text())
-    return [e["loss"] for e in state["log_history"] if "loss" in e]
-
-
 def test_training_loss_falls(full_run):
-    losses = train_losses(full_run[0])
-    assert len(losses) == 30
-    start, end = np.mean(losses[:3]), np.mean(losses[-3:])
+    per_step = [loss for _, loss in losses(full_run[0])]
+    assert len(per_step) == 30
+    start, end = np.mean(per_step[:3]), np.mean(per_step[-3:])
     assert end < start - 1.0, (start, end)
 
 
@@ -137,8 +100,8 @@ def test_trackio_holds_one_run_with_config_and_losses(full_run):
     assert run["name"] == "full-run"
     assert run["config"]["method"]["name"] == "full" and run["config"]["trainer"]["max_steps"] == 30
     assert run["config"]["run_dir"] == str(run_dir) and run["config"]["git"]["commit"]
-    losses = [row["train/loss"] for row in run["logs"] if "train/loss" in row]
-    assert len(losses) == 30
+    tracked = [row["train/loss"] for row in run["logs"] if "train/loss" in row]
+    assert len(tracked) == 30
     assert any("eval/wer" in row for row in run["logs"])
     # perplexity beside every eval loss; trackio's own system metrics (CPU here; GPU on a GPU)
     evals = [row for row in run["logs"] if "eval/loss" in row]
@@ -186,14 +149,22 @@ def test_progress_is_a_bar_on_a_terminal_and_log_lines_elsewhere(full_run, tmp_p
     assert "Progress <step" not in text
 
 
-def test_lora_saves_only_language_model_adapters_and_reloads(lora_run):
+def test_lora_saves_language_model_adapters_and_the_projector_only_and_reloads(lora_run):
     final = lora_run[0] / "final"
     adapter = load_file(final / "adapter_model.safetensors")
-    assert adapter and all(".language_model." in k and "lora_" in k for k in adapter)
+    adapters = [k for k in adapter if "lora_" in k]
+    assert adapters and all(".language_model." in k for k in adapters)  # none in the audio encoder
+    projector = [k for k in adapter if "multi_modal_projector" in k]  # method.train_projector=true
+    assert projector and sorted(adapters + projector) == sorted(adapter)
     model = load_trained(str(final))
     initial = build_model(compose_config(["model=tiny"]).model, torch.float32, seed=42).state_dict()
     base = model.get_base_model().state_dict()
-    for name, weight in initial.items():  # the frozen base came back intact (LoRA wraps some layers)
+    for name, weight in initial.items():  # the frozen base came back intact (LoRA and peft wrap some layers)
+        if "multi_modal_projector" in name:
+            original = name.replace("multi_modal_projector.", "multi_modal_projector.original_module.")
+            trained = name.replace("multi_modal_projector.", "multi_modal_projector.modules_to_save.default.")
+            assert torch.equal(base[original], weight) and not torch.equal(base[trained], weight), name
+            continue
         key = name if name in base else name.replace(".weight", ".base_layer.weight")
         assert torch.equal(base[key], weight), name
     featurizer = Featurizer(load_processor(str(final)), "offline")
@@ -316,22 +287,10 @@ def test_early_stopping_and_final_is_the_best_checkpoint(tmp_path, trackio_dir):
 def test_logits_over_every_position_train_the_same_as_label_only_logits(lora_run, tmp_path, trackio_dir):
     """speed.label_only_logits=false (the plain path) end to end: the same per-step losses."""
     run_dir = tmp_path / "run"
-    run_train(
-        [
-            *FAST,
-            "method=lora",
-            "trainer.max_steps=6",
-            "trainer.eval_steps=3",
-            "trainer.save_steps=3",
-            "method.r=4",
-            "speed.label_only_logits=false",
-            "evaluation.wer_at_end=false",
-            "tracking.enabled=false",
-            f"hydra.run.dir={run_dir}",
-        ],
-        trackio_dir,
-    )
-    assert train_losses(run_dir) == pytest.approx(train_losses(lora_run[0]), rel=1e-4)
+    overrides = [*LORA_RUN, "speed.label_only_logits=false", "evaluation.wer_at_end=false", "tracking.enabled=false"]
+    overrides += ["evaluation.wer_during_training=false", "trainer.metric_for_best_model=eval_loss"]
+    run_train([*overrides, f"hydra.run.dir={run_dir}"], trackio_dir)
+    assert dict(losses(run_dir)) == pytest.approx(dict(losses(lora_run[0])), rel=1e-4)
 
 
 def test_run_json_tells_where_training_stands(full_run):
@@ -348,3 +307,23 @@ def test_the_first_log_line_names_the_model_and_the_preset_that_chose_it(tmp_pat
     first = (tmp_path / "run" / "train.log").read_text().splitlines()[0]
     assert "model=voxtral-mini-3b (mistralai/Voxtral-Mini-3B-2507; chosen by dataset=granary" in first
     assert "put model=... after it to choose another" in first
+
+
+def test_per_step_losses_are_pinned(full_run):
+    """The 30 losses of a fixed tiny CPU run, to 1e-5. A change that moves them on purpose
+    regenerates tests/pinned_losses.json with `make pin-losses` (and says why)."""
+    pinned = json.loads((ROOT / "tests" / "pinned_losses.json").read_text())
+    assert pinned["overrides"] == FULL_RUN  # the pinned numbers are of this very run
+    observed = {str(step): loss for step, loss in losses(full_run[0])}
+    assert observed == pytest.approx(pinned["losses"], rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.gpu
+def test_a_bf16_lora_run_on_the_gpu_trains_and_reloads(tmp_path, trackio_dir):
+    run_dir = tmp_path / "run"
+    overrides = [*(o for o in FAST if o != "hardware=cpu"), "hardware=gpu", "method=lora", "trainer.max_steps=4"]
+    run_train([*overrides, "trainer.save_steps=4", "trainer.eval_steps=4", f"hydra.run.dir={run_dir}"], trackio_dir)
+    resolved = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+    assert resolved["trainer"]["bf16"] is True and resolved["hardware"]["device"] == "cuda"
+    assert len(losses(run_dir)) == 4 and all(math.isfinite(loss) for _, loss in losses(run_dir))
+    assert (run_dir / "final" / "adapter_model.safetensors").is_file()
