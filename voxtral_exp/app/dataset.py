@@ -1,0 +1,131 @@
+"""The Dataset tab: record or upload clips, type or correct their transcripts and languages,
+listen to and delete them, and save train.jsonl / eval.jsonl for `dataset=jsonl`
+(voxtral_exp.data.recordings does the work)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from voxtral_exp.app.errors import FieldError, user_errors
+from voxtral_exp.app.workspace import default_dataset
+from voxtral_exp.data.recordings import RecordedDataset, read_prompts
+
+HEADERS = ["id", "transcript", "language", "seconds"]
+
+
+@dataclass
+class DatasetTab:
+    """What the other tabs use: the folder field and the event of a successful Save."""
+
+    folder: gr.Textbox
+    saved: gr.events.Dependency
+
+
+def table(folder: str) -> list[list]:
+    """The clips of ``folder`` as rows of the clips table."""
+    return [[c["id"], c["text"], c["language"], c["duration"]] for c in RecordedDataset(folder).clips()]
+
+
+@user_errors
+def add_clip(folder: str, audio: str | None, text: str, language: str) -> tuple[list[list], str, None, str]:
+    clip = RecordedDataset(folder).add(audio, text, language)
+    return table(folder), f"Added clip {clip['id']} ({clip['duration']:.1f} s).", None, ""
+
+
+def select_clip(folder: str, event: gr.SelectData) -> tuple[int, str, str, str]:
+    """Show the selected clip: its id, audio, transcript and language."""
+    dataset = RecordedDataset(folder)
+    clip = next(c for c in dataset.clips() if c["id"] == table(folder)[event.index[0]][0])
+    return clip["id"], str(dataset.folder / clip["audio_path"]), clip["text"], clip["language"]
+
+
+def clip_number(clip_id: float | None) -> int:
+    if clip_id is None:
+        raise FieldError("select a clip in the table first")
+    return int(clip_id)
+
+
+@user_errors
+def update_clip(folder: str, clip_id: float | None, text: str, language: str) -> tuple[list[list], str]:
+    RecordedDataset(folder).update(clip_number(clip_id), text, language)
+    return table(folder), f"Saved clip {clip_number(clip_id)}."
+
+
+@user_errors
+def delete_clip(folder: str, clip_id: float | None) -> tuple[list[list], str, None]:
+    RecordedDataset(folder).delete(clip_number(clip_id))
+    return table(folder), f"Deleted clip {clip_number(clip_id)}.", None
+
+
+@user_errors
+def save(folder: str, fraction: float) -> str:
+    """Write train.jsonl and eval.jsonl (on success the Train tab takes the folder)."""
+    train, evaluation = RecordedDataset(folder).write_manifests(float(fraction))
+    n_train, n_eval = (len(p.read_text().splitlines()) for p in (train, evaluation))
+    return f"Saved {train} ({n_train} clips) and {evaluation} ({n_eval} clips)."
+
+
+@user_errors
+def load_prompts(file: str | None) -> tuple[list[str], int, str]:
+    prompts = read_prompts(file) if file else []
+    return prompts, 0, (prompts[0] if prompts else "")
+
+
+def show_prompt(prompt: str) -> str:
+    """The prompt to read becomes the transcript, ready to be corrected."""
+    return prompt
+
+
+def next_prompt(prompts: list[str], index: int) -> tuple[int, str]:
+    if not prompts:
+        return 0, ""
+    index = (int(index) + 1) % len(prompts)
+    return index, prompts[index]
+
+
+def build(page: gr.Blocks, workdir: Path) -> DatasetTab:
+    """The tab's components and events (inside ``page``)."""
+    with gr.Tab("Dataset"):
+        folder = gr.Textbox(default_dataset(workdir), label="Dataset folder", elem_id="folder")
+        with gr.Row():
+            prompts_file = gr.File(
+                label="Prompts to read (text file, one per line)", type="filepath", elem_id="prompts"
+            )
+            prompt = gr.Textbox(label="Read this", interactive=False)
+            next_button = gr.Button("Next prompt")
+        prompts, prompt_index = gr.State([]), gr.State(0)
+        audio = gr.Audio(
+            sources=["upload", "microphone"], type="filepath", label="Upload or record a clip", elem_id="clip-audio"
+        )
+        with gr.Row():
+            transcript = gr.Textbox(label="Transcript", elem_id="transcript")
+            language = gr.Textbox("en", label="Language (ISO 639-1)", elem_id="language")
+        add_button = gr.Button("Add clip", variant="primary", elem_id="add-clip")
+        message = gr.Markdown(elem_id="dataset-message")
+        clips = gr.Dataframe(
+            headers=HEADERS, interactive=False, label="Clips (select one to listen, correct or delete it)"
+        )
+        with gr.Row():
+            clip_id = gr.Number(label="Clip", precision=0)
+            clip_audio = gr.Audio(label="Listen", interactive=False)
+            clip_text, clip_language = gr.Textbox(label="Transcript"), gr.Textbox(label="Language")
+        with gr.Row():
+            update_button, delete_button = gr.Button("Save correction"), gr.Button("Delete clip", variant="stop")
+        with gr.Row():
+            fraction = gr.Slider(0.05, 0.5, value=0.2, step=0.05, label="Eval fraction")
+            save_button = gr.Button("Save train.jsonl / eval.jsonl", elem_id="save-manifests")
+        saved = gr.Markdown(elem_id="saved")
+
+    page.load(table, folder, clips, api_name=False)
+    folder.change(table, folder, clips)
+    prompts_file.change(load_prompts, prompts_file, [prompts, prompt_index, prompt])
+    prompt.change(show_prompt, prompt, transcript)
+    next_button.click(next_prompt, [prompts, prompt_index], [prompt_index, prompt])
+    add_button.click(add_clip, [folder, audio, transcript, language], [clips, message, audio, transcript])
+    clips.select(select_clip, folder, [clip_id, clip_audio, clip_text, clip_language])
+    update_button.click(update_clip, [folder, clip_id, clip_text, clip_language], [clips, message])
+    delete_button.click(delete_clip, [folder, clip_id], [clips, message, clip_audio])
+    return DatasetTab(folder=folder, saved=save_button.click(save, [folder, fraction], saved))
