@@ -17,9 +17,10 @@ import soundfile as sf
 from tests.conftest import FAST, ROOT, run_train
 from tests.data_fixtures import sample_rows, tone
 from voxtral_exp.app.command import push_command, shown, train_command
+from voxtral_exp.app.errors import FieldError
 from voxtral_exp.app.job import TrainingJob, run_results
 from voxtral_exp.app.transcription import transcribe_clip
-from voxtral_exp.app.workspace import find_runs
+from voxtral_exp.app.workspace import Workspace
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.data.recordings import ClipError, RecordedDataset, read_prompts
 from voxtral_exp.run.model_card import space_files
@@ -122,6 +123,25 @@ def test_the_shown_command_is_the_one_that_runs(tmp_path):
     ]
 
 
+def test_a_path_in_the_workspace_resolves_inside_it_with_names_the_app_uses(tmp_path):
+    workspace = Workspace.create(tmp_path / "ws")
+    (workspace.root / "link").symlink_to(tmp_path, target_is_directory=True)
+    assert workspace.path(" datasets/my-speech ", "F") == workspace.root / "datasets" / "my-speech"
+    assert workspace.path(str(workspace.root / "a" / "b.jsonl"), "F") == workspace.root / "a" / "b.jsonl"
+    assert workspace.path("a/../b", "F") == workspace.root / "b"
+    for outside in ("..", "../ws2", "/etc", "a/../../x", "link", "link/x", str(tmp_path)):
+        with pytest.raises(FieldError, match="F: .* is outside the workspace"):
+            workspace.path(outside, "F")
+    for unsafe in ("a b", "${oc.env:HF_TOKEN}", "x=y", "a,b", ".git", "d/.hidden", "-rf", "~", "a'b", ".", ""):
+        with pytest.raises(FieldError, match="^F: "):
+            workspace.path(unsafe, "F")
+    first = workspace.new_run_dir()
+    first.mkdir(parents=True)
+    second = workspace.new_run_dir()
+    assert first.parent == second.parent == workspace.root / "outputs" / "app" and second.name.startswith(first.name)
+    assert second != first
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
@@ -144,7 +164,7 @@ def finished_run(tmp_path_factory):
 
 def test_try_and_results_use_a_finished_run(finished_run):
     workdir, run_dir = finished_run
-    assert find_runs(workdir) == [str(run_dir)]
+    assert Workspace(workdir.resolve()).runs() == ["outputs/app/run"]
     text = run_results(run_dir)
     assert "completed" in text and "**WER**" in text and "| reference | hypothesis |" in text
     clip = str(SAMPLE / "audio" / "en_00.flac")

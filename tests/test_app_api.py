@@ -11,17 +11,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from tests.app_server import free_port, start_app, stop_app
 from tests.conftest import ROOT
+from tests.data_fixtures import sample_rows
 from voxtral_exp.app.server import AUTH_VARIABLE, ServerError, login, parse_args
 
 LOGIN = ("tester", "correct horse battery staple")
 
 
+CLIP = sample_rows("train")[0]["audio_path"]
+
+
 class App:
-    """The app under test: its URL, workspace and login."""
+    """The app under test: its URL, workspace and login; ``base`` holds the workspace (base/w/workspace)
+    and the app's working directory (base/c/cwd), so that `../../x` from either lands in base."""
 
     def __init__(self, url: str, workspace: Path, base: Path):
         self.url, self.workspace, self.base = url, workspace, base
@@ -29,15 +35,21 @@ class App:
     def client(self) -> Client:
         return Client(self.url, auth=LOGIN, verbose=False, download_files=False)
 
+    def files_outside(self) -> set[Path]:
+        """Every file and folder under base that is not in the workspace."""
+        return {p for p in self.base.rglob("*") if not p.is_relative_to(self.workspace)}
+
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """One app subprocess for the module, with a login (from --auth-file)."""
     base = tmp_path_factory.mktemp("app-api")
-    workspace = base / "w" / "workspace"
+    workspace, cwd = base / "w" / "workspace", base / "c" / "cwd"
     workspace.mkdir(parents=True)
+    cwd.mkdir(parents=True)
     (base / "login").write_text(f"{LOGIN[0]}:{LOGIN[1]}\n")
-    process, port = start_app(["--workdir", str(workspace), "--auth-file", str(base / "login")], base / "app.log")
+    args = ["--workdir", str(workspace), "--auth-file", str(base / "login")]
+    process, port = start_app(args, base / "app.log", cwd=cwd)
     yield App(f"http://127.0.0.1:{port}/", workspace, base)
     stop_app(process)
 
@@ -82,3 +94,25 @@ def test_the_login_comes_from_the_command_line_a_file_or_the_environment(tmp_pat
     (tmp_path / "two").write_text("a:b\nc:d\n")
     with pytest.raises(ServerError, match="exactly one line"):
         login(parse_args(["--auth-file", str(tmp_path / "two")]))
+
+
+def test_every_path_the_app_is_given_stays_in_its_workspace(app, tmp_path):
+    (app.workspace / "link").symlink_to(tmp_path, target_is_directory=True)  # a way out through a symbolic link
+    before = app.files_outside()
+    client = app.client()
+    knobs = [1e-3, 2, 8, 32, 2]
+    for value in ("../../etc", "/etc", "datasets/../../../escaped", "link/inside", str(tmp_path)):
+        for endpoint, args, field in [
+            ("/add_clip", [value, handle_file(CLIP), "hello", "en"], "Dataset folder"),
+            ("/update_clip", [value, 0, "hello", "en"], "Dataset folder"),
+            ("/delete_clip", [value, 0], "Dataset folder"),
+            ("/save", [value, 0.2], "Dataset folder"),
+            ("/start", ["tiny", "lora", "recorded folder", value, *knobs], "Folder, manifest or Hub id"),
+            ("/start", ["tiny", "lora", "manifest", value, *knobs], "Folder, manifest or Hub id"),
+            ("/try_model", [value, "", handle_file(CLIP), "en"], "Run"),
+            ("/publish", [value, "me/model", "", False, True], "Run"),
+        ]:
+            with pytest.raises(AppError, match=f"{field}: .* is outside the workspace"):
+                client.predict(*args, api_name=endpoint)
+    assert app.files_outside() == before and not list(tmp_path.iterdir())
+    assert not (app.workspace / "outputs").exists()  # no run started

@@ -1,18 +1,20 @@
 """The Dataset tab: record or upload clips, type or correct their transcripts and languages,
 listen to and delete them, and save train.jsonl / eval.jsonl for `dataset=jsonl`
-(voxtral_exp.data.recordings does the work)."""
+(voxtral_exp.data.recordings does the work) in a folder of the workspace."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
+import numpy as np
+import soundfile as sf
 
 from voxtral_exp.app.errors import FieldError, user_errors
-from voxtral_exp.app.workspace import default_dataset
+from voxtral_exp.app.workspace import DEFAULT_DATASET, Workspace
 from voxtral_exp.data.recordings import RecordedDataset, read_prompts
 
+FOLDER = "Dataset folder"  # the field's label, named in messages
 HEADERS = ["id", "transcript", "language", "seconds"]
 
 
@@ -24,48 +26,65 @@ class DatasetTab:
     saved: gr.events.Dependency
 
 
-def table(folder: str) -> list[list]:
-    """The clips of ``folder`` as rows of the clips table."""
-    return [[c["id"], c["text"], c["language"], c["duration"]] for c in RecordedDataset(folder).clips()]
+def dataset(workspace: Workspace, folder: str) -> RecordedDataset:
+    return RecordedDataset(workspace.path(folder, FOLDER))
+
+
+def table(workspace: Workspace, folder: str) -> list[list]:
+    """The clips of ``folder`` as rows of the clips table (none while the folder is not a valid one)."""
+    try:
+        clips = dataset(workspace, folder).clips()
+    except FieldError:  # half typed: said when a clip is added or the manifests saved
+        return []
+    return [[c["id"], c["text"], c["language"], c["duration"]] for c in clips]
 
 
 @user_errors
-def add_clip(folder: str, audio: str | None, text: str, language: str) -> tuple[list[list], str, None, str]:
-    clip = RecordedDataset(folder).add(audio, text, language)
-    return table(folder), f"Added clip {clip['id']} ({clip['duration']:.1f} s).", None, ""
+def add_clip(
+    workspace: Workspace, folder: str, audio: str | None, text: str, language: str
+) -> tuple[list[list], str, None, str]:
+    clip = dataset(workspace, folder).add(audio, text, language)
+    return table(workspace, folder), f"Added clip {clip['id']} ({clip['duration']:.1f} s).", None, ""
 
 
-def select_clip(folder: str, event: gr.SelectData) -> tuple[int, str, str, str]:
+@user_errors
+def select_clip(
+    workspace: Workspace, folder: str, event: gr.SelectData
+) -> tuple[int, tuple[int, np.ndarray], str, str]:
     """Show the selected clip: its id, audio, transcript and language."""
-    dataset = RecordedDataset(folder)
-    clip = next(c for c in dataset.clips() if c["id"] == table(folder)[event.index[0]][0])
-    return clip["id"], str(dataset.folder / clip["audio_path"]), clip["text"], clip["language"]
+    recorded = dataset(workspace, folder)
+    clip = next(c for c in recorded.clips() if c["id"] == table(workspace, folder)[event.index[0]][0])
+    samples, rate = sf.read(recorded.audio_file(clip), dtype="float32")
+    return clip["id"], (rate, samples), clip["text"], clip["language"]
 
 
 def clip_number(clip_id: float | None) -> int:
-    if clip_id is None:
-        raise FieldError("select a clip in the table first")
+    if clip_id is None or not 0 <= clip_id < 10**6 or clip_id != int(clip_id):
+        raise FieldError("Clip: select a clip in the table first")
     return int(clip_id)
 
 
 @user_errors
-def update_clip(folder: str, clip_id: float | None, text: str, language: str) -> tuple[list[list], str]:
-    RecordedDataset(folder).update(clip_number(clip_id), text, language)
-    return table(folder), f"Saved clip {clip_number(clip_id)}."
+def update_clip(
+    workspace: Workspace, folder: str, clip_id: float | None, text: str, language: str
+) -> tuple[list[list], str]:
+    dataset(workspace, folder).update(clip_number(clip_id), text, language)
+    return table(workspace, folder), f"Saved clip {clip_number(clip_id)}."
 
 
 @user_errors
-def delete_clip(folder: str, clip_id: float | None) -> tuple[list[list], str, None]:
-    RecordedDataset(folder).delete(clip_number(clip_id))
-    return table(folder), f"Deleted clip {clip_number(clip_id)}.", None
+def delete_clip(workspace: Workspace, folder: str, clip_id: float | None) -> tuple[list[list], str, None]:
+    dataset(workspace, folder).delete(clip_number(clip_id))
+    return table(workspace, folder), f"Deleted clip {clip_number(clip_id)}.", None
 
 
 @user_errors
-def save(folder: str, fraction: float) -> str:
+def save(workspace: Workspace, folder: str, fraction: float) -> str:
     """Write train.jsonl and eval.jsonl (on success the Train tab takes the folder)."""
-    train, evaluation = RecordedDataset(folder).write_manifests(float(fraction))
+    train, evaluation = dataset(workspace, folder).write_manifests(float(fraction))
     n_train, n_eval = (len(p.read_text().splitlines()) for p in (train, evaluation))
-    return f"Saved {train} ({n_train} clips) and {evaluation} ({n_eval} clips)."
+    shown = [workspace.show(p) for p in (train, evaluation)]
+    return f"Saved {shown[0]} ({n_train} clips) and {shown[1]} ({n_eval} clips)."
 
 
 @user_errors
@@ -86,10 +105,11 @@ def next_prompt(prompts: list[str], index: int) -> tuple[int, str]:
     return index, prompts[index]
 
 
-def build(page: gr.Blocks, workdir: Path) -> DatasetTab:
+def build(page: gr.Blocks, workspace: Workspace) -> DatasetTab:
     """The tab's components and events (inside ``page``)."""
+    space = gr.State(workspace)
     with gr.Tab("Dataset"):
-        folder = gr.Textbox(default_dataset(workdir), label="Dataset folder", elem_id="folder")
+        folder = gr.Textbox(DEFAULT_DATASET, label=f"{FOLDER} (in the workspace {workspace.root})", elem_id="folder")
         with gr.Row():
             prompts_file = gr.File(
                 label="Prompts to read (text file, one per line)", type="filepath", elem_id="prompts"
@@ -119,13 +139,12 @@ def build(page: gr.Blocks, workdir: Path) -> DatasetTab:
             save_button = gr.Button("Save train.jsonl / eval.jsonl", elem_id="save-manifests")
         saved = gr.Markdown(elem_id="saved")
 
-    page.load(table, folder, clips, api_name=False)
-    folder.change(table, folder, clips)
+    gr.on([page.load, folder.change], table, [space, folder], clips)
     prompts_file.change(load_prompts, prompts_file, [prompts, prompt_index, prompt])
     prompt.change(show_prompt, prompt, transcript)
     next_button.click(next_prompt, [prompts, prompt_index], [prompt_index, prompt])
-    add_button.click(add_clip, [folder, audio, transcript, language], [clips, message, audio, transcript])
-    clips.select(select_clip, folder, [clip_id, clip_audio, clip_text, clip_language])
-    update_button.click(update_clip, [folder, clip_id, clip_text, clip_language], [clips, message])
-    delete_button.click(delete_clip, [folder, clip_id], [clips, message, clip_audio])
-    return DatasetTab(folder=folder, saved=save_button.click(save, [folder, fraction], saved))
+    add_button.click(add_clip, [space, folder, audio, transcript, language], [clips, message, audio, transcript])
+    clips.select(select_clip, [space, folder], [clip_id, clip_audio, clip_text, clip_language])
+    update_button.click(update_clip, [space, folder, clip_id, clip_text, clip_language], [clips, message])
+    delete_button.click(delete_clip, [space, folder, clip_id], [clips, message, clip_audio])
+    return DatasetTab(folder=folder, saved=save_button.click(save, [space, folder, fraction], saved))

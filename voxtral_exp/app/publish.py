@@ -5,31 +5,30 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from pathlib import Path
 
 import gradio as gr
 
 from voxtral_exp.app.command import ROOT, push_command
 from voxtral_exp.app.errors import user_errors
 from voxtral_exp.app.try_model import refresh_runs
-from voxtral_exp.app.workspace import find_runs
+from voxtral_exp.app.workspace import Workspace
 
 OUTPUT_CHARS = 3000  # the end of the command's error output shown
 
 
 @user_errors
-def publish(run: str, repo_id: str, space: str, private: bool, dry_run: bool) -> str:
-    """Run the push command; its output (never the token) is shown."""
-    command = push_command(run, repo_id, space, private, dry_run)
+def publish(workspace: Workspace, run: str, repo_id: str, space: str, private: bool, dry_run: bool) -> str:
+    """Run the push command for a run in the workspace; its output (never the token) is shown."""
+    command = push_command(str(workspace.run(run, "Run")), repo_id, space, private, dry_run)
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     return f"$ {shlex.join(['python', *command[1:]])}\n{proc.stdout}{proc.stderr[-OUTPUT_CHARS:]}"
 
 
-def build(page: gr.Blocks, workdir: Path) -> None:
+def build(page: gr.Blocks, workspace: Workspace) -> None:
     """The tab's components and events (inside ``page``)."""
-    workspace = gr.State(workdir)
+    state = gr.State(workspace)
     with gr.Tab("Publish") as tab:
-        run = gr.Dropdown(find_runs(workdir), label="Run", allow_custom_value=True)
+        run = gr.Dropdown(workspace.runs(), label="Run", allow_custom_value=True)
         with gr.Row():
             repo_id = gr.Textbox(label="Model repo", placeholder="you/voxtral-fr")
             space = gr.Textbox(label="Demo Space (optional)", placeholder="you/voxtral-fr-demo")
@@ -39,5 +38,5 @@ def build(page: gr.Blocks, workdir: Path) -> None:
         gr.Markdown("The token comes from `HF_TOKEN` or `hf auth login`; it is never shown, logged or saved.")
         output = gr.Textbox(label="Output", lines=10)
 
-    gr.on([page.load, tab.select], refresh_runs, workspace, run)
-    publish_button.click(publish, [run, repo_id, space, private, dry_run], output)
+    gr.on([page.load, tab.select], refresh_runs, state, run)
+    publish_button.click(publish, [state, run, repo_id, space, private, dry_run], output)

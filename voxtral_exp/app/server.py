@@ -3,6 +3,9 @@
     python -m voxtral_exp.app [--host 127.0.0.1] [--port 7860] [--workdir DIR]
                               [--auth USER:PASSWORD | --auth-file FILE]
 
+Every path the app reads or writes is in one workspace, --workdir (default: workspace/ in the
+project): recorded datasets, the runs it starts (outputs/app/), the runs it lists to try or publish.
+
 Safe by default: it binds to this machine only (127.0.0.1). A login (Gradio's own login page)
 comes from --auth, --auth-file (a file holding one line `user:password`) or the environment
 variable VOXTRAL_EXP_APP_AUTH=user:password (the last two keep the password out of the shell's
@@ -31,7 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--workdir", type=Path, default=ROOT, help="where datasets/ and outputs/ go")
+    parser.add_argument(
+        "--workdir", type=Path, default=ROOT / "workspace", help="the workspace: every path the app reads or writes"
+    )
     login = parser.add_mutually_exclusive_group()
     login.add_argument("--auth", metavar="USER:PASSWORD", help=f"require this login (or set ${AUTH_VARIABLE})")
     login.add_argument("--auth-file", type=Path, metavar="FILE", help="require the login on FILE's one line")
@@ -79,8 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     check_exposure(args.host, credentials)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home
     from voxtral_exp.app.page import build
+    from voxtral_exp.app.workspace import Workspace
 
-    build(args.workdir.resolve()).queue().launch(
+    build(Workspace.create(args.workdir)).queue().launch(
         server_name=args.host,
         server_port=args.port,
         show_error=True,

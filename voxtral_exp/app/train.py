@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 from functools import partial
-from pathlib import Path
 
 import gradio as gr
 
@@ -14,23 +13,32 @@ from voxtral_exp.app.command import METHODS, MODELS, SOURCES, shown, train_comma
 from voxtral_exp.app.dataset import DatasetTab
 from voxtral_exp.app.errors import FieldError, user_errors
 from voxtral_exp.app.job import TrainingJob, run_results
-from voxtral_exp.app.workspace import default_dataset, next_run_dir
+from voxtral_exp.app.workspace import DEFAULT_DATASET, Workspace
 
 LOG_CHARS = 6000  # the end of the log shown
+DATA = "Folder, manifest or Hub id"  # the field's label, named in messages
 
 
-def command_of(workdir: Path, *form) -> str:
+def command_for(workspace: Workspace, run_dir: str, *form) -> list[str]:
+    """The train.py command for the form, with the data folder or manifest found in the workspace."""
+    model, method, source, data, *knobs = form
+    if source != "Hub dataset" and data:
+        data = str(workspace.path(data, DATA))
+    return train_command(model, method, source, data, *knobs, run_dir=run_dir)
+
+
+def command_of(workspace: Workspace, *form) -> str:
     """The command Start would run, or why it cannot run yet."""
     try:
-        return shown(train_command(*form, run_dir=next_run_dir(workdir)))
+        return shown(command_for(workspace, workspace.new_run_dir(), *form))
     except FieldError as e:
         return f"({e})"
 
 
 @user_errors
-def start(job: TrainingJob, workdir: Path, *form) -> tuple[str, str, str, str, gr.Timer]:
-    run_dir = next_run_dir(workdir)
-    command = train_command(*form, run_dir=run_dir)
+def start(job: TrainingJob, workspace: Workspace, *form) -> tuple[str, str, str, str, gr.Timer]:
+    run_dir = workspace.new_run_dir()
+    command = command_for(workspace, run_dir, *form)
     job.start(command, run_dir)
     return shown(command), *watch(job)
 
@@ -78,16 +86,16 @@ def use_folder(folder: str) -> str:
     return folder
 
 
-def build(page: gr.Blocks, workdir: Path, job: TrainingJob, dataset: DatasetTab) -> None:
+def build(page: gr.Blocks, workspace: Workspace, job: TrainingJob, dataset: DatasetTab) -> None:
     """The tab's components and events (inside ``page``); ``job`` is the app's one training job."""
-    workspace = gr.State(workdir)
+    space = gr.State(workspace)
     with gr.Tab("Train"):
         with gr.Row():
             model = gr.Dropdown(MODELS, value="tiny", label="Model")
             method = gr.Radio(METHODS, value="lora", label="Method")
         with gr.Row():
             source = gr.Radio(SOURCES, value="recorded folder", label="Data")
-            data = gr.Textbox(default_dataset(workdir), label="Folder, manifest or Hub id", elem_id="train-data")
+            data = gr.Textbox(DEFAULT_DATASET, label=DATA, elem_id="train-data")
         with gr.Row():
             learning_rate = gr.Number(1e-3, label="Learning rate")
             steps = gr.Number(60, label="Steps", precision=0, elem_id="steps")
@@ -108,10 +116,10 @@ def build(page: gr.Blocks, workdir: Path, job: TrainingJob, dataset: DatasetTab)
         watched = [status, log, results, timer]
 
     dataset.saved.success(use_folder, dataset.folder, data)
-    gr.on([page.load, *(field.change for field in form)], command_of, [workspace, *form], command)
+    gr.on([page.load, *(field.change for field in form)], command_of, [space, *form], command)
     page.load(partial(watch, job), None, watched, api_name="status")
     timer.tick(partial(watch, job), None, watched, api_name="watch", show_progress="hidden")
-    start_button.click(partial(start, job), [workspace, *form], [command, *watched], api_name="start")
+    start_button.click(partial(start, job), [space, *form], [command, *watched], api_name="start")
     stop_button.click(partial(stop, job), None, status, api_name="stop")
     resume_button.click(partial(resume, job), None, [command, *watched], api_name="resume")
     dashboard_button.click(dashboard, None, link)

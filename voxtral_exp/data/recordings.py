@@ -84,8 +84,15 @@ class RecordedDataset:
     def delete(self, clip_id: int) -> None:
         clips = self.clips()
         clip = self._find(clips, clip_id)
-        (self.folder / clip["audio_path"]).unlink(missing_ok=True)
+        self.audio_file(clip).unlink(missing_ok=True)
         self._save([c for c in clips if c is not clip])
+
+    def audio_file(self, clip: dict) -> Path:
+        """The clip's audio file, which must lie in the folder (clips.jsonl is an editable file)."""
+        path = (self.folder / clip["audio_path"]).resolve()
+        if not path.is_relative_to(self.folder):
+            raise ClipError(f"clip {clip['id']}: its audio {clip['audio_path']} is outside {self.folder}; fix clips.jsonl")
+        return path
 
     def write_manifests(self, eval_fraction: float, seed: int = 0) -> tuple[Path, Path]:
         """train.jsonl and eval.jsonl (a seeded `eval_fraction`, at least one clip each)."""
