@@ -3,6 +3,8 @@ headless Chromium (Debian's chromium + chromium-driver, through selenium)."""
 
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -13,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from omegaconf import OmegaConf
 
-from tests.conftest import FAST, ROOT, run_train
+from tests.conftest import FAST, ROOT, compose_config, run_train
 from tests.data_fixtures import sample_rows, tone
-from voxtral_exp.app.command import push_command, shown, train_command
+from voxtral_exp.app.command import TrainForm, push_command, shown
 from voxtral_exp.app.errors import FieldError
+from voxtral_exp.app.fields import override
 from voxtral_exp.app.job import TrainingJob, run_results
 from voxtral_exp.app.transcription import transcribe_clip
 from voxtral_exp.app.workspace import Workspace
@@ -91,29 +95,29 @@ def test_prompts_file_gives_one_prompt_per_line(tmp_path):
 # --- Train, Try and Publish ------------------------------------------------------------------
 
 
-def test_the_shown_command_is_the_one_that_runs(tmp_path):
-    command = train_command(
-        "tiny", "lora", "recorded folder", str(tmp_path / "ds"), 3e-4, 100, 16, 32, 4, run_dir=tmp_path / "run"
-    )
+def test_the_shown_command_is_the_one_that_runs_and_its_values_are_literal(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_NeverResolved")
+    workspace = Workspace.create(tmp_path / "it's ${oc.env:HF_TOKEN} a b=c")  # the owner's odd folder name
+    form = TrainForm.parse(workspace, "tiny", "lora", "recorded folder", "ds", 3e-4, 100, 16, 32, 4)
+    command = form.command(workspace.root / "run")
     assert command[:2] == [sys.executable, str(ROOT / "train.py")]
     text = shown(command)
+    assert shlex.split(text) == ["python", "train.py", *command[2:]]  # what a user would type runs the same
     assert text.startswith("python train.py model=tiny method=lora dataset=jsonl")
-    for part in (
-        f"dataset.train_manifest={tmp_path / 'ds' / 'train.jsonl'}",
-        "method.r=16",
-        "method.alpha=32",
-        "trainer.learning_rate=0.0003",
-        "trainer.max_steps=100",
-        "trainer.save_steps=20",
-    ):
-        assert part in text
-    hub = train_command("voxtral-mini-3b", "full", "Hub dataset", "google/fleurs", 1e-5, 10, 8, 32, 2, run_dir=tmp_path)
-    assert "dataset=hub" in hub and "dataset.path=google/fleurs" in hub and not any("method.r" in w for w in hub)
-    with pytest.raises(ValueError, match="choose the training data"):
-        train_command("tiny", "lora", "manifest", "", 1e-4, 10, 8, 32, 2, run_dir=tmp_path)
-    assert push_command("RUN", "me/model", "me/demo", True, True)[2:] == [
+    for part in ("method.r=16", "method.alpha=32", "trainer.learning_rate=0.0003", "trainer.max_steps=100"):
+        assert part in command
+    assert "trainer.save_steps=20" in command
+    cfg = compose_config([w for w in command[2:] if not w.startswith("hydra.")])
+    assert cfg.dataset.train_manifest == str(workspace.root / "ds" / "train.jsonl")  # literally, nothing resolved
+    assert cfg.dataset.eval_manifest == str(workspace.root / "ds" / "eval.jsonl")
+    hub = TrainForm.parse(workspace, "voxtral-mini-3b", "full", "Hub dataset", "google/fleurs", 1e-5, 10, 8, 32, 2)
+    words = hub.command(tmp_path)
+    assert (
+        "dataset=hub" in words and "dataset.path='google/fleurs'" in words and not any("method.r" in w for w in words)
+    )
+    assert push_command(tmp_path, "me/model", "me/demo", True, True)[2:] == [
         "voxtral_exp.push",
-        "RUN",
+        str(tmp_path),
         "--repo-id",
         "me/model",
         "--space",
@@ -121,6 +125,59 @@ def test_the_shown_command_is_the_one_that_runs(tmp_path):
         "--private",
         "--dry-run",
     ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["${oc.env:HF_TOKEN}", "a b=c", "x,y", "it's", "'${oc.env:HF_TOKEN}'", "\\'${x}", "null", "1e-3", "[1,2]", "~/x"],
+)
+def test_an_override_is_the_literal_value_for_hydra_and_omegaconf(value, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_NeverResolved")
+    if "\\" in value:
+        with pytest.raises(FieldError, match="backslash"):
+            override("dataset.path", value)
+        return
+    cfg = compose_config(["dataset=hub", override("dataset.path", value)])
+    assert OmegaConf.to_container(cfg.dataset, resolve=True)["path"] == value
+
+
+def test_form_values_are_checked_for_what_they_are(tmp_path):
+    workspace = Workspace.create(tmp_path)
+    good = ["tiny", "lora", "Hub dataset", "me/data", 1e-3, 10, 8, 32, 2]
+    TrainForm.parse(workspace, *good)
+    for index, bad, field in [
+        (0, "${oc.env:HF_TOKEN}", "Model"),
+        (1, "lora method.r=1", "Method"),
+        (2, "anything", "Data"),
+        (3, "${oc.env:HF_TOKEN}", "Folder, manifest or Hub id"),
+        (3, "me/data extra=1", "Folder, manifest or Hub id"),
+        (3, "-me/data", "Folder, manifest or Hub id"),
+        (3, "me/../x", "Folder, manifest or Hub id"),
+        (4, "1e-3", "Learning rate"),
+        (4, float("nan"), "Learning rate"),
+        (4, 2.0, "Learning rate"),
+        (5, 0, "Steps"),
+        (5, 2.5, "Steps"),
+        (5, True, "Steps"),
+        (6, "${oc.env:HF_TOKEN}", "LoRA r"),
+        (8, 10**9, "Batch size"),
+    ]:
+        form = list(good)
+        form[index] = bad
+        with pytest.raises(FieldError, match=f"^{re.escape(field)}: "):
+            TrainForm.parse(workspace, *form)
+    for repo, space in (("${oc.env:HF_TOKEN}", ""), ("me/model", "--public"), ("me", "")):
+        with pytest.raises(FieldError):
+            push_command(tmp_path, repo, space, False, True)
+
+
+def test_train_py_refuses_a_run_directory_in_use_given_quoted_as_the_app_gives_it(tmp_path):
+    import train
+
+    (tmp_path / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
+    for word in (f"hydra.run.dir={tmp_path}", override("hydra.run.dir", str(tmp_path))):
+        with pytest.raises(SystemExit, match="is in use"):
+            train.refuse_a_run_dir_in_use(["train.py", word])
 
 
 def test_a_path_in_the_workspace_resolves_inside_it_with_names_the_app_uses(tmp_path):
@@ -361,10 +418,11 @@ def test_nothing_in_the_training_path_imports_the_app():
 def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
     from voxtral_exp.training.recipe import last_complete_checkpoint
 
-    run_dir = tmp_path / "run"
-    command = train_command(
-        "tiny", "lora", "manifest", str(SAMPLE / "train.jsonl"), 1e-3, 100, 8, 32, 2, run_dir=run_dir
-    )
+    workspace = Workspace.create(tmp_path / "ws")
+    shutil.copytree(SAMPLE, workspace.root / "sample")
+    run_dir = workspace.new_run_dir()
+    form = TrainForm.parse(workspace, "tiny", "lora", "manifest", "sample/train.jsonl", 1e-3, 100, 8, 32, 2)
+    command = form.command(run_dir)
     job = TrainingJob()
     job.start([*command, "hardware=cpu", "tracking.enabled=false", "trainer.dataloader_num_workers=0"], run_dir)
     deadline = time.time() + 300

@@ -1,12 +1,15 @@
 """The web app through its HTTP API, as anyone who reaches its port could use it (gradio_client
-and plain HTTP against a real `python -m voxtral_exp.app` subprocess): a login is required where
-one is set, serving beyond this machine without one is refused."""
+and plain HTTP against a real `python -m voxtral_exp.app` subprocess, one for the module): a login
+is required where one is set, serving beyond this machine without one is refused, every path stays
+in the workspace, and no form value becomes config syntax: the owner's HF_TOKEN never shows."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -15,11 +18,14 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.app_server import free_port, start_app, stop_app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, read_jsonl
 from tests.data_fixtures import sample_rows
+from voxtral_exp.app.command import DATA, SOURCES
 from voxtral_exp.app.server import AUTH_VARIABLE, ServerError, login, parse_args
 
 LOGIN = ("tester", "correct horse battery staple")
+FAKE_TOKEN = "hf_FakeOwnerTokenThatMustNeverShow0123"  # the app's HF_TOKEN
+INJECTIONS = ["${oc.env:HF_TOKEN}", "a b=c", "../../etc"]
 
 
 CLIP = sample_rows("train")[0]["audio_path"]
@@ -49,7 +55,8 @@ def app(tmp_path_factory):
     cwd.mkdir(parents=True)
     (base / "login").write_text(f"{LOGIN[0]}:{LOGIN[1]}\n")
     args = ["--workdir", str(workspace), "--auth-file", str(base / "login")]
-    process, port = start_app(args, base / "app.log", cwd=cwd)
+    env = {"HF_TOKEN": FAKE_TOKEN, "TRACKIO_DIR": str(workspace / "trackio")}
+    process, port = start_app(args, base / "app.log", env=env, cwd=cwd)
     yield App(f"http://127.0.0.1:{port}/", workspace, base)
     stop_app(process)
 
@@ -116,3 +123,93 @@ def test_every_path_the_app_is_given_stays_in_its_workspace(app, tmp_path):
                 client.predict(*args, api_name=endpoint)
     assert app.files_outside() == before and not list(tmp_path.iterdir())
     assert not (app.workspace / "outputs").exists()  # no run started
+
+
+class Caller:
+    """Calls endpoints and keeps every answer (results and error messages) to search them."""
+
+    def __init__(self, client: Client):
+        self.client, self.answers = client, []
+
+    def __call__(self, endpoint: str, *args) -> object:
+        try:
+            out = self.client.predict(*args, api_name=endpoint)
+        except AppError as e:
+            out = e
+        self.answers.append(str(out))
+        return out
+
+    def refused(self, endpoint: str, *args) -> str:
+        out = self(endpoint, *args)
+        assert isinstance(out, AppError), f"{endpoint}{args} was accepted: {out}"
+        return str(out)
+
+
+def test_form_values_are_refused_or_used_literally_and_the_token_never_shows(app):
+    call = Caller(app.client())
+    before = app.files_outside()
+    # transcripts are data: kept literally, trained on
+    for text in INJECTIONS:
+        assert not isinstance(call("/add_clip", "datasets/literal", handle_file(CLIP), text, "en"), AppError)
+    assert not isinstance(call("/save", "datasets/literal", 0.34), AppError)
+    knobs = [1e-3, 2, 8, 32, 2]
+    call("/start", "tiny", "lora", "recorded folder", "datasets/literal", *knobs)
+    deadline = time.time() + 300
+    while "Finished" not in (status := call("/watch")[0]):
+        assert time.time() < deadline, status
+        time.sleep(1)
+    run_dir = next((app.workspace / "outputs" / "app").iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed", status
+    config = (run_dir / "resolved_config.yaml").read_text()
+    assert f"train_manifest: {app.workspace}/datasets/literal/train.jsonl" in config
+    texts = {row["text"] for row in read_jsonl(app.workspace / "datasets" / "literal" / "clips.jsonl")}
+    assert texts == set(INJECTIONS)
+    assert {p["reference"] for p in read_jsonl(run_dir / "predictions.jsonl")} <= set(INJECTIONS)
+
+    # every other text field refuses every injection, naming itself
+    run, clip = str(run_dir.relative_to(app.workspace)), handle_file(CLIP)
+    numbers = ["Learning rate", "Steps", "LoRA r", "LoRA alpha", "Batch size"]
+    for value in INJECTIONS:
+        for field, endpoint, *args in [
+            ("Dataset folder", "/add_clip", value, clip, "hello", "en"),
+            ("language", "/add_clip", "datasets/other", clip, "hello", value),
+            ("Dataset folder", "/update_clip", value, 0, "hello", "en"),
+            ("language", "/update_clip", "datasets/literal", 0, "hello", value),
+            ("Dataset folder", "/delete_clip", value, 0),
+            ("Dataset folder", "/save", value, 0.2),
+            ("Model", "/start", value, "lora", "recorded folder", "datasets/literal", *knobs),
+            ("Method", "/start", "tiny", value, "recorded folder", "datasets/literal", *knobs),
+            ("Data", "/start", "tiny", "lora", value, "datasets/literal", *knobs),
+            *[(DATA, "/start", "tiny", "lora", source, value, *knobs) for source in SOURCES],
+            *[
+                (
+                    name,
+                    "/start",
+                    "tiny",
+                    "lora",
+                    "manifest",
+                    "datasets/literal/train.jsonl",
+                    *knobs[:i],
+                    value,
+                    *knobs[i + 1 :],
+                )
+                for i, name in enumerate(numbers)
+            ],
+            ("Run", "/try_model", value, "", clip, "en"),
+            ("Hub model id", "/try_model", "", value, clip, "en"),
+            ("language", "/try_model", run, "", clip, value),
+            ("Run", "/publish", value, "me/model", "", False, True),
+            ("Model repo", "/publish", run, value, "", False, True),
+            ("Demo Space", "/publish", run, "me/model", value, False, True),
+        ]:
+            message = call.refused(endpoint, *args)
+            gradio_refused = "not in the list of choices" in message or "Could not preprocess" in message
+            assert message.startswith(field) or gradio_refused, message  # the app's own refusal names the field
+    assert "dataset.train_manifest='" in call("/command_of", "tiny", "lora", "manifest", "datasets/x.jsonl", *knobs)
+    assert "is not a Hub id" in call("/command_of", "tiny", "lora", "Hub dataset", INJECTIONS[0], *knobs)
+
+    assert len(list((app.workspace / "outputs" / "app").iterdir())) == 1  # no other run started
+    assert not any(FAKE_TOKEN in answer for answer in call.answers)
+    leaks = [p for p in app.workspace.rglob("*") if p.is_file() and FAKE_TOKEN.encode() in p.read_bytes()]
+    assert not leaks
+    assert app.files_outside() == before

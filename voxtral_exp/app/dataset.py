@@ -11,6 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from voxtral_exp.app.errors import FieldError, user_errors
+from voxtral_exp.app.fields import integer, number
 from voxtral_exp.app.workspace import DEFAULT_DATASET, Workspace
 from voxtral_exp.data.recordings import RecordedDataset, read_prompts
 
@@ -59,9 +60,9 @@ def select_clip(
 
 
 def clip_number(clip_id: float | None) -> int:
-    if clip_id is None or not 0 <= clip_id < 10**6 or clip_id != int(clip_id):
+    if clip_id is None:
         raise FieldError("Clip: select a clip in the table first")
-    return int(clip_id)
+    return integer(clip_id, "Clip", 0, 10**6)
 
 
 @user_errors
@@ -81,7 +82,7 @@ def delete_clip(workspace: Workspace, folder: str, clip_id: float | None) -> tup
 @user_errors
 def save(workspace: Workspace, folder: str, fraction: float) -> str:
     """Write train.jsonl and eval.jsonl (on success the Train tab takes the folder)."""
-    train, evaluation = dataset(workspace, folder).write_manifests(float(fraction))
+    train, evaluation = dataset(workspace, folder).write_manifests(number(fraction, "Eval fraction", 0.05, 0.5))
     n_train, n_eval = (len(p.read_text().splitlines()) for p in (train, evaluation))
     shown = [workspace.show(p) for p in (train, evaluation)]
     return f"Saved {shown[0]} ({n_train} clips) and {shown[1]} ({n_eval} clips)."

@@ -4,6 +4,7 @@ framework it calls) becomes a `gr.Error`, shown in the page as a message without
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,6 +27,6 @@ def user_errors(handler: Handler) -> Handler:
         try:
             return handler(*args, **kwargs)
         except UserError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(html.escape(str(e), quote=False)) from None  # gr.Error renders HTML: show the text
 
     return wrapper  # type: ignore[return-value]

@@ -19,7 +19,7 @@ OUTPUT_CHARS = 3000  # the end of the command's error output shown
 @user_errors
 def publish(workspace: Workspace, run: str, repo_id: str, space: str, private: bool, dry_run: bool) -> str:
     """Run the push command for a run in the workspace; its output (never the token) is shown."""
-    command = push_command(str(workspace.run(run, "Run")), repo_id, space, private, dry_run)
+    command = push_command(workspace.run(run, "Run"), repo_id, space, private, dry_run)
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     return f"$ {shlex.join(['python', *command[1:]])}\n{proc.stdout}{proc.stderr[-OUTPUT_CHARS:]}"
 

@@ -9,36 +9,27 @@ from functools import partial
 
 import gradio as gr
 
-from voxtral_exp.app.command import METHODS, MODELS, SOURCES, shown, train_command
+from voxtral_exp.app.command import DATA, METHODS, MODELS, SOURCES, TrainForm, shown
 from voxtral_exp.app.dataset import DatasetTab
 from voxtral_exp.app.errors import FieldError, user_errors
 from voxtral_exp.app.job import TrainingJob, run_results
 from voxtral_exp.app.workspace import DEFAULT_DATASET, Workspace
 
 LOG_CHARS = 6000  # the end of the log shown
-DATA = "Folder, manifest or Hub id"  # the field's label, named in messages
-
-
-def command_for(workspace: Workspace, run_dir: str, *form) -> list[str]:
-    """The train.py command for the form, with the data folder or manifest found in the workspace."""
-    model, method, source, data, *knobs = form
-    if source != "Hub dataset" and data:
-        data = str(workspace.path(data, DATA))
-    return train_command(model, method, source, data, *knobs, run_dir=run_dir)
 
 
 def command_of(workspace: Workspace, *form) -> str:
     """The command Start would run, or why it cannot run yet."""
     try:
-        return shown(command_for(workspace, workspace.new_run_dir(), *form))
+        return shown(TrainForm.parse(workspace, *form).command(workspace.new_run_dir()))
     except FieldError as e:
         return f"({e})"
 
 
 @user_errors
 def start(job: TrainingJob, workspace: Workspace, *form) -> tuple[str, str, str, str, gr.Timer]:
-    run_dir = workspace.new_run_dir()
-    command = command_for(workspace, run_dir, *form)
+    """Check the form, then run its command in a new run directory of the workspace."""
+    command = TrainForm.parse(workspace, *form).command(run_dir := workspace.new_run_dir())
     job.start(command, run_dir)
     return shown(command), *watch(job)
 
@@ -97,11 +88,11 @@ def build(page: gr.Blocks, workspace: Workspace, job: TrainingJob, dataset: Data
             source = gr.Radio(SOURCES, value="recorded folder", label="Data")
             data = gr.Textbox(DEFAULT_DATASET, label=DATA, elem_id="train-data")
         with gr.Row():
-            learning_rate = gr.Number(1e-3, label="Learning rate")
-            steps = gr.Number(60, label="Steps", precision=0, elem_id="steps")
-            r = gr.Number(8, label="LoRA r", precision=0)
-            alpha = gr.Number(32, label="LoRA alpha", precision=0)
-            batch_size = gr.Number(4, label="Batch size", precision=0)
+            learning_rate = gr.Number(1e-3, label="Learning rate", minimum=1e-8, maximum=1.0)
+            steps = gr.Number(60, label="Steps", precision=0, minimum=1, maximum=1_000_000, elem_id="steps")
+            r = gr.Number(8, label="LoRA r", precision=0, minimum=1, maximum=1024)
+            alpha = gr.Number(32, label="LoRA alpha", precision=0, minimum=1, maximum=4096)
+            batch_size = gr.Number(4, label="Batch size", precision=0, minimum=1, maximum=1024)
         form = [model, method, source, data, learning_rate, steps, r, alpha, batch_size]
         command = gr.Textbox(label="Command", interactive=False, elem_id="command")
         with gr.Row():

@@ -37,8 +37,9 @@ def transcribe_clip(model: str, audio: str | None, language: str | None) -> str:
         raise FieldError("pick a run (or type a Hub model id) first")
     if not audio:
         raise FieldError("record a clip or upload a file first")
+    code = language_code(language)  # a bad one is refused before the model loads
     try:
         network, featurizer = loaded(model)
     except OSError as e:  # no such folder or Hub repository, no network
         raise FieldError(f"cannot load the model {model}: {e}") from None
-    return transcribe(network, featurizer, [load_audio(audio)], [language_code(language)], max_new_tokens=128)[0]
+    return transcribe(network, featurizer, [load_audio(audio)], [code], max_new_tokens=128)[0]
