@@ -57,6 +57,32 @@ def test_clips_are_kept_as_16k_flac_and_saved_as_jsonl_manifests(tmp_path):
     assert all(Path(e.audio).is_file() for e in train_examples)
 
 
+def test_saving_replaces_only_the_manifests_it_wrote(tmp_path):
+    dataset = RecordedDataset(tmp_path / "ds")
+    rows = sample_rows("train")[:4]
+    for row in rows[:3]:
+        dataset.add(row["audio_path"], row["text"], row["language"])
+    train, evaluation = dataset.write_manifests(0.3)
+    dataset.add(rows[3]["audio_path"], rows[3]["text"], rows[3]["language"])
+    dataset.write_manifests(0.3)  # its own manifests, from fewer clips: replaced
+    assert len(train.read_text().splitlines()) + len(evaluation.read_text().splitlines()) == 4
+    train.write_text(train.read_text() + '{"audio_path": "mine.flac", "text": "edited by hand"}\n')
+    kept = train.read_text(), evaluation.read_text()
+    with pytest.raises(ClipError, match=r"already holds train\.jsonl, not written .* kept as they are"):
+        dataset.write_manifests(0.3)
+    assert (train.read_text(), evaluation.read_text()) == kept
+
+    other = RecordedDataset(tmp_path / "other")  # a folder that already holds someone's manifests
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "eval.jsonl").write_text("precious\n")
+    for row in rows[:2]:
+        other.add(row["audio_path"], row["text"], row["language"])
+    with pytest.raises(ClipError, match=r"already holds eval\.jsonl"):
+        other.write_manifests(0.5)
+    assert (tmp_path / "other" / "eval.jsonl").read_text() == "precious\n"
+    assert not (tmp_path / "other" / "train.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     "problem, expected",
     [
