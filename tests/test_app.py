@@ -148,7 +148,7 @@ def test_the_shown_command_is_the_one_that_runs_and_its_values_are_literal(tmp_p
         "me/model",
         "--space",
         "me/demo",
-        "--private",
+        "--public",
         "--dry-run",
     ]
 
@@ -192,7 +192,7 @@ def test_form_values_are_checked_for_what_they_are(tmp_path):
         form[index] = bad
         with pytest.raises(FieldError, match=f"^{re.escape(field)}: "):
             TrainForm.parse(workspace, *form)
-    for repo, space in (("${oc.env:HF_TOKEN}", ""), ("me/model", "--public"), ("me", "")):
+    for repo, space in (("${oc.env:HF_TOKEN}", ""), ("me/model", "--private"), ("me", "")):
         with pytest.raises(FieldError):
             push_command(tmp_path, repo, space, False, True)
 
@@ -302,8 +302,59 @@ def test_demo_space_loads_the_model_from_its_repo_and_push_never_changes_final(f
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "to the Space me/demo" in out.stdout and "app.py" in out.stdout and "requirements.txt" in out.stdout
+    assert "to the private Space me/demo" in out.stdout and "app.py" in out.stdout and "requirements.txt" in out.stdout
     assert {p: p.read_bytes() for p in final.rglob("*") if p.is_file()} == before
+
+
+def push(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m voxtral_exp.push ARGS` with a fake token in the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.push", *args],
+        cwd=ROOT,
+        env={**os.environ, "HF_TOKEN": "hf_NeverShownToken", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_push_takes_only_a_runs_model_files_private_unless_public_and_fails_clearly_offline(finished_run, tmp_path):
+    _, original = finished_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(original, run_dir, ignore=shutil.ignore_patterns("checkpoints"))
+    final = run_dir / "final"
+    for name in (".env", ".git/config", "notes.txt", "base_model/.hidden", "merged/model.safetensors"):
+        (final / name).parent.mkdir(parents=True, exist_ok=True)
+        (final / name).write_text("HF_TOKEN=hf_NeverShownToken\n")
+    (final / "linked.safetensors").symlink_to(ROOT / "pyproject.toml")
+    out = push(str(run_dir), "--repo-id", "me/model", "--dry-run")
+    assert out.returncode == 0, out.stderr[-2000:]
+    header, *lines = out.stdout.splitlines()
+    assert "to the private model repository me/model:" in header
+    assert [line.strip() for line in lines] == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "base_model/config.json",
+        "base_model/generation_config.json",
+        "base_model/model.safetensors",
+        "processor_config.json",
+        "tekken.json",
+    ]
+    public = push(str(final), "--repo-id", "me/model", "--public", "--dry-run")
+    assert "to the public model repository me/model:" in public.stdout
+    (tmp_path / "card").mkdir()
+    (tmp_path / "card" / "README.md").write_text("# not a run\n")
+    for folder in (ROOT, tmp_path / "card", run_dir / "final" / "base_model"):
+        refused = push(str(folder), "--repo-id", "me/model", "--dry-run")
+        assert refused.returncode == 1 and "is not a finished voxtral_exp run" in refused.stderr
+        assert "would upload" not in refused.stdout and "Traceback" not in refused.stderr
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: a connection error, as offline
+    for env in ({"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": closed}):
+        offline = push(str(run_dir), "--repo-id", "me/model", env=env)
+        assert offline.returncode == 1 and "Traceback" not in offline.stderr, offline.stderr[-2000:]
+        assert offline.stderr.startswith("error: could not publish to the Hub") and "--dry-run" in offline.stderr
+    assert not any("hf_NeverShownToken" in p.stdout + p.stderr for p in (out, public, refused, offline))
 
 
 # --- the whole app in a real browser ---------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from tests.conftest import ROOT, read_jsonl
 from tests.data_fixtures import sample_rows
 from voxtral_exp.app.command import DATA, SOURCES
 from voxtral_exp.app.server import AUTH_VARIABLE, ServerError, login, parse_args
+from voxtral_exp.run.artifacts import model_files
 
 LOGIN = ("tester", "correct horse battery staple")
 FAKE_TOKEN = "hf_FakeOwnerTokenThatMustNeverShow0123"  # the app's HF_TOKEN
@@ -107,15 +109,15 @@ def test_every_path_the_app_is_given_stays_in_its_workspace(app, tmp_path):
     (app.workspace / "link").symlink_to(tmp_path, target_is_directory=True)  # a way out through a symbolic link
     before = app.files_outside()
     client = app.client()
-    knobs = [1e-3, 2, 8, 32, 2]
+    KNOBS = [1e-3, 2, 8, 32, 2]
     for value in ("../../etc", "/etc", "datasets/../../../escaped", "link/inside", str(tmp_path)):
         for endpoint, args, field in [
             ("/add_clip", [value, handle_file(CLIP), "hello", "en"], "Dataset folder"),
             ("/update_clip", [value, 0, "hello", "en"], "Dataset folder"),
             ("/delete_clip", [value, 0], "Dataset folder"),
             ("/save", [value, 0.2], "Dataset folder"),
-            ("/start", ["tiny", "lora", "recorded folder", value, *knobs], "Folder, manifest or Hub id"),
-            ("/start", ["tiny", "lora", "manifest", value, *knobs], "Folder, manifest or Hub id"),
+            ("/start", ["tiny", "lora", "recorded folder", value, *KNOBS], "Folder, manifest or Hub id"),
+            ("/start", ["tiny", "lora", "manifest", value, *KNOBS], "Folder, manifest or Hub id"),
             ("/try_model", [value, "", handle_file(CLIP), "en"], "Run"),
             ("/publish", [value, "me/model", "", False, True], "Run"),
         ]:
@@ -145,21 +147,30 @@ class Caller:
         return str(out)
 
 
-def test_form_values_are_refused_or_used_literally_and_the_token_never_shows(app):
+KNOBS = [1e-3, 2, 8, 32, 2]  # learning rate, steps, LoRA r, LoRA alpha, batch size
+
+
+@pytest.fixture(scope="module")
+def trained(app):
+    """A 2-step run started through the API on three clips whose transcripts are the injections
+    (transcripts are data: kept literally, trained on); the caller keeps every answer so far."""
     call = Caller(app.client())
     before = app.files_outside()
-    # transcripts are data: kept literally, trained on
     for text in INJECTIONS:
         assert not isinstance(call("/add_clip", "datasets/literal", handle_file(CLIP), text, "en"), AppError)
     assert not isinstance(call("/save", "datasets/literal", 0.34), AppError)
-    knobs = [1e-3, 2, 8, 32, 2]
-    call("/start", "tiny", "lora", "recorded folder", "datasets/literal", *knobs)
+    call("/start", "tiny", "lora", "recorded folder", "datasets/literal", *KNOBS)
     deadline = time.time() + 300
     while "Finished" not in (status := call("/watch")[0]):
         assert time.time() < deadline, status
         time.sleep(1)
     run_dir = next((app.workspace / "outputs" / "app").iterdir())
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed", status
+    return run_dir, call, before
+
+
+def test_form_values_are_refused_or_used_literally_and_the_token_never_shows(app, trained):
+    run_dir, call, before = trained
     config = (run_dir / "resolved_config.yaml").read_text()
     assert f"train_manifest: {app.workspace}/datasets/literal/train.jsonl" in config
     texts = {row["text"] for row in read_jsonl(app.workspace / "datasets" / "literal" / "clips.jsonl")}
@@ -177,10 +188,10 @@ def test_form_values_are_refused_or_used_literally_and_the_token_never_shows(app
             ("language", "/update_clip", "datasets/literal", 0, "hello", value),
             ("Dataset folder", "/delete_clip", value, 0),
             ("Dataset folder", "/save", value, 0.2),
-            ("Model", "/start", value, "lora", "recorded folder", "datasets/literal", *knobs),
-            ("Method", "/start", "tiny", value, "recorded folder", "datasets/literal", *knobs),
-            ("Data", "/start", "tiny", "lora", value, "datasets/literal", *knobs),
-            *[(DATA, "/start", "tiny", "lora", source, value, *knobs) for source in SOURCES],
+            ("Model", "/start", value, "lora", "recorded folder", "datasets/literal", *KNOBS),
+            ("Method", "/start", "tiny", value, "recorded folder", "datasets/literal", *KNOBS),
+            ("Data", "/start", "tiny", "lora", value, "datasets/literal", *KNOBS),
+            *[(DATA, "/start", "tiny", "lora", source, value, *KNOBS) for source in SOURCES],
             *[
                 (
                     name,
@@ -189,9 +200,9 @@ def test_form_values_are_refused_or_used_literally_and_the_token_never_shows(app
                     "lora",
                     "manifest",
                     "datasets/literal/train.jsonl",
-                    *knobs[:i],
+                    *KNOBS[:i],
                     value,
-                    *knobs[i + 1 :],
+                    *KNOBS[i + 1 :],
                 )
                 for i, name in enumerate(numbers)
             ],
@@ -205,11 +216,31 @@ def test_form_values_are_refused_or_used_literally_and_the_token_never_shows(app
             message = call.refused(endpoint, *args)
             gradio_refused = "not in the list of choices" in message or "Could not preprocess" in message
             assert message.startswith(field) or gradio_refused, message  # the app's own refusal names the field
-    assert "dataset.train_manifest='" in call("/command_of", "tiny", "lora", "manifest", "datasets/x.jsonl", *knobs)
-    assert "is not a Hub id" in call("/command_of", "tiny", "lora", "Hub dataset", INJECTIONS[0], *knobs)
+    assert "dataset.train_manifest='" in call("/command_of", "tiny", "lora", "manifest", "datasets/x.jsonl", *KNOBS)
+    assert "is not a Hub id" in call("/command_of", "tiny", "lora", "Hub dataset", INJECTIONS[0], *KNOBS)
 
     assert len(list((app.workspace / "outputs" / "app").iterdir())) == 1  # no other run started
     assert not any(FAKE_TOKEN in answer for answer in call.answers)
     leaks = [p for p in app.workspace.rglob("*") if p.is_file() and FAKE_TOKEN.encode() in p.read_bytes()]
     assert not leaks
     assert app.files_outside() == before
+
+
+def test_publish_takes_only_finished_runs_private_unless_ticked_public(app, trained):
+    run_dir, _, _ = trained
+    call = Caller(app.client())
+    lookalike = app.workspace / "outputs" / "lookalike" / "final"  # a model folder, but no run of this project
+    shutil.copytree(run_dir / "final", lookalike)
+    for folder in ("outputs/lookalike", "outputs/lookalike/final", "datasets/literal", "outputs/app"):
+        assert "is not a finished run" in call.refused("/publish", folder, "me/model", "", False, True)
+    run = str(run_dir.relative_to(app.workspace))
+    private = call("/publish", run, "me/model", "me/demo", False, True)
+    assert "--public" not in private.splitlines()[0] and "to the private model repository me/model" in private
+    assert "to the private Space me/demo" in private
+    listed = [line.strip() for line in private.split("model repository me/model:")[1].splitlines()[1:9]]
+    assert listed == model_files(run_dir / "final") and "training_args.bin" not in private
+    public = call("/publish", run + "/final", "me/model", "", True, True)
+    assert "--public" in public.splitlines()[0] and "to the public model repository me/model" in public
+    offline = call("/publish", run, "me/model", "", False, False)  # the app runs with HF_HUB_OFFLINE=1
+    assert "error: could not publish to the Hub" in offline and "Traceback" not in offline
+    assert not any(FAKE_TOKEN in answer for answer in call.answers)

@@ -78,11 +78,12 @@ class TrainForm:
         return [sys.executable, str(ROOT / "train.py"), *args]
 
 
-def push_command(run_dir: Path, repo_id: str, space: str, private: bool, dry_run: bool) -> list[str]:
-    """The `python -m voxtral_exp.push ...` argument list for a run directory of the workspace."""
+def push_command(run_dir: Path, repo_id: str, space: str, public: bool, dry_run: bool) -> list[str]:
+    """The `python -m voxtral_exp.push ...` argument list for a run directory of the workspace
+    (private repositories unless ``public`` is True)."""
     command = [sys.executable, "-m", "voxtral_exp.push", str(run_dir), "--repo-id", hub_id(repo_id, "Model repo")]
     command += ["--space", hub_id(space, "Demo Space")] if space and space.strip() else []
-    command += ["--private"] if private is True else []
+    command += ["--public"] if public is True else []
     return command + (["--dry-run"] if dry_run is True else [])
 
 

@@ -4,9 +4,28 @@ weights; a LoRA adapter: adapter_config.json and adapter weights), which the web
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from pathlib import Path
 
 from voxtral_exp.errors import UserError
+
+# The files of final/ that make up the model (what push uploads); nothing else there leaves the
+# machine (training_args.bin, merged/, notes, dot-files and dot-folders).
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "adapter_config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "tekken.json",
+    "tokenizer*.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "chat_template*",
+)
+CARD = "README.md"  # the model card, at the top of final/
+BASE_MODEL = "base_model"  # the random base a LoRA adapter was trained on (model=tiny and friends)
 
 
 class NotARunError(UserError, ValueError):
@@ -37,3 +56,20 @@ def run_final(path: Path) -> Path:
             "or its final/"
         )
     return run_dir / "final"
+
+
+def model_files(final: Path) -> list[str]:
+    """The model files of ``final`` (relative paths, sorted): the card, the allow-listed files at
+    its top and in base_model/; regular files only (no symbolic links), never dot-files."""
+    found = [CARD] if _regular(final / CARD) else []
+    for folder, prefix in ((final, ""), (final / BASE_MODEL, f"{BASE_MODEL}/")):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if _regular(path) and any(fnmatch(path.name, pattern) for pattern in MODEL_FILES):
+                found.append(prefix + path.name)
+    return sorted(found)
+
+
+def _regular(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink() and not path.name.startswith(".")
