@@ -17,7 +17,8 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
-from tests.conftest import FAST, ROOT, compose_config, run_train
+from tests.app_server import free_port, start_app, stop_app
+from tests.conftest import FAST, ROOT, compose_config, read_jsonl, run_train
 from tests.data_fixtures import sample_rows, tone
 from voxtral_exp.app.command import TrainForm, push_command, shown
 from voxtral_exp.app.errors import FieldError
@@ -362,38 +363,23 @@ def test_push_takes_only_a_runs_model_files_private_unless_public_and_fails_clea
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
     reason="needs Debian's chromium and chromium-driver "
     "(apt-get install chromium chromium-driver; .ci/run installs them)",
 )
-def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(tmp_path):
+def test_the_app_in_a_headless_browser_builds_a_dataset_trains_transcribes_and_publishes(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    port, shots = free_port(), Path(os.environ.get("VOXTRAL_EXP_SCREENSHOTS", tmp_path / "screenshots"))
+    shots = Path(os.environ.get("VOXTRAL_EXP_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "TRACKIO_DIR": str(tmp_path / "trackio"),
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    app = subprocess.Popen(
-        [sys.executable, "-m", "voxtral_exp.app", "--port", str(port), "--workdir", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    workspace = tmp_path / "workspace"
+    app, port = start_app(
+        ["--workdir", str(workspace)], tmp_path / "app.log", env={"TRACKIO_DIR": str(tmp_path / "trackio")}
     )
     options = Options()
     options.binary_location = CHROMIUM
@@ -411,14 +397,11 @@ def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(t
         options.add_argument(flag)
     browser = None
     try:
-        deadline = time.time() + 120
-        while not _answers(port):
-            assert app.poll() is None and time.time() < deadline, "the app did not start"
-            time.sleep(0.5)
         browser = webdriver.Chrome(service=Service(DRIVER), options=options)
         wait = WebDriverWait(browser, 240)
         browser.get(f"http://127.0.0.1:{port}/")
         css = lambda selector: browser.find_element(By.CSS_SELECTOR, selector)  # noqa: E731
+        tab = lambda name: browser.find_element(By.XPATH, f"//button[@role='tab'][normalize-space()='{name}']")  # noqa: E731
 
         # Dataset: upload three clips (an upload stands in for the microphone), save the manifests
         uploaded = lambda component: "upload-container" not in css(component).get_attribute("innerHTML")  # noqa: E731
@@ -436,15 +419,11 @@ def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(t
         css("#save-manifests").click()
         wait.until(lambda b: "Saved" in css("#saved").text)
         browser.save_screenshot(str(shots / "dataset.png"))
-        dataset = tmp_path / "datasets" / "my-speech"
-        assert (
-            len(dataset.joinpath("train.jsonl").read_text().splitlines())
-            + len(dataset.joinpath("eval.jsonl").read_text().splitlines())
-            == 3
-        )
+        dataset = workspace / "datasets" / "my-speech"
+        assert sum(len(read_jsonl(dataset / name)) for name in ("train.jsonl", "eval.jsonl")) == 3
 
         # Train: a 4-step run of the tiny model on that folder, watched to the end
-        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Train']").click()
+        tab("Train").click()
         steps = css("#steps input")
         steps.clear()
         steps.send_keys("4")
@@ -453,36 +432,41 @@ def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(t
         wait.until(lambda b: "Finished" in css("#status").text)
         wait.until(lambda b: "WER" in css("#results").text)
         browser.save_screenshot(str(shots / "train.png"))
-        run_dir = Path(css("#status").text.split("`")[1]) if "`" in css("#status").text else None
-        runs = list((tmp_path / "outputs" / "app").iterdir())
+        runs = list((workspace / "outputs" / "app").iterdir())
         assert len(runs) == 1 and json.loads((runs[0] / "run.json").read_text())["status"] == "completed"
-        assert run_dir is None or run_dir == runs[0]
+        status = css("#status").text
+        assert "Finished (completed)" in status and "4/4 steps" in status
+        assert Path(css("#status code").text) == runs[0]  # the status names the run it watched
+        run = runs[0].relative_to(workspace).as_posix()
 
-        # Try: the run's model transcribes an uploaded clip
-        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Try']").click()
+        # Try: the run, picked from the refreshed list, transcribes an uploaded clip
+        tab("Try").click()
         css("#refresh").click()
-        time.sleep(1)
-        run_input = css("#try-run input")
-        run_input.clear()
-        run_input.send_keys(str(runs[0]))
+        css("#try-run input").click()
+        option = f"#try-run li[data-testid=dropdown-option][aria-label='{run}']"
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, option))
+        css(option).click()
         css("#try-audio input[type=file]").send_keys(sample_rows("eval")[0]["audio_path"])
         wait.until(lambda b: uploaded("#try-audio"))
         css("#transcribe").click()
         wait.until(lambda b: css("#transcript-out textarea").get_attribute("value"))
         browser.save_screenshot(str(shots / "try.png"))
-        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Publish']").click()
-        time.sleep(0.5)
+
+        # Publish: a dry run of the run's model repository (private: Public is unticked)
+        tab("Publish").click()
+        css("#publish-run input").click()
+        option = f"#publish-run li[data-testid=dropdown-option][aria-label='{run}']"
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, option))
+        css(option).click()
+        css("#repo-id textarea").send_keys("you/voxtral-demo")
+        css("#publish").click()
+        wait.until(lambda b: "would upload" in css("#publish-out textarea").get_attribute("value"))
+        assert "to the private model repository you/voxtral-demo" in css("#publish-out textarea").get_attribute("value")
         browser.save_screenshot(str(shots / "publish.png"))
     finally:
         if browser is not None:
             browser.quit()
-        app.terminate()
-        app.wait(timeout=30)
-
-
-def _answers(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        stop_app(app)
 
 
 def test_nothing_in_the_training_path_imports_the_app():

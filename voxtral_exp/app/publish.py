@@ -27,16 +27,16 @@ def build(page: gr.Blocks, workspace: Workspace) -> None:
     """The tab's components and events (inside ``page``)."""
     state = gr.State(workspace)
     with gr.Tab("Publish") as tab:
-        run = gr.Dropdown(workspace.runs(), label="Run", allow_custom_value=True)
+        run = gr.Dropdown(workspace.runs(), label="Run", allow_custom_value=True, elem_id="publish-run")
         with gr.Row():
-            repo_id = gr.Textbox(label="Model repo", placeholder="you/voxtral-fr")
+            repo_id = gr.Textbox(label="Model repo", placeholder="you/voxtral-fr", elem_id="repo-id")
             space = gr.Textbox(label="Demo Space (optional)", placeholder="you/voxtral-fr-demo")
         with gr.Row():
             public = gr.Checkbox(False, label="Public (unticked: the repositories are private)")
             dry_run = gr.Checkbox(True, label="Dry run (list files only)")
-        publish_button = gr.Button("Publish", variant="primary")
+        publish_button = gr.Button("Publish", variant="primary", elem_id="publish")
         gr.Markdown("The token comes from `HF_TOKEN` or `hf auth login`; it is never shown, logged or saved.")
-        output = gr.Textbox(label="Output", lines=10)
+        output = gr.Textbox(label="Output", lines=10, elem_id="publish-out")
 
     gr.on([page.load, tab.select], refresh_runs, state, run)
     publish_button.click(publish, [state, run, repo_id, space, public, dry_run], output)
