@@ -33,8 +33,10 @@ class TrainForm:
     batch_size: int
 
     @classmethod
-    def parse(cls, workspace: Workspace, model, method, source, data, learning_rate, steps, r, alpha, batch_size):
-        """Check every value as it came over HTTP; a FieldError names the first bad field."""
+    def parse(cls, workspace: Workspace, *form: object) -> TrainForm:
+        """Check the form's values (model, method, source, data, learning rate, steps, LoRA r and
+        alpha, batch size) as they came over HTTP; a FieldError names the first bad field."""
+        model, method, source, data, learning_rate, steps, r, alpha, batch_size = form
         source = choice(source, "Data", SOURCES)
         if source == "Hub dataset":
             dataset = ("dataset=hub", override("dataset.path", hub_id(data, DATA)))

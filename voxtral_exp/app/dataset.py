@@ -10,10 +10,11 @@ import gradio as gr
 import numpy as np
 import soundfile as sf
 
+from voxtral_exp.app import prompts
 from voxtral_exp.app.errors import FieldError, user_errors
 from voxtral_exp.app.fields import integer, number
 from voxtral_exp.app.workspace import DEFAULT_DATASET, Workspace
-from voxtral_exp.data.recordings import RecordedDataset, read_prompts
+from voxtral_exp.data.recordings import RecordedDataset
 
 FOLDER = "Dataset folder"  # the field's label, named in messages
 HEADERS = ["id", "transcript", "language", "seconds"]
@@ -88,36 +89,12 @@ def save(workspace: Workspace, folder: str, fraction: float) -> str:
     return f"Saved {shown[0]} ({n_train} clips) and {shown[1]} ({n_eval} clips)."
 
 
-@user_errors
-def load_prompts(file: str | None) -> tuple[list[str], int, str]:
-    prompts = read_prompts(file) if file else []
-    return prompts, 0, (prompts[0] if prompts else "")
-
-
-def show_prompt(prompt: str) -> str:
-    """The prompt to read becomes the transcript, ready to be corrected."""
-    return prompt
-
-
-def next_prompt(prompts: list[str], index: int) -> tuple[int, str]:
-    if not prompts:
-        return 0, ""
-    index = (int(index) + 1) % len(prompts)
-    return index, prompts[index]
-
-
 def build(page: gr.Blocks, workspace: Workspace) -> DatasetTab:
     """The tab's components and events (inside ``page``)."""
     space = gr.State(workspace)
     with gr.Tab("Dataset"):
         folder = gr.Textbox(DEFAULT_DATASET, label=f"{FOLDER} (in the workspace {workspace.root})", elem_id="folder")
-        with gr.Row():
-            prompts_file = gr.File(
-                label="Prompts to read (text file, one per line)", type="filepath", elem_id="prompts"
-            )
-            prompt = gr.Textbox(label="Read this", interactive=False)
-            next_button = gr.Button("Next prompt")
-        prompts, prompt_index = gr.State([]), gr.State(0)
+        prompt = prompts.build()
         audio = gr.Audio(
             sources=["upload", "microphone"], type="filepath", label="Upload or record a clip", elem_id="clip-audio"
         )
@@ -141,9 +118,7 @@ def build(page: gr.Blocks, workspace: Workspace) -> DatasetTab:
         saved = gr.Markdown(elem_id="saved")
 
     gr.on([page.load, folder.change], table, [space, folder], clips)
-    prompts_file.change(load_prompts, prompts_file, [prompts, prompt_index, prompt])
-    prompt.change(show_prompt, prompt, transcript)
-    next_button.click(next_prompt, [prompts, prompt_index], [prompt_index, prompt])
+    prompt.change(prompts.show_prompt, prompt, transcript)
     add_button.click(add_clip, [space, folder, audio, transcript, language], [clips, message, audio, transcript])
     clips.select(select_clip, [space, folder], [clip_id, clip_audio, clip_text, clip_language])
     update_button.click(update_clip, [space, folder, clip_id, clip_text, clip_language], [clips, message])

@@ -52,12 +52,16 @@ def watch(job: TrainingJob) -> tuple[str, str, str, gr.Timer]:
 
 
 def stop(job: TrainingJob) -> str:
+    """Ctrl-C for the run in progress."""
+    if not job.running():
+        return "No run in progress."
     job.stop()
     return "Stopping (Ctrl-C sent): the run records itself as interrupted."
 
 
 @user_errors
 def resume(job: TrainingJob) -> tuple[str, str, str, str, gr.Timer]:
+    """Continue the last run from its newest checkpoint (`python -m voxtral_exp.resume`)."""
     if job.run_dir is None:
         raise FieldError("no run to resume")
     command = [sys.executable, "-m", "voxtral_exp.resume", str(job.run_dir)]
@@ -66,6 +70,7 @@ def resume(job: TrainingJob) -> tuple[str, str, str, str, gr.Timer]:
 
 
 def dashboard() -> str:
+    """A link to the trackio dashboard (started on this machine if it is not running)."""
     import trackio
 
     url = trackio.show(project="voxtral_exp", open_browser=False, block_thread=False)
