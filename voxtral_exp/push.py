@@ -22,7 +22,6 @@ from pathlib import Path
 from voxtral_exp.errors import UserError, run_command
 from voxtral_exp.run.artifacts import CARD, model_files, run_final
 from voxtral_exp.run.model_card import REPO, space_files
-from voxtral_exp.run.record import load_run_config
 
 
 class PublishError(UserError):
@@ -77,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name}")
     demo = {}
     if args.space:
+        from voxtral_exp.run.record import load_run_config  # torch and transformers: only for a Space
+
         demo = space_files(dict(load_run_config(folder.parent)), args.repo_id)
         print(f"{verb} {len(demo)} files to the {visibility} Space {args.space} (Gradio; loads {args.repo_id}):")
         for name, text in demo.items():
