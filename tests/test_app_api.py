@@ -234,9 +234,8 @@ def test_publish_takes_only_finished_runs_private_unless_ticked_public(app, trai
     for folder in ("outputs/lookalike", "outputs/lookalike/final", "datasets/literal", "outputs/app"):
         assert "is not a finished run" in call.refused("/publish", folder, "me/model", "", False, True)
     run = str(run_dir.relative_to(app.workspace))
-    private = call("/publish", run, "me/model", "me/demo", False, True)
+    private = call("/publish", run, "me/model", "", False, True)
     assert "--public" not in private.splitlines()[0] and "to the private model repository me/model" in private
-    assert "to the private Space me/demo" in private
     listed = [line.strip() for line in private.split("model repository me/model:")[1].splitlines()[1:9]]
     assert listed == model_files(run_dir / "final") and "training_args.bin" not in private
     public = call("/publish", run + "/final", "me/model", "", True, True)
