@@ -97,6 +97,7 @@ def test_the_login_comes_from_the_command_line_a_file_or_the_environment(tmp_pat
     assert login(parse_args(["--auth-file", str(tmp_path / "login")])) == ("me", "secret")
     monkeypatch.setenv(AUTH_VARIABLE, "env:secret")
     assert login(parse_args([])) == ("env", "secret")
+    assert AUTH_VARIABLE not in os.environ  # the runs and commands the app starts do not inherit it
     for bad in ("nopassword", ":secret", "me:"):
         with pytest.raises(ServerError, match="user:password"):
             login(parse_args(["--auth", bad]))

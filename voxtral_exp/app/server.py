@@ -55,8 +55,8 @@ def login(args: argparse.Namespace) -> tuple[str, str] | None:
         if len(lines) != 1:
             raise ServerError(f"--auth-file {args.auth_file}: write exactly one line, user:password")
         return split_login(lines[0], f"--auth-file {args.auth_file}")
-    if os.environ.get(AUTH_VARIABLE):
-        return split_login(os.environ[AUTH_VARIABLE], f"${AUTH_VARIABLE}")
+    if os.environ.get(AUTH_VARIABLE):  # taken out of the environment: the runs the app starts never see it
+        return split_login(os.environ.pop(AUTH_VARIABLE), f"${AUTH_VARIABLE}")
     return None
 
 
