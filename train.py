@@ -7,6 +7,8 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -50,10 +52,16 @@ def main(cfg: DictConfig) -> float:
 
 def refuse_a_run_dir_in_use(argv: list[str]) -> None:
     """Hydra writes .hydra/ into the run directory before main() runs: with an explicit
-    hydra.run.dir, check that no live process trains there first."""
+    hydra.run.dir (plain or quoted, as the web app gives it), check that no live process trains
+    there first."""
     for word in argv[1:]:
-        key, _, value = word.partition("=")
-        if key == "hydra.run.dir" and "${" not in value:
+        if word.partition("=")[0] != "hydra.run.dir":
+            continue
+        try:
+            value = OverridesParser.create().parse_override(word).value()
+        except HydraException:
+            continue  # Hydra reports it
+        if isinstance(value, str) and "${" not in value:
             try:
                 check_free(Path(value))
             except UserError as e:

@@ -3,6 +3,7 @@ runs and fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -107,6 +108,24 @@ def wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 3
         assert proc is None or proc.poll() is None, f"the process ended before {what or condition}"
         assert time.time() < deadline, f"gave up waiting for {what or condition} after {timeout:.0f} s"
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(run_dir: Path):
+    """Another process holds ``run_dir``'s run lock for the duration (as a training run would)."""
+    code = (
+        "import sys; from pathlib import Path; from voxtral_exp.run.record import RunLock; "
+        "lock = RunLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(run_dir)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
 
 
 @pytest.fixture

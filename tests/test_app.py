@@ -3,8 +3,9 @@ headless Chromium (Debian's chromium + chromium-driver, through selenium)."""
 
 import json
 import os
+import re
+import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from omegaconf import OmegaConf
 
-from tests.conftest import FAST, ROOT, run_train
+from tests.app_server import free_port, start_app, stop_app
+from tests.conftest import FAST, ROOT, compose_config, lock_held_elsewhere, read_jsonl, run_train
 from tests.data_fixtures import sample_rows, tone
-from voxtral_exp.app import (
-    find_runs,
-    push_command,
-    run_results,
-    shown,
-    train_command,
-    transcribe_clip,
-)
+from voxtral_exp.app.command import TrainForm, push_command, shown
+from voxtral_exp.app.errors import FieldError
+from voxtral_exp.app.fields import override
+from voxtral_exp.app.job import TrainingJob, run_results
+from voxtral_exp.app.transcription import transcribe_clip
+from voxtral_exp.app.workspace import Workspace
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.data.recordings import ClipError, RecordedDataset, read_prompts
 from voxtral_exp.run.model_card import space_files
@@ -54,6 +55,32 @@ def test_clips_are_kept_as_16k_flac_and_saved_as_jsonl_manifests(tmp_path):
     assert not bad and len(train_examples) == 3 and len(eval_examples) == 1
     assert {e.text for e in train_examples + eval_examples} == {c["text"] for c in dataset.clips()}
     assert all(Path(e.audio).is_file() for e in train_examples)
+
+
+def test_saving_replaces_only_the_manifests_it_wrote(tmp_path):
+    dataset = RecordedDataset(tmp_path / "ds")
+    rows = sample_rows("train")[:4]
+    for row in rows[:3]:
+        dataset.add(row["audio_path"], row["text"], row["language"])
+    train, evaluation = dataset.write_manifests(0.3)
+    dataset.add(rows[3]["audio_path"], rows[3]["text"], rows[3]["language"])
+    dataset.write_manifests(0.3)  # its own manifests, from fewer clips: replaced
+    assert len(train.read_text().splitlines()) + len(evaluation.read_text().splitlines()) == 4
+    train.write_text(train.read_text() + '{"audio_path": "mine.flac", "text": "edited by hand"}\n')
+    kept = train.read_text(), evaluation.read_text()
+    with pytest.raises(ClipError, match=r"already holds train\.jsonl, not written .* kept as they are"):
+        dataset.write_manifests(0.3)
+    assert (train.read_text(), evaluation.read_text()) == kept
+
+    other = RecordedDataset(tmp_path / "other")  # a folder that already holds someone's manifests
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "eval.jsonl").write_text("precious\n")
+    for row in rows[:2]:
+        other.add(row["audio_path"], row["text"], row["language"])
+    with pytest.raises(ClipError, match=r"already holds eval\.jsonl"):
+        other.write_manifests(0.5)
+    assert (tmp_path / "other" / "eval.jsonl").read_text() == "precious\n"
+    assert not (tmp_path / "other" / "train.jsonl").exists()
 
 
 @pytest.mark.parametrize(
@@ -94,36 +121,108 @@ def test_prompts_file_gives_one_prompt_per_line(tmp_path):
 # --- Train, Try and Publish ------------------------------------------------------------------
 
 
-def test_the_shown_command_is_the_one_that_runs(tmp_path):
-    command = train_command(
-        "tiny", "lora", "recorded folder", str(tmp_path / "ds"), 3e-4, 100, 16, 32, 4, run_dir=tmp_path / "run"
-    )
+def test_the_shown_command_is_the_one_that_runs_and_its_values_are_literal(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_NeverResolved")
+    workspace = Workspace.create(tmp_path / "it's ${oc.env:HF_TOKEN} a b=c")  # the owner's odd folder name
+    form = TrainForm.parse(workspace, "tiny", "lora", "recorded folder", "ds", 3e-4, 100, 16, 32, 4)
+    command = form.command(workspace.root / "run")
     assert command[:2] == [sys.executable, str(ROOT / "train.py")]
     text = shown(command)
+    assert shlex.split(text) == ["python", "train.py", *command[2:]]  # what a user would type runs the same
     assert text.startswith("python train.py model=tiny method=lora dataset=jsonl")
-    for part in (
-        f"dataset.train_manifest={tmp_path / 'ds' / 'train.jsonl'}",
-        "method.r=16",
-        "method.alpha=32",
-        "trainer.learning_rate=0.0003",
-        "trainer.max_steps=100",
-        "trainer.save_steps=20",
-    ):
-        assert part in text
-    hub = train_command("voxtral-mini-3b", "full", "Hub dataset", "google/fleurs", 1e-5, 10, 8, 32, 2, run_dir=tmp_path)
-    assert "dataset=hub" in hub and "dataset.path=google/fleurs" in hub and not any("method.r" in w for w in hub)
-    with pytest.raises(ValueError, match="choose the training data"):
-        train_command("tiny", "lora", "manifest", "", 1e-4, 10, 8, 32, 2, run_dir=tmp_path)
-    assert push_command("RUN", "me/model", "me/demo", True, True)[2:] == [
+    for part in ("method.r=16", "method.alpha=32", "trainer.learning_rate=0.0003", "trainer.max_steps=100"):
+        assert part in command
+    assert "trainer.save_steps=20" in command
+    cfg = compose_config([w for w in command[2:] if not w.startswith("hydra.")])
+    assert cfg.dataset.train_manifest == str(workspace.root / "ds" / "train.jsonl")  # literally, nothing resolved
+    assert cfg.dataset.eval_manifest == str(workspace.root / "ds" / "eval.jsonl")
+    hub = TrainForm.parse(workspace, "voxtral-mini-3b", "full", "Hub dataset", "google/fleurs", 1e-5, 10, 8, 32, 2)
+    words = hub.command(tmp_path)
+    assert (
+        "dataset=hub" in words and "dataset.path='google/fleurs'" in words and not any("method.r" in w for w in words)
+    )
+    assert push_command(tmp_path, "me/model", "me/demo", True, True)[2:] == [
         "voxtral_exp.push",
-        "RUN",
+        str(tmp_path),
         "--repo-id",
         "me/model",
         "--space",
         "me/demo",
-        "--private",
+        "--public",
         "--dry-run",
     ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["${oc.env:HF_TOKEN}", "a b=c", "x,y", "it's", "'${oc.env:HF_TOKEN}'", "\\'${x}", "null", "1e-3", "[1,2]", "~/x"],
+)
+def test_an_override_is_the_literal_value_for_hydra_and_omegaconf(value, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_NeverResolved")
+    if "\\" in value:
+        with pytest.raises(FieldError, match="backslash"):
+            override("dataset.path", value)
+        return
+    cfg = compose_config(["dataset=hub", override("dataset.path", value)])
+    assert OmegaConf.to_container(cfg.dataset, resolve=True)["path"] == value
+
+
+def test_form_values_are_checked_for_what_they_are(tmp_path):
+    workspace = Workspace.create(tmp_path)
+    good = ["tiny", "lora", "Hub dataset", "me/data", 1e-3, 10, 8, 32, 2]
+    TrainForm.parse(workspace, *good)
+    for index, bad, field in [
+        (0, "${oc.env:HF_TOKEN}", "Model"),
+        (1, "lora method.r=1", "Method"),
+        (2, "anything", "Data"),
+        (3, "${oc.env:HF_TOKEN}", "Folder, manifest or Hub id"),
+        (3, "me/data extra=1", "Folder, manifest or Hub id"),
+        (3, "-me/data", "Folder, manifest or Hub id"),
+        (3, "me/../x", "Folder, manifest or Hub id"),
+        (4, "1e-3", "Learning rate"),
+        (4, float("nan"), "Learning rate"),
+        (4, 2.0, "Learning rate"),
+        (5, 0, "Steps"),
+        (5, 2.5, "Steps"),
+        (5, True, "Steps"),
+        (6, "${oc.env:HF_TOKEN}", "LoRA r"),
+        (8, 10**9, "Batch size"),
+    ]:
+        form = list(good)
+        form[index] = bad
+        with pytest.raises(FieldError, match=f"^{re.escape(field)}: "):
+            TrainForm.parse(workspace, *form)
+    for repo, space in (("${oc.env:HF_TOKEN}", ""), ("me/model", "--private"), ("me", "")):
+        with pytest.raises(FieldError):
+            push_command(tmp_path, repo, space, False, True)
+
+
+def test_train_py_refuses_a_run_directory_in_use_given_quoted_as_the_app_gives_it(tmp_path):
+    import train
+
+    with lock_held_elsewhere(tmp_path) as pid:
+        for word in (f"hydra.run.dir={tmp_path}", override("hydra.run.dir", str(tmp_path))):
+            with pytest.raises(SystemExit, match=f"is in use: PID {pid}"):
+                train.refuse_a_run_dir_in_use(["train.py", word])
+
+
+def test_a_path_in_the_workspace_resolves_inside_it_with_names_the_app_uses(tmp_path):
+    workspace = Workspace.create(tmp_path / "ws")
+    (workspace.root / "link").symlink_to(tmp_path, target_is_directory=True)
+    assert workspace.path(" datasets/my-speech ", "F") == workspace.root / "datasets" / "my-speech"
+    assert workspace.path(str(workspace.root / "a" / "b.jsonl"), "F") == workspace.root / "a" / "b.jsonl"
+    assert workspace.path("a/../b", "F") == workspace.root / "b"
+    for outside in ("..", "../ws2", "/etc", "a/../../x", "link", "link/x", str(tmp_path)):
+        with pytest.raises(FieldError, match="F: .* is outside the workspace"):
+            workspace.path(outside, "F")
+    for unsafe in ("a b", "${oc.env:HF_TOKEN}", "x=y", "a,b", ".git", "d/.hidden", "-rf", "~", "a'b", ".", ""):
+        with pytest.raises(FieldError, match="^F: "):
+            workspace.path(unsafe, "F")
+    first = workspace.new_run_dir()
+    first.mkdir(parents=True)
+    second = workspace.new_run_dir()
+    assert first.parent == second.parent == workspace.root / "outputs" / "app" and second.name.startswith(first.name)
+    assert second != first
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +247,7 @@ def finished_run(tmp_path_factory):
 
 def test_try_and_results_use_a_finished_run(finished_run):
     workdir, run_dir = finished_run
-    assert find_runs(workdir) == [str(run_dir)]
+    assert Workspace(workdir.resolve()).runs() == ["outputs/app/run"]
     text = run_results(run_dir)
     assert "completed" in text and "**WER**" in text and "| reference | hypothesis |" in text
     clip = str(SAMPLE / "audio" / "en_00.flac")
@@ -203,8 +302,59 @@ def test_demo_space_loads_the_model_from_its_repo_and_push_never_changes_final(f
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "to the Space me/demo" in out.stdout and "app.py" in out.stdout and "requirements.txt" in out.stdout
+    assert "to the private Space me/demo" in out.stdout and "app.py" in out.stdout and "requirements.txt" in out.stdout
     assert {p: p.read_bytes() for p in final.rglob("*") if p.is_file()} == before
+
+
+def push(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m voxtral_exp.push ARGS` with a fake token in the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.push", *args],
+        cwd=ROOT,
+        env={**os.environ, "HF_TOKEN": "hf_NeverShownToken", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_push_takes_only_a_runs_model_files_private_unless_public_and_fails_clearly_offline(finished_run, tmp_path):
+    _, original = finished_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(original, run_dir, ignore=shutil.ignore_patterns("checkpoints"))
+    final = run_dir / "final"
+    for name in (".env", ".git/config", "notes.txt", "base_model/.hidden", "merged/model.safetensors"):
+        (final / name).parent.mkdir(parents=True, exist_ok=True)
+        (final / name).write_text("HF_TOKEN=hf_NeverShownToken\n")
+    (final / "linked.safetensors").symlink_to(ROOT / "pyproject.toml")
+    out = push(str(run_dir), "--repo-id", "me/model", "--dry-run")
+    assert out.returncode == 0, out.stderr[-2000:]
+    header, *lines = out.stdout.splitlines()
+    assert "to the private model repository me/model:" in header
+    assert [line.strip() for line in lines] == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "base_model/config.json",
+        "base_model/generation_config.json",
+        "base_model/model.safetensors",
+        "processor_config.json",
+        "tekken.json",
+    ]
+    public = push(str(final), "--repo-id", "me/model", "--public", "--dry-run")
+    assert "to the public model repository me/model:" in public.stdout
+    (tmp_path / "card").mkdir()
+    (tmp_path / "card" / "README.md").write_text("# not a run\n")
+    for folder in (ROOT, tmp_path / "card", run_dir / "final" / "base_model"):
+        refused = push(str(folder), "--repo-id", "me/model", "--dry-run")
+        assert refused.returncode == 1 and "is not a finished voxtral_exp run" in refused.stderr
+        assert "would upload" not in refused.stdout and "Traceback" not in refused.stderr
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: a connection error, as offline
+    for env in ({"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": closed}):
+        offline = push(str(run_dir), "--repo-id", "me/model", env=env)
+        assert offline.returncode == 1 and "Traceback" not in offline.stderr, offline.stderr[-2000:]
+        assert offline.stderr.startswith("error: could not publish to the Hub") and "--dry-run" in offline.stderr
+    assert not any("hf_NeverShownToken" in p.stdout + p.stderr for p in (out, public, refused, offline))
 
 
 # --- the whole app in a real browser ---------------------------------------------------------
@@ -212,38 +362,23 @@ def test_demo_space_loads_the_model_from_its_repo_and_push_never_changes_final(f
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
     reason="needs Debian's chromium and chromium-driver "
     "(apt-get install chromium chromium-driver; .ci/run installs them)",
 )
-def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(tmp_path):
+def test_the_app_in_a_headless_browser_builds_a_dataset_trains_transcribes_and_publishes(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    port, shots = free_port(), Path(os.environ.get("VOXTRAL_EXP_SCREENSHOTS", tmp_path / "screenshots"))
+    shots = Path(os.environ.get("VOXTRAL_EXP_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "TRACKIO_DIR": str(tmp_path / "trackio"),
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    app = subprocess.Popen(
-        [sys.executable, "-m", "voxtral_exp.app", "--port", str(port), "--workdir", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    workspace = tmp_path / "workspace"
+    app, port = start_app(
+        ["--workdir", str(workspace)], tmp_path / "app.log", env={"TRACKIO_DIR": str(tmp_path / "trackio")}
     )
     options = Options()
     options.binary_location = CHROMIUM
@@ -261,14 +396,11 @@ def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(t
         options.add_argument(flag)
     browser = None
     try:
-        deadline = time.time() + 120
-        while not _answers(port):
-            assert app.poll() is None and time.time() < deadline, "the app did not start"
-            time.sleep(0.5)
         browser = webdriver.Chrome(service=Service(DRIVER), options=options)
         wait = WebDriverWait(browser, 240)
         browser.get(f"http://127.0.0.1:{port}/")
         css = lambda selector: browser.find_element(By.CSS_SELECTOR, selector)  # noqa: E731
+        tab = lambda name: browser.find_element(By.XPATH, f"//button[@role='tab'][normalize-space()='{name}']")  # noqa: E731
 
         # Dataset: upload three clips (an upload stands in for the microphone), save the manifests
         uploaded = lambda component: "upload-container" not in css(component).get_attribute("innerHTML")  # noqa: E731
@@ -286,15 +418,11 @@ def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(t
         css("#save-manifests").click()
         wait.until(lambda b: "Saved" in css("#saved").text)
         browser.save_screenshot(str(shots / "dataset.png"))
-        dataset = tmp_path / "datasets" / "my-speech"
-        assert (
-            len(dataset.joinpath("train.jsonl").read_text().splitlines())
-            + len(dataset.joinpath("eval.jsonl").read_text().splitlines())
-            == 3
-        )
+        dataset = workspace / "datasets" / "my-speech"
+        assert sum(len(read_jsonl(dataset / name)) for name in ("train.jsonl", "eval.jsonl")) == 3
 
         # Train: a 4-step run of the tiny model on that folder, watched to the end
-        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Train']").click()
+        tab("Train").click()
         steps = css("#steps input")
         steps.clear()
         steps.send_keys("4")
@@ -303,53 +431,58 @@ def test_the_app_in_a_headless_browser_builds_a_dataset_trains_and_transcribes(t
         wait.until(lambda b: "Finished" in css("#status").text)
         wait.until(lambda b: "WER" in css("#results").text)
         browser.save_screenshot(str(shots / "train.png"))
-        run_dir = Path(css("#status").text.split("`")[1]) if "`" in css("#status").text else None
-        runs = list((tmp_path / "outputs" / "app").iterdir())
+        runs = list((workspace / "outputs" / "app").iterdir())
         assert len(runs) == 1 and json.loads((runs[0] / "run.json").read_text())["status"] == "completed"
-        assert run_dir is None or run_dir == runs[0]
+        status = css("#status").text
+        assert "Finished (completed)" in status and "4/4 steps" in status
+        assert Path(css("#status code").text) == runs[0]  # the status names the run it watched
+        run = runs[0].relative_to(workspace).as_posix()
 
-        # Try: the run's model transcribes an uploaded clip
-        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Try']").click()
+        # Try: the run, picked from the refreshed list, transcribes an uploaded clip
+        tab("Try").click()
         css("#refresh").click()
-        time.sleep(1)
-        run_input = css("#try-run input")
-        run_input.clear()
-        run_input.send_keys(str(runs[0]))
+        css("#try-run input").click()
+        option = f"#try-run li[data-testid=dropdown-option][aria-label='{run}']"
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, option))
+        css(option).click()
         css("#try-audio input[type=file]").send_keys(sample_rows("eval")[0]["audio_path"])
         wait.until(lambda b: uploaded("#try-audio"))
         css("#transcribe").click()
         wait.until(lambda b: css("#transcript-out textarea").get_attribute("value"))
         browser.save_screenshot(str(shots / "try.png"))
-        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Publish']").click()
-        time.sleep(0.5)
+
+        # Publish: a dry run of the run's model repository (private: Public is unticked)
+        tab("Publish").click()
+        css("#publish-run input").click()
+        option = f"#publish-run li[data-testid=dropdown-option][aria-label='{run}']"
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, option))
+        css(option).click()
+        css("#repo-id textarea").send_keys("you/voxtral-demo")
+        css("#publish").click()
+        wait.until(lambda b: "would upload" in css("#publish-out textarea").get_attribute("value"))
+        assert "to the private model repository you/voxtral-demo" in css("#publish-out textarea").get_attribute("value")
         browser.save_screenshot(str(shots / "publish.png"))
     finally:
         if browser is not None:
             browser.quit()
-        app.terminate()
-        app.wait(timeout=30)
-
-
-def _answers(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        stop_app(app)
 
 
 def test_nothing_in_the_training_path_imports_the_app():
-    code = "import sys; sys.path.insert(0, '.'); import train, voxtral_exp.training.recipe; print(sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'selenium') or m == 'voxtral_exp.app'))"
+    code = "import sys; sys.path.insert(0, '.'); import train, voxtral_exp.training.recipe; print(sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'selenium') or m.startswith('voxtral_exp.app')))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
 
 
 def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
-    from voxtral_exp.app import TrainingJob
     from voxtral_exp.training.checkpoints import last_complete_checkpoint
 
-    run_dir = tmp_path / "run"
-    command = train_command(
-        "tiny", "lora", "manifest", str(SAMPLE / "train.jsonl"), 1e-3, 100, 8, 32, 2, run_dir=run_dir
-    )
+    workspace = Workspace.create(tmp_path / "ws")
+    shutil.copytree(SAMPLE, workspace.root / "sample")
+    run_dir = workspace.new_run_dir()
+    form = TrainForm.parse(workspace, "tiny", "lora", "manifest", "sample/train.jsonl", 1e-3, 100, 8, 32, 2)
+    command = form.command(run_dir)
     job = TrainingJob()
     job.start([*command, "hardware=cpu", "tracking.enabled=false", "trainer.dataloader_num_workers=0"], run_dir)
     deadline = time.time() + 300
@@ -358,7 +491,7 @@ def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
         time.sleep(0.2)
     with pytest.raises(RuntimeError, match="a run is in progress"):
         job.start(command, run_dir)  # one run at a time
-    assert job.progress()[1] == 100
+    assert job.progress()["max_steps"] == 100 and job.progress()["step"] >= 20  # from run.json
     job.stop()
     job.process.wait(timeout=120)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"

@@ -1,13 +1,17 @@
-"""Upload a run's final/ (model or adapter, processor, model card) to the Hugging Face Hub, and
-optionally a Gradio demo Space that loads it from there.
+"""Upload a run's model (final/: model or adapter, processor, model card) to the Hugging Face Hub,
+and optionally a Gradio demo Space that loads it from there.
 
-    python -m voxtral_exp.push RUN_DIR --repo-id USER/NAME [--space USER/DEMO] [--private] [--dry-run]
+    python -m voxtral_exp.push RUN_DIR --repo-id USER/NAME [--space USER/DEMO] [--public] [--dry-run]
 
-The model card's usage code names the repository it is pushed to; final/ itself is never
-changed (the card is rewritten in the upload, not on disk). The Space gets an app.py and a
-requirements.txt that load the model from USER/NAME. The token comes from HF_TOKEN or
-`hf auth login`; it is never printed or saved. --dry-run lists exactly what would be uploaded
-(model repo and Space) and needs no network.
+RUN_DIR is a run directory of this project (run.json, and final/ holding the model) or its final/;
+any other folder is refused. Only the model files of final/ go up (voxtral_exp.run.artifacts:
+config and weights or adapter, processor and tokenizer files, the model card, base_model/ for a
+LoRA adapter on a random base); never dot-files or dot-folders, never training_args.bin. The
+repositories are created private unless --public. The model card's usage code names the
+repository it is pushed to; final/ itself is never changed (the card is rewritten in the upload,
+not on disk). The Space gets an app.py and a requirements.txt that load the model from USER/NAME.
+The token comes from HF_TOKEN or `hf auth login`; it is never printed or saved. --dry-run lists
+exactly what would be uploaded (model repo and Space) and needs no network.
 """
 
 from __future__ import annotations
@@ -16,17 +20,42 @@ import argparse
 from pathlib import Path
 
 from voxtral_exp.errors import UserError, run_command
+from voxtral_exp.run.artifacts import CARD, model_files, run_final
 from voxtral_exp.run.model_card import REPO, space_files
-from voxtral_exp.run.record import final_dir, load_run_config
 
 
-def files_to_upload(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+class PublishError(UserError):
+    """The Hub could not be reached or refused the upload."""
 
 
 def card_for(folder: Path, repo_id: str) -> bytes:
     """final/README.md with its usage code pointing at ``repo_id``."""
-    return (folder / "README.md").read_text(encoding="utf-8").replace(f'"{REPO}"', f'"{repo_id}"').encode()
+    return (folder / CARD).read_text(encoding="utf-8").replace(f'"{REPO}"', f'"{repo_id}"').encode()
+
+
+def upload(folder: Path, files: list[str], repo_id: str, space: str | None, demo: dict, private: bool) -> None:
+    """Create the repositories (if need be) and commit the files; Hub and network errors become a
+    PublishError saying what happened."""
+    import huggingface_hub.errors as hub_errors
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi()  # token from HF_TOKEN or the stored login
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        operations = [CommitOperationAdd(name, str(folder / name)) for name in files if name != CARD]
+        operations.append(CommitOperationAdd(CARD, card_for(folder, repo_id)))
+        info = api.create_commit(repo_id, operations, commit_message="Upload from voxtral_exp")
+        print(f"model: {info.commit_url}")
+        if space:
+            api.create_repo(space, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+            operations = [CommitOperationAdd(name, text.encode()) for name, text in demo.items()]
+            info = api.create_commit(space, operations, repo_type="space", commit_message="Demo of " + repo_id)
+            print(f"space: {info.commit_url}")
+    except (OSError, getattr(hub_errors, "HTTPError", OSError)) as e:  # offline, no token, refused, network down
+        raise PublishError(
+            f"could not publish to the Hub ({type(e).__name__}: {e}). Check the network and the token (HF_TOKEN or "
+            "`hf auth login`); --dry-run lists what would be uploaded without the network"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,43 +63,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run_dir", type=Path, help="a run directory (or its final/)")
     parser.add_argument("--repo-id", required=True, help="USER/NAME of the model repository on the Hub")
     parser.add_argument("--space", help="USER/NAME of a Gradio demo Space to create for the model")
-    parser.add_argument("--private", action="store_true", help="create the repositories private")
+    parser.add_argument("--public", action="store_true", help="create the repositories public (default: private)")
     parser.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
     args = parser.parse_args(argv)
-    folder = final_dir(args.run_dir.resolve())
-    if not (folder / "README.md").is_file():
-        raise UserError(f"{folder} has no model card: is it a finished voxtral_exp run?")
-    files = files_to_upload(folder)
-    verb = "would upload" if args.dry_run else "uploading"
-    print(f"{verb} {len(files)} files from {folder} to the model repository {args.repo_id}:")
+    folder = run_final(args.run_dir)
+    if not (folder / CARD).is_file():
+        raise UserError(f"{folder} has no model card ({CARD}): is it a finished voxtral_exp run?")
+    files = model_files(folder)
+    verb, visibility = ("would upload" if args.dry_run else "uploading"), ("public" if args.public else "private")
+    print(f"{verb} {len(files)} files from {folder} to the {visibility} model repository {args.repo_id}:")
     for name in files:
         print(f"  {name}")
     demo = {}
     if args.space:
-        run_dir = folder.parent if folder.name == "final" else folder
-        demo = space_files(dict(load_run_config(run_dir)), args.repo_id)
-        print(f"{verb} {len(demo)} files to the Space {args.space} (Gradio; loads {args.repo_id}):")
+        from voxtral_exp.run.record import load_run_config  # torch and transformers: only for a Space
+
+        demo = space_files(dict(load_run_config(folder.parent)), args.repo_id)
+        print(f"{verb} {len(demo)} files to the {visibility} Space {args.space} (Gradio; loads {args.repo_id}):")
         for name, text in demo.items():
             print(f"  {name} ({len(text.encode())} bytes)")
-    if args.dry_run:
-        return
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    api = HfApi()  # token from HF_TOKEN or the stored login
-    api.create_repo(args.repo_id, private=args.private, exist_ok=True)
-    operations = [CommitOperationAdd(name, str(folder / name)) for name in files if name != "README.md"]
-    operations.append(CommitOperationAdd("README.md", card_for(folder, args.repo_id)))
-    info = api.create_commit(args.repo_id, operations, commit_message="Upload from voxtral_exp")
-    print(f"model: {info.commit_url}")
-    if demo:
-        api.create_repo(args.space, repo_type="space", space_sdk="gradio", private=args.private, exist_ok=True)
-        info = api.create_commit(
-            args.space,
-            [CommitOperationAdd(n, t.encode()) for n, t in demo.items()],
-            repo_type="space",
-            commit_message="Demo of " + args.repo_id,
-        )
-        print(f"space: {info.commit_url}")
+    if not args.dry_run:
+        upload(folder, files, args.repo_id, args.space, demo, private=not args.public)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,14 @@ A folder holds the clips as 16 kHz mono FLAC under audio/, their transcripts and
 clips.jsonl (the record the app edits), and, when saved, train.jsonl and eval.jsonl:
 
     python train.py dataset.train_manifest=FOLDER/train.jsonl dataset.eval_manifest=FOLDER/eval.jsonl
+
+Saving again replaces them only if they are exactly what was last saved (their SHA-256 is kept in
+manifests.json); manifests from anywhere else are never overwritten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -89,28 +93,63 @@ class RecordedDataset:
     def delete(self, clip_id: int) -> None:
         clips = self.clips()
         clip = self._find(clips, clip_id)
-        (self.folder / clip["audio_path"]).unlink(missing_ok=True)
+        self.audio_file(clip).unlink(missing_ok=True)
         self._save([c for c in clips if c is not clip])
 
+    def audio_file(self, clip: dict) -> Path:
+        """The clip's audio file, which must lie in the folder (clips.jsonl is an editable file)."""
+        path = (self.folder / clip["audio_path"]).resolve()
+        if not path.is_relative_to(self.folder):
+            raise ClipError(
+                f"clip {clip['id']}: its audio {clip['audio_path']} is outside {self.folder}; fix clips.jsonl"
+            )
+        return path
+
+    @property
+    def written(self) -> Path:
+        """manifests.json: the SHA-256 of the train.jsonl / eval.jsonl this class last wrote."""
+        return self.folder / "manifests.json"
+
     def write_manifests(self, eval_fraction: float, seed: int = 0) -> tuple[Path, Path]:
-        """train.jsonl and eval.jsonl (a seeded `eval_fraction`, at least one clip each)."""
+        """train.jsonl and eval.jsonl (a seeded `eval_fraction`, at least one clip each).
+
+        Only manifests this class wrote, unchanged since, are replaced: a train.jsonl or eval.jsonl
+        from anywhere else (copied in, edited by hand) is never overwritten; saving is refused."""
         clips = self.clips()
         if len(clips) < 2:
             raise ClipError(f"{len(clips)} clip(s): a dataset needs at least 2 (one to train on, one to evaluate)")
         if not 0 < eval_fraction < 1:
             raise ClipError(f"eval fraction {eval_fraction}: pick a value between 0 and 1, e.g. 0.1")
+        self._check_replaceable(["train.jsonl", "eval.jsonl"])
         held_out = holdout(len(clips), eval_fraction, seed)
         if len(held_out) == len(clips):
             held_out = set(list(held_out)[:-1])
-        paths = {}
+        texts = {}
         for split, rows in (
             ("train", [c for i, c in enumerate(clips) if i not in held_out]),
             ("eval", [c for i, c in enumerate(clips) if i in held_out]),
         ):
             manifest = [{k: c[k] for k in ("audio_path", "text", "language", "duration")} for c in rows]
-            paths[split] = self.folder / f"{split}.jsonl"
-            write_atomic(paths[split], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest))
-        return paths["train"], paths["eval"]
+            texts[f"{split}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest)
+        write_atomic(self.written, json.dumps({name: _sha256(text.encode()) for name, text in texts.items()}) + "\n")
+        for name, text in texts.items():
+            write_atomic(self.folder / name, text)
+        return self.folder / "train.jsonl", self.folder / "eval.jsonl"
+
+    def _check_replaceable(self, names: list[str]) -> None:
+        """Refuse when one of ``names`` exists but is not, byte for byte, what this class wrote."""
+        try:
+            ours = json.loads(self.written.read_text())
+        except (FileNotFoundError, ValueError):
+            ours = {}
+        theirs = [
+            n for n in names if (self.folder / n).exists() and _sha256((self.folder / n).read_bytes()) != ours.get(n)
+        ]
+        if theirs:
+            raise ClipError(
+                f"{self.folder} already holds {' and '.join(theirs)}, not written from these clips by this app (or "
+                "changed since): kept as they are. Move or rename them, or save the dataset in another folder"
+            )
 
     def _find(self, clips: list[dict], clip_id: int) -> dict:
         for clip in clips:
@@ -121,6 +160,10 @@ class RecordedDataset:
     def _save(self, clips: list[dict]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(self.record, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in clips))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_prompts(path: str | Path) -> list[str]:

@@ -1,0 +1,98 @@
+"""The one training subprocess the app runs at a time, and what its run directory says about it.
+
+Where a run stands comes from its own record, `run.json` (status: running, completed, failed
+or interrupted; progress: step, max_steps, elapsed_s, eta_s at every logging step), never from
+its log text; the log is only shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from voxtral_exp.app.command import ROOT
+from voxtral_exp.errors import UserError
+
+
+class JobBusyError(UserError, RuntimeError):
+    """A run is already in progress: the app runs one at a time."""
+
+
+class TrainingJob:
+    """The one training subprocess the app runs at a time (shared by every browser session); its
+    output goes to <run dir>/app.log."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.run_dir: Path | None = None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, command: list[str], run_dir: Path) -> None:
+        if self.running():
+            raise JobBusyError(f"a run is in progress ({self.run_dir}): stop it or wait for it")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir
+        with open(run_dir / "app.log", "w", encoding="utf-8") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        """Ctrl-C for the run (SIGINT to its process group): it records itself as interrupted."""
+        if self.running():
+            os.killpg(self.process.pid, signal.SIGINT)
+
+    def log(self) -> str:
+        path = self.run_dir / "app.log" if self.run_dir else None
+        return path.read_text(encoding="utf-8", errors="replace") if path and path.exists() else ""
+
+    def record(self) -> dict[str, Any]:
+        """The run's run.json ({} before train.py has written it)."""
+        return read_record(self.run_dir) if self.run_dir else {}
+
+    def progress(self) -> dict[str, Any] | None:
+        """{"step", "max_steps", "elapsed_s", "eta_s"} at the last logging step, or None."""
+        return self.record().get("progress")
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "run.json").read_text())
+    except (FileNotFoundError, ValueError):  # not written yet
+        return {}
+
+
+def run_results(run_dir: Path, n: int = 5) -> str:
+    """A finished (or stopped) run in words: status, WER/CER, a few predictions."""
+    run = read_record(run_dir)
+    if not run:
+        return f"{run_dir}: no run record yet"
+    lines = [f"**Run** `{run_dir}`: {run.get('status')}"]
+    results = run_dir / "eval_results.json"
+    if results.exists():
+        metrics = json.loads(results.read_text())
+        if "eval_wer" in metrics:
+            lines.append(
+                f"**WER** {metrics['eval_wer']:.3f} · **CER** {metrics['eval_cer']:.3f} "
+                f"· eval loss {metrics.get('eval_loss', float('nan')):.3f}"
+            )
+    predictions = run_dir / "predictions.jsonl"
+    if predictions.exists():
+        lines.append("| reference | hypothesis |\n| --- | --- |")
+        for line in predictions.read_text(encoding="utf-8").splitlines()[:n]:
+            p = json.loads(line)
+            lines[-1] += f"\n| {p['reference']} | {p['hypothesis']} |"
+    if run.get("status") in ("interrupted", "failed"):
+        lines.append(f"Resume it with Resume, or `python -m voxtral_exp.resume {run_dir}`")
+    return "\n\n".join(lines)

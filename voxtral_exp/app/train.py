@@ -1,0 +1,121 @@
+"""The Train tab: model, method, data and the common knobs; the exact `python train.py ...`
+command is shown, then run as a subprocess (one at a time: job.py) whose status, progress and log
+refresh on a timer while it runs. Stop is Ctrl-C; Resume continues a stopped run."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+import gradio as gr
+
+from voxtral_exp.app.command import DATA, METHODS, MODELS, SOURCES, TrainForm, shown
+from voxtral_exp.app.dataset import DatasetTab
+from voxtral_exp.app.errors import FieldError, user_errors
+from voxtral_exp.app.job import TrainingJob, run_results
+from voxtral_exp.app.workspace import DEFAULT_DATASET, Workspace
+
+LOG_CHARS = 6000  # the end of the log shown
+
+
+def command_of(workspace: Workspace, *form) -> str:
+    """The command Start would run, or why it cannot run yet."""
+    try:
+        return shown(TrainForm.parse(workspace, *form).command(workspace.new_run_dir()))
+    except FieldError as e:
+        return f"({e})"
+
+
+@user_errors
+def start(job: TrainingJob, workspace: Workspace, *form) -> tuple[str, str, str, str, gr.Timer]:
+    """Check the form, then run its command in a new run directory of the workspace."""
+    command = TrainForm.parse(workspace, *form).command(run_dir := workspace.new_run_dir())
+    job.start(command, run_dir)
+    return shown(command), *watch(job)
+
+
+def watch(job: TrainingJob) -> tuple[str, str, str, gr.Timer]:
+    """The run's status and progress (from its run.json), its log, and its results once it has
+    ended; the timer that calls this again stops when the run has ended."""
+    if job.run_dir is None:
+        return "", "", "", gr.Timer(active=False)
+    done, progress = not job.running(), job.progress()
+    status = f"**Finished** ({job.record().get('status', 'no run record')})" if done else "**Training**"
+    if progress:
+        step, total = progress["step"], progress["max_steps"]
+        status += f" · {step}/{total} steps · {100 * step // max(1, total)}%"
+        status += "" if done else f" · ETA {progress['eta_s']:.0f} s"
+    else:
+        status += " · starting" if not done else ""
+    status += f" · `{job.run_dir}`"
+    return status, job.log()[-LOG_CHARS:], run_results(job.run_dir) if done else "", gr.Timer(active=not done)
+
+
+def stop(job: TrainingJob) -> str:
+    """Ctrl-C for the run in progress."""
+    if not job.running():
+        return "No run in progress."
+    job.stop()
+    return "Stopping (Ctrl-C sent): the run records itself as interrupted."
+
+
+@user_errors
+def resume(job: TrainingJob) -> tuple[str, str, str, str, gr.Timer]:
+    """Continue the last run from its newest checkpoint (`python -m voxtral_exp.resume`)."""
+    if job.run_dir is None:
+        raise FieldError("no run to resume")
+    command = [sys.executable, "-m", "voxtral_exp.resume", str(job.run_dir)]
+    job.start(command, job.run_dir)
+    return shown(command), *watch(job)
+
+
+def dashboard() -> str:
+    """A link to the trackio dashboard (started on this machine if it is not running)."""
+    import trackio
+
+    url = trackio.show(project="voxtral_exp", open_browser=False, block_thread=False)
+    return f"[Open the trackio dashboard]({url if isinstance(url, str) else url[0]})"
+
+
+def use_folder(folder: str) -> str:
+    """A saved dataset folder becomes the training data."""
+    return folder
+
+
+def build(page: gr.Blocks, workspace: Workspace, job: TrainingJob, dataset: DatasetTab) -> None:
+    """The tab's components and events (inside ``page``); ``job`` is the app's one training job."""
+    space = gr.State(workspace)
+    with gr.Tab("Train"):
+        with gr.Row():
+            model = gr.Dropdown(MODELS, value="tiny", label="Model")
+            method = gr.Radio(METHODS, value="lora", label="Method")
+        with gr.Row():
+            source = gr.Radio(SOURCES, value="recorded folder", label="Data")
+            data = gr.Textbox(DEFAULT_DATASET, label=DATA, elem_id="train-data")
+        with gr.Row():
+            learning_rate = gr.Number(1e-3, label="Learning rate", minimum=1e-8, maximum=1.0)
+            steps = gr.Number(60, label="Steps", precision=0, minimum=1, maximum=1_000_000, elem_id="steps")
+            r = gr.Number(8, label="LoRA r", precision=0, minimum=1, maximum=1024)
+            alpha = gr.Number(32, label="LoRA alpha", precision=0, minimum=1, maximum=4096)
+            batch_size = gr.Number(4, label="Batch size", precision=0, minimum=1, maximum=1024)
+        form = [model, method, source, data, learning_rate, steps, r, alpha, batch_size]
+        command = gr.Textbox(label="Command", interactive=False, elem_id="command")
+        with gr.Row():
+            start_button = gr.Button("Start", variant="primary", elem_id="start")
+            stop_button, resume_button = gr.Button("Stop (Ctrl-C)"), gr.Button("Resume")
+            dashboard_button = gr.Button("Open the trackio dashboard")
+        status = gr.Markdown(elem_id="status")
+        link = gr.Markdown()
+        log = gr.Textbox(label="Log", lines=14, max_lines=14, autoscroll=True, interactive=False)
+        results = gr.Markdown(elem_id="results")
+        timer = gr.Timer(1.0, active=False)
+        watched = [status, log, results, timer]
+
+    dataset.saved.success(use_folder, dataset.folder, data)
+    gr.on([page.load, *(field.change for field in form)], command_of, [space, *form], command)
+    page.load(partial(watch, job), None, watched, api_name="status")
+    timer.tick(partial(watch, job), None, watched, api_name="watch", show_progress="hidden")
+    start_button.click(partial(start, job), [space, *form], [command, *watched], api_name="start")
+    stop_button.click(partial(stop, job), None, status, api_name="stop")
+    resume_button.click(partial(resume, job), None, [command, *watched], api_name="resume")
+    dashboard_button.click(dashboard, None, link)
