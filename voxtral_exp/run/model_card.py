@@ -82,6 +82,61 @@ if __name__ == "__main__":
     return {"app.py": app, "requirements.txt": "\n".join(requirements) + "\n"}
 
 
+CARD = """---
+{metadata}
+---
+
+# {name}
+
+Voxtral speech-to-text model fine-tuned with voxtral_exp from {base}.
+
+- **Method:** {method}
+- **Trainable parameters:** {trainable:,} of {total:,}
+- **Training data:** `{data_kind}` — `{data_name}` (languages: {languages})
+- **Steps:** {steps} (final train loss {train_loss:.4f})
+
+## Results
+
+Word and character error rates on the evaluation set (normaliser: `{normalizer}`, {decoding}
+decoding); eval loss {eval_loss:.4f}.
+
+| language | WER | CER | clips |
+|---|---|---|---|
+{results}
+
+## Usage
+
+```python
+{usage}
+```
+
+## Training hyperparameters
+
+| key | value |
+|---|---|
+{hyperparameters}
+
+Reproduce: `python -m voxtral_exp.reproduce RUN_DIR` with the run directory this model came from
+(its `resolved_config.yaml` and `run.json`; git commit `{commit}`).
+
+## Framework versions
+
+{packages}
+"""
+HYPERPARAMETERS = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "seed",
+    "bf16",
+)
+
+
 def model_card(
     resolved: dict[str, Any],
     eval_results: dict[str, Any],
@@ -89,15 +144,45 @@ def model_card(
     run: dict[str, Any],
     languages: list[str],
 ) -> str:
-    model_cfg, method, data, trainer = resolved["model"], resolved["method"], resolved["dataset"], resolved["trainer"]
+    """The card's text: Hub metadata, what was trained on what, the results, working usage code."""
+    model_cfg, data, evaluation = resolved["model"], resolved["dataset"], resolved["evaluation"]
     base = None if model_cfg["random_init"] else model_cfg["name_or_path"]
-    data_name = data.get("path") or data.get("train_manifest")
+    return CARD.format(
+        metadata=card_metadata(resolved, eval_results, languages).to_yaml(),
+        name=resolved["tracking"]["name"],
+        base=base or f"a randomly initialised `{model_cfg['name']}` Voxtral (no pretrained weights)",
+        method=method_text(resolved["method"]),
+        trainable=train_results.get("parameters_trainable", 0),
+        total=train_results.get("parameters_total", 0),
+        data_kind=data["name"],
+        data_name=training_data_name(data),
+        languages=", ".join(languages) or "unspecified",
+        steps=train_results.get("global_step"),
+        train_loss=train_results.get("train_loss", float("nan")),
+        normalizer=evaluation["normalizer"],
+        decoding="greedy" if evaluation["num_beams"] == 1 else "beam search",
+        eval_loss=eval_results.get("eval_loss", float("nan")),
+        results=results_table(eval_results),
+        usage=usage_snippet(resolved, languages[0] if languages else None),
+        hyperparameters="\n".join(f"| {k} | {resolved['trainer'].get(k)} |" for k in HYPERPARAMETERS),
+        commit=run.get("git", {}).get("commit"),
+        packages="\n".join(f"- {name} {version}" for name, version in run.get("packages", {}).items() if version),
+    )
+
+
+def training_data_name(data: dict[str, Any]) -> str:
+    return str(data.get("path") or data.get("train_manifest"))
+
+
+def card_metadata(resolved: dict[str, Any], eval_results: dict[str, Any], languages: list[str]) -> ModelCardData:
+    """The Hub's YAML block: library, base model, tags, languages and the model-index results."""
+    model_cfg, method, data = resolved["model"], resolved["method"]["name"], resolved["dataset"]
     results = [
         EvalResult(
             task_type="automatic-speech-recognition",
             task_name="Speech recognition",
             dataset_type=str(data["name"]),
-            dataset_name=str(data_name),
+            dataset_name=training_data_name(data),
             metric_type=m,
             metric_value=round(float(eval_results[f"eval_{m}"]), 4),
             metric_name=m.upper(),
@@ -105,94 +190,41 @@ def model_card(
         for m in ("wer", "cer")
         if f"eval_{m}" in eval_results
     ]
-    meta = ModelCardData(
-        library_name="peft" if method["name"] == "lora" else "transformers",
-        base_model=base,
+    return ModelCardData(
+        library_name="peft" if method == "lora" else "transformers",
+        base_model=None if model_cfg["random_init"] else model_cfg["name_or_path"],
         pipeline_tag="automatic-speech-recognition",
-        tags=["voxtral", "voxtral_exp", "lora" if method["name"] == "lora" else "full-fine-tuning"],
+        tags=["voxtral", "voxtral_exp", "lora" if method == "lora" else "full-fine-tuning"],
         language=languages or None,
         metrics=["wer", "cer"],
         model_name=resolved["tracking"]["name"],
         eval_results=results or None,
     )
+
+
+def method_text(method: dict[str, Any]) -> str:
     if method["name"] == "lora":
-        method_text = (
+        return (
             f"LoRA on the language model (r={method['r']}, alpha={method['alpha']}, "
             f"dropout={method['dropout']}, targets {', '.join(method['target_modules'])}; "
             f"projector trained: {method['train_projector']}); audio encoder frozen"
         )
-    else:
-        method_text = (
-            f"full fine-tuning of the language model (projector trained: {method['train_projector']}, "
-            f"audio encoder frozen: {method['freeze_audio_tower']})"
-        )
-    hyper = {
-        k: trainer.get(k)
-        for k in (
-            "learning_rate",
-            "lr_scheduler_type",
-            "warmup_steps",
-            "weight_decay",
-            "per_device_train_batch_size",
-            "gradient_accumulation_steps",
-            "num_train_epochs",
-            "max_steps",
-            "seed",
-            "bf16",
-        )
-    }
+    return (
+        f"full fine-tuning of the language model (projector trained: {method['train_projector']}, "
+        f"audio encoder frozen: {method['freeze_audio_tower']})"
+    )
+
+
+def results_table(eval_results: dict[str, Any]) -> str:
+    """Rows of WER, CER and clip count: all clips, then each language."""
+    per_language = eval_results.get("per_language", {})
+    nan = float("nan")
     rows = [
-        f"| all | {eval_results.get('eval_wer', float('nan')):.4f} | {eval_results.get('eval_cer', float('nan')):.4f} | "
-        f"{sum(v['n'] for v in eval_results.get('per_language', {}).values()) or ''} |"
+        f"| all | {eval_results.get('eval_wer', nan):.4f} | {eval_results.get('eval_cer', nan):.4f} | "
+        f"{sum(v['n'] for v in per_language.values()) or ''} |"
     ]
-    rows += [
-        f"| {lang} | {v['wer']:.4f} | {v['cer']:.4f} | {v['n']} |"
-        for lang, v in eval_results.get("per_language", {}).items()
-    ]
-    packages = "\n".join(f"- {name} {version}" for name, version in run.get("packages", {}).items() if version)
-    base_text = base or f"a randomly initialised `{model_cfg['name']}` Voxtral (no pretrained weights)"
-    return f"""---
-{meta.to_yaml()}
----
-
-# {resolved["tracking"]["name"]}
-
-Voxtral speech-to-text model fine-tuned with voxtral_exp from {base_text}.
-
-- **Method:** {method_text}
-- **Trainable parameters:** {train_results.get("parameters_trainable", 0):,} of {train_results.get("parameters_total", 0):,}
-- **Training data:** `{data["name"]}` — `{data_name}` (languages: {", ".join(languages) or "unspecified"})
-- **Steps:** {train_results.get("global_step")} (final train loss {train_results.get("train_loss", float("nan")):.4f})
-
-## Results
-
-Word and character error rates on the evaluation set (normaliser:
-`{resolved["evaluation"]["normalizer"]}`, {"greedy" if resolved["evaluation"]["num_beams"] == 1 else "beam search"}
-decoding); eval loss {eval_results.get("eval_loss", float("nan")):.4f}.
-
-| language | WER | CER | clips |
-|---|---|---|---|
-{chr(10).join(rows)}
-
-## Usage
-
-```python
-{usage_snippet(resolved, languages[0] if languages else None)}
-```
-
-## Training hyperparameters
-
-| key | value |
-|---|---|
-{chr(10).join(f"| {k} | {v} |" for k, v in hyper.items())}
-
-Reproduce: `python -m voxtral_exp.reproduce RUN_DIR` with the run directory this model came from
-(its `resolved_config.yaml` and `run.json`; git commit `{run.get("git", {}).get("commit")}`).
-
-## Framework versions
-
-{packages}
-"""
+    rows += [f"| {lang} | {v['wer']:.4f} | {v['cer']:.4f} | {v['n']} |" for lang, v in per_language.items()]
+    return "\n".join(rows)
 
 
 def write_model_card(final_dir: Path, text: str) -> None:
