@@ -17,7 +17,7 @@ import soundfile as sf
 from omegaconf import OmegaConf
 
 from tests.app_server import free_port, start_app, stop_app
-from tests.conftest import FAST, ROOT, compose_config, lock_held_elsewhere, read_jsonl, run_train
+from tests.conftest import FAST, ROOT, compose_config, read_jsonl, run_train
 from tests.data_fixtures import sample_rows, tone
 from voxtral_exp.app.command import TrainForm, push_command, shown
 from voxtral_exp.app.errors import FieldError
@@ -195,15 +195,6 @@ def test_form_values_are_checked_for_what_they_are(tmp_path):
     for repo, space in (("${oc.env:HF_TOKEN}", ""), ("me/model", "--private"), ("me", "")):
         with pytest.raises(FieldError):
             push_command(tmp_path, repo, space, False, True)
-
-
-def test_train_py_refuses_a_run_directory_in_use_given_quoted_as_the_app_gives_it(tmp_path):
-    import train
-
-    with lock_held_elsewhere(tmp_path) as pid:
-        for word in (f"hydra.run.dir={tmp_path}", override("hydra.run.dir", str(tmp_path))):
-            with pytest.raises(SystemExit, match=f"is in use: PID {pid}"):
-                train.refuse_a_run_dir_in_use(["train.py", word])
 
 
 def test_a_path_in_the_workspace_resolves_inside_it_with_names_the_app_uses(tmp_path):

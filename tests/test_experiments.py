@@ -169,6 +169,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
     partial.mkdir(exist_ok=True)
     (partial / "model.safetensors").write_bytes(b"half a file")
     (partial / "trainer_state.json").unlink(missing_ok=True)
+    # and the newest complete one damaged on disk: its weights cut short
+    weights = killed / "checkpoints" / "checkpoint-12" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
 
     resumed = subprocess.run(
         [sys.executable, "-m", "voxtral_exp.resume", str(killed)],
@@ -179,7 +182,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Skipping incomplete checkpoint" in resumed.stderr
+    assert "checkpoint-18: trainer_state.json unreadable" in resumed.stderr
+    assert "checkpoint-12: model.safetensors is cut short" in resumed.stderr  # so it resumed from checkpoint-6
+    assert "Traceback" not in resumed.stderr
     assert losses(killed) == losses(straight)
     a, b = load_trained(str(straight / "final")).state_dict(), load_trained(str(killed / "final")).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -187,7 +192,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
     assert run["status"] == "completed" and len(run["attempts"]) == 2
     tracked = {r["name"]: r for r in read_trackio(trackio_dir)}
     assert set(tracked) == {"straight", "killed"}  # the resumed run continued its trackio run
-    assert max(row["step"] for row in tracked["killed"]["logs"]) == 24
+    steps = [row["step"] for row in tracked["killed"]["logs"] if "train/loss" in row]
+    assert steps == list(range(1, 25))  # each step once: the history replayed from checkpoint-6, then trained
 
 
 def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):

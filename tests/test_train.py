@@ -102,10 +102,12 @@ def test_trackio_holds_one_run_with_config_and_losses(full_run):
     assert run["config"]["run_dir"] == str(run_dir) and run["config"]["git"]["commit"]
     tracked = [row["train/loss"] for row in run["logs"] if "train/loss" in row]
     assert len(tracked) == 30
-    assert any("eval/wer" in row for row in run["logs"])
     # perplexity beside every eval loss; trackio's own system metrics (CPU here; GPU on a GPU)
     evals = [row for row in run["logs"] if "eval/loss" in row]
-    assert [row["step"] for row in evals][:2] == [15, 30]
+    assert [row["step"] for row in evals] == [15, 30]  # once per evaluation: no jump at the end
+    final = [row for row in run["logs"] if any(key.startswith("final/") for key in row)]
+    assert {key for row in final for key in row} >= {"final/loss", "final/perplexity", "final/wer", "final/cer"}
+    assert sum("final/loss" in row for row in final) == sum("final/wer" in row for row in final) == 1
     assert all(row["eval/perplexity"] == pytest.approx(math.exp(row["eval/loss"])) for row in evals)
     assert run["system"] and any(key.startswith("cpu/") for key in run["system"][0])
 

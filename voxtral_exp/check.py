@@ -3,9 +3,10 @@
     python -m voxtral_exp.check dataset=jsonl dataset.train_manifest=train.jsonl
     python -m voxtral_exp.check dataset=hub dataset.path=/data/cv.parquet dataset.eval_split=null
 
-Takes the same overrides as train.py. Every example is fully decoded (unreadable files, empty
-or NaN audio are found), filters are applied, and a summary per split is printed. Exits 1 when
-any example has an error (as opposed to being filtered out).
+Takes the same overrides as train.py. Filters are applied (durations from the row or the file
+header, so a long file is filtered without being decoded); every example kept is fully decoded
+(unreadable files, empty or NaN audio are found); a summary per split is printed. Exits 1 when
+any example has an error (as opposed to being filtered out) or a split has no usable example.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from itertools import islice
 
 from hydra import compose, initialize_config_dir
 
-from voxtral_exp.data.filters import FILTERS, ExampleChecker, Finding, SplitReport
+from voxtral_exp.data.filters import FILTERS, ExampleChecker, Finding, SplitReport, summary
 from voxtral_exp.data.sources import preflight, read_data
 from voxtral_exp.errors import run_command
 from voxtral_exp.model.processor import load_processor
@@ -61,11 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     errors = 0
     print("\nsummary:")
     for split, report in reports.items():
-        dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.dropped.items())) or "nothing"
-        print(f"  {split}: {report.total} examples, {report.kept} usable, dropped: {dropped}")
+        print(f"  {split}: {summary(report.as_dict())}")
         errors += sum(n for reason, n in report.dropped.items() if reason not in FILTERS)
     print(f"{errors} example(s) with errors" if errors else "no errors")
-    return 1 if errors else 0
+    empty = [split for split, report in reports.items() if report.kept == 0]
+    for split in empty:
+        print(
+            f"error: no usable {split} example: a run would stop before training (see the findings above; "
+            "dataset.filters.* and dataset.max_eval_samples decide what is kept)"
+        )
+    return 1 if errors or empty else 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from accelerate.utils import gather_object
 
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.text import normalize_transcript
+from voxtral_exp.errors import UserError
 from voxtral_exp.model.modeling import load_trained, with_cached_audio
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.record import final_dir
@@ -35,11 +36,31 @@ def device_and_dtype() -> tuple[str, torch.dtype]:
 def load(source: str | Path) -> tuple[torch.nn.Module, Featurizer]:
     """A trained model (run directory, its final/, a merged folder, or a Hub id) on this
     machine's device and dtype, in eval mode, with the featuriser that builds its prompts."""
-    local = Path(source).expanduser()
-    folder = str(final_dir(local)) if local.exists() else str(source)  # else a Hub id
+    folder = model_source(source)
     device, dtype = device_and_dtype()
-    model = load_trained(folder, dtype).to(device).eval()
-    return model, Featurizer(load_processor(folder), folder)
+    try:
+        model = load_trained(folder, dtype).to(device).eval()
+        processor = load_processor(folder)
+    except OSError as e:  # a Hub id that does not exist or cannot be reached
+        raise UserError(f"cannot load the model {source}: {e}") from None
+    return model, Featurizer(processor, folder)
+
+
+def model_source(source: str | Path) -> str:
+    """The folder holding a model (a run directory's final/, a final/ or merged folder), or a Hub
+    id; a local path that is none of these is refused, saying what is expected."""
+    local = Path(source).expanduser()
+    if local.exists():
+        folder = final_dir(local)
+        if not ((folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()):
+            raise UserError(
+                f"{source} holds no model (config.json or adapter_config.json): give a run directory, its final/, "
+                "a merged folder or a Hub id"
+            )
+        return str(folder)
+    if str(source).startswith(("/", ".", "~")) or str(source).count("/") != 1:
+        raise UserError(f"{source}: no such run directory or model folder (nor a Hub id, which reads owner/name)")
+    return str(source)
 
 
 def transcribe(

@@ -56,17 +56,24 @@ class Finding:
 
 
 class DataError(UserError, ValueError):
-    """Bad examples found before training; lists every one (up to a limit) and the fix."""
+    """Bad examples found before training, in every split at once; lists each (up to a limit)
+    and the fix."""
 
-    def __init__(self, findings: list[Finding], split: str):
-        self.findings = findings
-        shown = "\n  ".join(str(f) for f in findings[:30])
-        more = f"\n  ... and {len(findings) - 30} more" if len(findings) > 30 else ""
+    def __init__(self, findings_by_split: dict[str, list[Finding]]):
+        self.findings = [f for findings in findings_by_split.values() for f in findings]
+        parts = []
+        for split, findings in findings_by_split.items():
+            shown = "\n  ".join(str(f) for f in findings[:30])
+            more = f"\n  ... and {len(findings) - 30} more" if len(findings) > 30 else ""
+            parts.append(f"{len(findings)} bad example(s) in the {split} data:\n  {shown}{more}")
         super().__init__(
-            f"{len(findings)} bad example(s) in the {split} data:\n  {shown}{more}\n"
-            "Fix them, or set dataset.on_error=skip to drop and count them "
+            "\n".join(parts) + "\nFix them, or set dataset.on_error=skip to drop and count them "
             "(`python -m voxtral_exp.check` lists every problem without training)."
         )
+
+
+class NoDataError(UserError, ValueError):
+    """A split with no usable example left: the run stops before the model loads."""
 
 
 class ExampleChecker:
@@ -92,30 +99,36 @@ class ExampleChecker:
                 "dataset.audio_root (relative paths are joined to it)",
             )
         try:
-            duration = self._duration(example)
+            # the header (or the row's duration) first: a 3-hour file is filtered without decoding it
+            duration = header_seconds(example.audio, example.offset, example.duration)
+            found = self._filters(example, duration)
+            if found is None and self.decode:  # then every sample of what is kept: NaN, truncation
+                duration = len(load_audio(example.audio, example.offset, example.duration)) / TARGET_RATE
         except AudioError as e:
             reason = "nan_audio" if "NaN" in str(e) else "empty_audio" if "empty" in str(e) else "unreadable_audio"
             return finding(reason, str(e))
-        if duration <= 0:
+        if found is None and duration <= 0:
             return finding("empty_audio", f"audio {audio_name(example.audio)} has no samples")
+        return found
+
+    def _filters(self, example: Example, duration: float) -> Finding | None:
+        """The first of `dataset.filters` the example fails, or None."""
+        if duration <= 0:
+            return None  # reported as empty audio
         if self.min_duration is not None and duration < self.min_duration:
-            return finding("too_short", f"{duration:.2f}s < dataset.filters.min_duration={self.min_duration}")
+            return Finding(
+                example.origin, "too_short", f"{duration:.2f}s < dataset.filters.min_duration={self.min_duration}"
+            )
         if self.max_duration is not None and duration > self.max_duration:
-            return finding("too_long", f"{duration:.2f}s > dataset.filters.max_duration={self.max_duration}")
+            return Finding(
+                example.origin, "too_long", f"{duration:.2f}s > dataset.filters.max_duration={self.max_duration}"
+            )
         if self.max_label_tokens is not None and self.tokenizer is not None:
             n = len(target_ids(self.tokenizer, example.text))
             if n > self.max_label_tokens:
-                return finding(
-                    "too_many_label_tokens",
-                    f"{n} label tokens > dataset.filters.max_label_tokens={self.max_label_tokens}",
-                )
+                message = f"{n} label tokens > dataset.filters.max_label_tokens={self.max_label_tokens}"
+                return Finding(example.origin, "too_many_label_tokens", message)
         return None
-
-    def _duration(self, example: Example) -> float:
-        """Seconds of audio the example uses: decoded when asked, else from the row or file header."""
-        if self.decode:
-            return len(load_audio(example.audio, example.offset, example.duration)) / TARGET_RATE
-        return header_seconds(example.audio, example.offset, example.duration)
 
 
 @dataclass
@@ -141,12 +154,12 @@ class SplitReport:
 
 
 def screen(
-    examples, checker: ExampleChecker | None, on_error: str, split: str, bad_lines: Sequence[str] = ()
-) -> tuple[list[int], SplitReport]:
-    """Check every example; return the indices to keep and the report.
+    examples, checker: ExampleChecker | None, split: str, bad_lines: Sequence[str] = ()
+) -> tuple[list[int], SplitReport, list[Finding]]:
+    """Check every example; return the indices to keep, the report and the errors found.
 
     ``bad_lines`` are the split's rows that could not even become examples ("where: why").
-    Errors raise with on_error=raise, all of them listed together; filters always drop.
+    Filters drop; errors are returned for the caller to raise (all splits together) or skip.
     Without a checker (dataset.prescan=false) examples are only built, not screened.
     """
     report, keep, errors = SplitReport(), [], []
@@ -166,15 +179,10 @@ def screen(
             keep.append(i)
         elif found.is_error:
             errors.append(found)
-    if errors and on_error == "raise":
-        raise DataError(errors, split)
-    if report.dropped:
-        log.warning(
-            "Data <dataset.on_error=%s>: %s: kept %d of %d, dropped %s",
-            on_error,
-            split,
-            report.kept,
-            report.total,
-            dict(report.dropped),
-        )
-    return keep, report
+    return keep, report, errors
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A split's report (SplitReport.as_dict) in words: "27 examples, 0 usable (dropped: 27 too_long)"."""
+    dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(report["dropped"].items())) or "none"
+    return f"{report['total']} examples, {report['kept']} usable (dropped: {dropped})"

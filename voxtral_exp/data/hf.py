@@ -67,6 +67,11 @@ def load_split(
         return datasets.load_dataset(
             path, name=config, split=split, streaming=streaming, revision=revision, data_dir=data_dir
         )
+    except ConnectionError as e:  # offline, or the Hub unreachable
+        raise DataSourceError(
+            f"dataset.path={path}: cannot reach it on the Hugging Face Hub ({e}). Check the network (and that "
+            "HF_HUB_OFFLINE is unset), or download the dataset and set dataset.path to the local copy"
+        ) from None
     except (ValueError, FileNotFoundError) as e:
         if isinstance(e, DataSourceError):
             raise

@@ -8,7 +8,9 @@ Relative paths resolve against the manifest's folder, never the working director
 
 from __future__ import annotations
 
+import codecs
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from voxtral_exp.data.example import Example, optional_seconds
@@ -30,15 +32,19 @@ def read_manifest(path: str | Path, audio_root: str | Path | None = None) -> tup
     problem of the data (missing files, unreadable audio, ...) in one pass.
     """
     path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise ManifestError(
+            f"manifest {path} is a folder: give the JSONL file (dataset.train_manifest / eval_manifest)"
+        )
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist: check dataset.train_manifest / eval_manifest")
     root = Path(audio_root).expanduser().resolve() if audio_root else path.parent
     examples, problems = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
+    for number, line in enumerate(_text_lines(path), start=1):
+        where = f"{path}:{number}"
+        if isinstance(line, ManifestError):
+            problems.append(f"{where}: {line}")
+        elif line.strip():
             try:
                 examples.append(_parse_row(line, root, where))
             except ManifestError as e:
@@ -46,6 +52,27 @@ def read_manifest(path: str | Path, audio_root: str | Path | None = None) -> tup
     if not examples and not problems:
         raise ManifestError(f"manifest {path} has no examples (the file is empty)")
     return examples, problems
+
+
+def _text_lines(path: Path) -> Iterator[str | ManifestError]:
+    """The manifest's lines as UTF-8 text (a leading byte-order mark is dropped); a line that is
+    not UTF-8 comes as a ManifestError saying what it is and how to convert the file."""
+    with open(path, "rb") as f:
+        start = f.read(4)
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise ManifestError(
+                f"manifest {path} is UTF-16 (as Windows PowerShell's `>` writes it): save it as UTF-8, e.g. "
+                "`Get-Content in.jsonl | Set-Content -Encoding utf8 out.jsonl`, or `iconv -f utf-16 -t utf-8`"
+            )
+        f.seek(len(codecs.BOM_UTF8) if start.startswith(codecs.BOM_UTF8) else 0)
+        for raw in f:
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield ManifestError(
+                    f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}; Latin-1 or Windows-1252?): "
+                    f"save the manifest as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.jsonl`"
+                )
 
 
 def _parse_row(line: str, root: Path, where: str) -> Example:

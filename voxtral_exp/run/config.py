@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import functools
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +19,7 @@ from voxtral_exp.data.languages import LanguageError, language_code
 from voxtral_exp.data.sources.granary import granary_problems
 from voxtral_exp.errors import UserError
 from voxtral_exp.model.modeling import lora_config
+from voxtral_exp.run.schema import unknown_key_problems
 from voxtral_exp.run.secrets import redact
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (train.py, conf/, data/)
@@ -68,6 +73,7 @@ def validate(cfg: DictConfig) -> None:
     trainer_problems = _trainer_problems(cfg.trainer, cfg.hardware)
     method_problems = _method_problems(cfg.method, cfg.trainer)
     problems = [
+        *unknown_key_problems(cfg),
         *(trainer_problems or _refused(lambda: training_arguments(cfg, Path("run_dir")), "trainer")),
         *(
             method_problems
@@ -107,15 +113,77 @@ def _refused(build, group: str) -> list[str]:
     except TypeError as e:  # an argument the library does not have
         name = re.search(r"argument '(\w+)'", str(e))
         key = f"{group}.{name.group(1)}" if name else f"{group}.*"
-        return [f"{key}: {library} has no such argument ({e}); remove it or fix its name"]
+        close = difflib.get_close_matches(name.group(1), _trainer_fields(), n=1) if name and group == "trainer" else []
+        hint = f"did you mean trainer.{close[0]}? " if close else ""
+        return [f"{key}: {library} has no such argument ({hint}{e}); remove it or fix its name"]
     except ValueError as e:
         message = re.sub(r"--(\w+)", rf"{group}.\1", " ".join(str(e).split())).rstrip(".")
-        return [f"{group}.*: {library} refuses these settings: {message}. Change the {group}.* keys it names"]
+        keys = [key for phrase, key in LIBRARY_PHRASES if phrase in message]
+        named = ", ".join(dict.fromkeys(keys)) or f"the {group}.* keys it names"
+        return [f"{group}.*: {library} refuses these settings: {message}. Change {named}"]
     return []
 
 
+# TrainingArguments' messages name some settings in words: the config keys they mean
+LIBRARY_PHRASES = (
+    ("saving steps", "trainer.save_steps"),
+    ("evaluation steps", "trainer.eval_steps"),
+    ("save and eval strategy", "trainer.save_strategy and trainer.eval_strategy"),
+    ("metric_for_best_model", "trainer.metric_for_best_model"),
+)
+# TrainingArguments fields that voxtral_exp sets itself, or that Trainer ignores: what to use instead
+NOT_FOR_THE_TRAINER = {
+    "resume_from_checkpoint": "resume=true (the run directory's newest checkpoint) or resume=PATH, or "
+    "`python -m voxtral_exp.resume RUN_DIR`; Trainer ignores this field",
+    "output_dir": "hydra.run.dir=DIR (checkpoints go to <run dir>/checkpoints)",
+    "run_name": "tracking.name=NAME",
+    "report_to": "tracking.* (voxtral_exp logs to trackio itself; tracking.enabled=false turns it off)",
+    "logging_dir": "hydra.run.dir (the run's log is <run dir>/train.log)",
+    "do_train": "nothing: Trainer ignores it and train.py always trains",
+    "do_eval": "trainer.eval_strategy and evaluation.* (Trainer ignores do_eval)",
+    "do_predict": "evaluation.* (Trainer ignores do_predict)",
+    "prediction_loss_only": "evaluation.* (the eval loss comes from the Trainer, WER/CER from generation)",
+    "push_to_hub": "`python -m voxtral_exp.push RUN_DIR --repo-id USER/NAME` after training",
+    "hub_model_id": "`python -m voxtral_exp.push RUN_DIR --repo-id USER/NAME`",
+    "hub_token": "HF_TOKEN in the environment or `hf auth login` (never the config)",
+}
+
+
+@functools.cache
+def _trainer_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainingArguments)]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+NUMERIC_TRAINER_KEYS = (
+    "learning_rate",
+    "max_steps",
+    "num_train_epochs",
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "warmup_steps",
+    "weight_decay",
+    "max_grad_norm",
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+)
+
+
 def _trainer_problems(t: DictConfig, hardware: DictConfig) -> list[str]:
-    problems = []
+    problems = [
+        f"trainer.{key}: set by voxtral_exp or ignored by Trainer; use {use}"
+        for key, use in NOT_FOR_THE_TRAINER.items()
+        if key in t
+    ]
+    wrong_type = [key for key in NUMERIC_TRAINER_KEYS if t.get(key) is not None and not _is_number(t.get(key))]
+    problems += [f"trainer.{key}={t[key]!r}: expected a number" for key in wrong_type]
+    if wrong_type:
+        return problems
     if not t.learning_rate or t.learning_rate <= 0:
         problems.append(f"trainer.learning_rate={t.learning_rate}: must be > 0 (e.g. 1e-4 for LoRA)")
     if t.max_steps <= 0 and t.num_train_epochs <= 0:
@@ -133,12 +201,12 @@ def _trainer_problems(t: DictConfig, hardware: DictConfig) -> list[str]:
 def _method_problems(m: DictConfig, t: DictConfig) -> list[str]:
     problems = []
     if m.name == "lora":
-        if not isinstance(m.r, int) or m.r < 1:
-            problems.append(f"method.r={m.r}: the LoRA rank must be an integer >= 1 (e.g. 8, 16, 32)")
-        if m.alpha <= 0:
-            problems.append(f"method.alpha={m.alpha}: must be > 0 (scaling is alpha / r)")
-        if not 0 <= m.dropout < 1:
-            problems.append(f"method.dropout={m.dropout}: must be in [0, 1)")
+        if not isinstance(m.r, int) or isinstance(m.r, bool) or m.r < 1:
+            problems.append(f"method.r={m.r!r}: the LoRA rank must be an integer >= 1 (e.g. 8, 16, 32)")
+        if not _is_number(m.alpha) or m.alpha <= 0:
+            problems.append(f"method.alpha={m.alpha!r}: must be a number > 0 (scaling is alpha / r)")
+        if not _is_number(m.dropout) or not 0 <= m.dropout < 1:
+            problems.append(f"method.dropout={m.dropout!r}: must be a number in [0, 1)")
         if not m.target_modules:
             problems.append("method.target_modules is empty: name at least one module, e.g. [q_proj, v_proj]")
         if t.get("fsdp"):
@@ -162,6 +230,11 @@ def _model_problems(model: DictConfig) -> list[str]:
         and not Path(model.name_or_path).expanduser().exists()
     ):
         problems.append(f"model.name_or_path={model.name_or_path}: folder does not exist")
+    elif model.random_init and model.name_or_path and _looks_local(model.name_or_path):
+        problems.append(
+            f"model.name_or_path={model.name_or_path} names a local folder, but model.random_init=true builds random weights "
+            f"and would never read it (model={model.name}): add model.random_init=false to load it, or drop it"
+        )
     if model.dtype not in ("auto", "float32", "bfloat16", "float16"):
         problems.append(f"model.dtype={model.dtype}: expected auto | float32 | bfloat16 | float16")
     audio = model.audio_config
@@ -212,7 +285,9 @@ def _dataset_problems(data: DictConfig, t: DictConfig) -> list[str]:
     if kind == "jsonl":
         for key in ("train_manifest", "eval_manifest"):
             path = data.get(key)
-            if path and not Path(path).expanduser().is_file():
+            if path and Path(path).expanduser().is_dir():
+                problems.append(f"dataset.{key}={path} is a folder: give the JSONL manifest file in it")
+            elif path and not Path(path).expanduser().is_file():
                 problems.append(f"dataset.{key}={path}: file not found")
         if not data.train_manifest:
             problems.append("dataset.train_manifest is null: point it at a JSONL manifest")

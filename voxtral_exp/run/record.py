@@ -130,7 +130,17 @@ def load_run_config(run_dir: Path) -> DictConfig:
     path = run_dir / "resolved_config.yaml"
     if not path.is_file():
         raise UserError(f"{path} not found: is {run_dir} a voxtral_exp run directory?")
-    return OmegaConf.create(upgrade_saved_config(yaml.safe_load(path.read_text())))
+    return OmegaConf.create(literal(upgrade_saved_config(yaml.safe_load(path.read_text()))))
+
+
+def literal(value: Any) -> Any:
+    """A resolved config's values as OmegaConf reads them literally: a `${` in a saved string (an
+    interpolation that was escaped, or text) must not become an interpolation again."""
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return value.replace("${", "\\${") if isinstance(value, str) else value
 
 
 def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:

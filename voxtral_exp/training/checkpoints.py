@@ -2,13 +2,15 @@
 
 The Trainer writes a checkpoint's trainer_state.json last, after weights, optimizer, scheduler
 and RNG states, and deletes older checkpoints only after that: a kill during a save leaves a
-folder without a readable trainer_state.json, which is never chosen.
+folder without a readable trainer_state.json, and a damaged disk or copy a file cut short; such
+a checkpoint is never chosen (the one before it is, saying so).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +27,52 @@ def trainer_state(checkpoint: str | Path) -> dict[str, Any]:
     return json.loads((Path(checkpoint) / "trainer_state.json").read_text())
 
 
+def unsound(checkpoint: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from, or None: its trainer state must read, and every
+    weight and state file must be complete against its own header (a safetensors header gives
+    the data's length; torch's zip files end with their directory)."""
+    try:
+        trainer_state(checkpoint)
+    except (OSError, ValueError) as e:
+        return f"trainer_state.json unreadable ({type(e).__name__}: its save was interrupted)"
+    for path in sorted(checkpoint.rglob("*")):
+        problem = _incomplete(path) if path.is_file() else None
+        if problem:
+            return f"{path.name} {problem}"
+    return None
+
+
+def _incomplete(path: Path) -> str | None:
+    size = path.stat().st_size
+    if path.suffix == ".safetensors":
+        with open(path, "rb") as f:
+            head = f.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else 0
+            try:
+                header = json.loads(f.read(length)) if 0 < length <= size - 8 else None
+            except ValueError:
+                header = None
+        if header is None:
+            return "has no readable safetensors header"
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        if size != 8 + length + end:
+            return f"is cut short ({size} bytes of {8 + length + end})"
+    elif path.suffix in (".pt", ".pth", ".bin") and zipfile.is_zipfile(path) is False:
+        return "is cut short (no zip directory at its end)"
+    return None
+
+
 def last_complete_checkpoint(folder: Path, rename_incomplete: bool = True) -> Path | None:
-    """The newest checkpoint whose save finished; incomplete ones are skipped and, with
-    ``rename_incomplete`` (the process that writes), renamed so that the Trainer's own
-    checkpoint rotation never counts them."""
+    """The newest checkpoint that can be resumed from; unsound ones are skipped, saying why, and,
+    with ``rename_incomplete`` (the process that writes), renamed incomplete-checkpoint-N so that
+    the Trainer's own checkpoint rotation never counts them."""
     for checkpoint in sorted(folder.glob("checkpoint-*"), key=lambda p: -int(p.name.split("-")[1])):
-        try:
-            trainer_state(checkpoint)
+        problem = unsound(checkpoint)
+        if problem is None:
             return checkpoint
-        except (OSError, ValueError):
-            log.warning("Skipping incomplete checkpoint %s (interrupted save)", checkpoint)
-            if rename_incomplete:
-                checkpoint.rename(checkpoint.with_name(f"incomplete-{checkpoint.name}"))
+        log.warning("Skipping checkpoint %s: %s; trying the one before it", checkpoint, problem)
+        if rename_incomplete:
+            checkpoint.rename(checkpoint.with_name(f"incomplete-{checkpoint.name}"))
     return None
 
 

@@ -119,7 +119,7 @@ class FineTuneRecipe:
             "Run <%s>: model=%s (%s%s) dataset=%s method=%s hardware=%s",
             run_dir,
             cfg.model.name,
-            cfg.model.name_or_path or "random weights",
+            "random weights" if cfg.model.random_init else cfg.model.name_or_path,
             f"; chosen by {chooser}: put model=... after it to choose another" if chooser else "",
             cfg.dataset.name,
             cfg.method.name,
@@ -262,17 +262,22 @@ class FineTuneRecipe:
         train_results = self._write_results(self.result, eval_metrics, predictions)
         self._write_model_card(final_dir, eval_metrics, train_results)
         scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
-        self.tracker.log(prefix_metrics(scalars), step=trainer.state.global_step)
+        generated = {"final_" + k.removeprefix("eval_"): v for k, v in scalars.items() if k not in self.final_logged}
+        self.tracker.log(prefix_metrics(generated), step=trainer.state.global_step)  # WER/CER: final/wer, ...
         log.info("Done <%s>: %s", self.run_dir, scalars)
         log.info("%s", run_summary(trainer.state.log_history, eval_metrics, predictions, self.run_dir, self.cfg))
         return scalars
 
     def _evaluate(self) -> tuple[dict[str, Any], list[dict]]:
-        """Eval loss and, with evaluation.wer_at_end, WER/CER by generation (every rank its share)."""
+        """Eval loss and, with evaluation.wer_at_end, WER/CER by generation (every rank its share)
+        of the model final/ holds. On the dashboard they are final/* (the last training evaluation
+        keeps its eval/* point); in eval_results.json, eval_*."""
         cfg, trainer = self.cfg, self.trainer
-        if cfg.evaluation.wer_at_end:
-            trainer.remove_callback(WerCallback)  # WER is computed once below, with the predictions
-        eval_metrics = trainer.evaluate()
+        for callback in (WerCallback, EarlyStoppingCallback):  # training-time evaluation only
+            trainer.remove_callback(callback)
+        final = trainer.evaluate(metric_key_prefix="final")  # logged (final/loss, ...) by the Trainer
+        eval_metrics = {"eval_" + k.removeprefix("final_"): v for k, v in final.items()}
+        self.final_logged = set(eval_metrics)
         predictions: list[dict] = []
         if cfg.evaluation.wer_at_end:
             wer_metrics, predictions = evaluate_wer(

@@ -113,15 +113,12 @@ class TrackioLogger(TrainerCallback):
 
 
 def prefix_metrics(logs: dict[str, Any]) -> dict[str, Any]:
-    """Trainer log keys -> dashboard keys: eval_loss -> eval/loss, loss -> train/loss."""
+    """Trainer log keys -> dashboard keys: eval_loss -> eval/loss, final_loss -> final/loss (the
+    evaluation of the model final/ holds, once, at the end), loss -> train/loss."""
     out = {}
     for key, value in logs.items():
-        if key.startswith("eval_"):
-            out["eval/" + key[len("eval_") :]] = value
-        elif key.startswith("test_"):
-            out["test/" + key[len("test_") :]] = value
-        else:
-            out["train/" + key] = value
+        prefix, _, rest = key.partition("_")
+        out[f"{prefix}/{rest}" if prefix in ("eval", "final", "test") and rest else f"train/{key}"] = value
     return out
 
 

@@ -48,10 +48,12 @@ class VoxtralTrainer(Trainer):
         self.add_callback(FrozenEncoderWithoutGraph())
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Eval perplexity, exp(eval loss per label token), beside every eval loss: in the log
-        history, on the dashboard and in the metrics evaluate() returns."""
-        if "eval_loss" in logs:
-            logs["eval_perplexity"] = perplexity(logs["eval_loss"])
+        """Perplexity, exp(loss per label token), beside every evaluation's loss (eval_, and
+        final_ for the evaluation of the model final/ holds): in the log history, on the dashboard
+        and in the metrics evaluate() returns."""
+        for prefix in ("eval", "final"):
+            if f"{prefix}_loss" in logs:
+                logs[f"{prefix}_perplexity"] = perplexity(logs[f"{prefix}_loss"])
         super().log(logs, start_time)
 
     def _get_train_sampler(self, train_dataset=None):

@@ -9,7 +9,7 @@ import logging
 
 from omegaconf import DictConfig
 
-from voxtral_exp.data.filters import ExampleChecker, screen
+from voxtral_exp.data.filters import FILTERS, DataError, ExampleChecker, NoDataError, screen, summary
 from voxtral_exp.data.hf import RowsView
 from voxtral_exp.data.sources.base import Data
 from voxtral_exp.data.sources.granary import check_granary, read_granary
@@ -25,24 +25,47 @@ READERS = {"jsonl": read_jsonl, "hub": read_hub, "granary": read_granary}  # `da
 def load_data(cfg: DictConfig, seed: int, tokenizer=None) -> Data:
     """`dataset` node -> Data; map-style sets are screened (errors raise or skip, filters drop).
 
-    Every problem of a split (malformed manifest lines, rows that are no example, missing or
-    unreadable files, empty transcripts) is found in one pass and reported together.
+    Every problem of every split (malformed manifest lines, rows that are no example, missing or
+    unreadable files, empty transcripts) is found in one pass and reported together; a split
+    left with no example stops the run here, with the counts and the keys to change.
     """
     data = read_data(cfg, seed)
     checker = ExampleChecker(cfg.filters, tokenizer, decode=False) if cfg.prescan else None
-    splits = [("eval", data.eval)] + ([] if data.streaming else [("train", data.train)])
+    splits = ([] if data.streaming else [("train", data.train)]) + [("eval", data.eval)]
+    errors = {}
     for split, examples in splits:
-        keep, report = screen(examples, checker, cfg.on_error, split, data.bad_lines.get(split, []))
+        keep, report, errors[split] = screen(examples, checker, split, data.bad_lines.get(split, []))
         data.report[split] = report.as_dict()
+        if report.dropped:
+            log.warning("Data <dataset.on_error=%s>: %s: %s", cfg.on_error, split, summary(data.report[split]))
         if split == "eval":
             data.eval = [data.eval[i] for i in keep]
         else:
             data.train = data.train.subset(keep) if isinstance(data.train, RowsView) else [data.train[i] for i in keep]
+    if cfg.on_error == "raise" and any(errors.values()):
+        raise DataError({split: found for split, found in errors.items() if found})
+    empty = [split for split, _ in splits if data.report[split]["kept"] == 0]
+    if empty:
+        raise NoDataError("\n".join(no_data_message(cfg, split, data.report[split]) for split in empty))
     n_train = "streamed" if data.streaming else len(data.train)
     log.info("Data <dataset=%s>: %s train / %d eval examples", cfg.name, n_train, len(data.eval))
-    if not data.eval:
-        raise ValueError(f"dataset={cfg.name}: no eval examples left; check the eval split and dataset.filters")
     return data
+
+
+def no_data_message(cfg: DictConfig, split: str, report: dict) -> str:
+    """Why a split is empty (its data_report entry), and which keys to change."""
+    keys = "dataset.filters.min_duration / max_duration / max_label_tokens (null turns one off)"
+    where = {"jsonl": f"dataset.{split}_manifest", "hub": f"dataset.{split}_split"}.get(cfg.reader, "dataset.*")
+    if any(reason in FILTERS for reason in report["dropped"]):
+        fix = f"loosen {keys}"
+    elif report["dropped"]:
+        fix = "fix the bad examples"
+    else:
+        fix = f"check {where}"
+    return (
+        f"dataset={cfg.name}: no {split} example left to {'train on' if split == 'train' else 'evaluate on'}: "
+        f"{summary(report)}. Nothing was trained; {fix} (`python -m voxtral_exp.check` lists every example's fate)"
+    )
 
 
 def read_data(cfg: DictConfig, seed: int) -> Data:

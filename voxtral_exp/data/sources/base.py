@@ -10,6 +10,7 @@ import datasets
 from omegaconf import DictConfig
 
 from voxtral_exp.data.example import Example
+from voxtral_exp.data.filters import NoDataError
 from voxtral_exp.data.hf import DataSourceError, RowsView
 from voxtral_exp.data.splits import limit
 
@@ -48,3 +49,22 @@ def take(data, adapter, n: int) -> tuple[list[Example], list[str]]:
         except DataSourceError as e:
             bad.append(str(e))
     return examples, bad
+
+
+def rest_after(data, n: int, where: str, key: str, n_parts: int = 1):
+    """``data`` without its first ``n`` rows (held out for eval); refused when nothing is left,
+    saying how many rows there are and which key holds them out."""
+    if isinstance(data, datasets.IterableDataset):
+        rest = data.skip(n)
+        if next(iter(rest.take(1)), None) is not None:
+            return rest
+        total = sum(1 for _ in data.take(n))
+    else:
+        if len(data) > n:
+            return data.select(range(n, len(data)))
+        total = len(data)
+    spread = f", split across the {n_parts} configs" if n_parts > 1 else ""
+    raise NoDataError(
+        f"{where}: all of its {total} rows went to eval and none is left to train on: {key} holds out the first "
+        f"{n} rows{spread}. Lower {key} (below {total * n_parts}), or add training data"
+    )

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from voxtral_exp.data.hf import Columns, DataSourceError, ExampleRows, RowAdapter, as_example_rows, load_split, prepare
 from voxtral_exp.data.languages import LanguageError, language_code
-from voxtral_exp.data.sources.base import Data, hf_data, take
+from voxtral_exp.data.sources.base import Data, hf_data, rest_after, take
 
 # NVIDIA Granary (nvidia/Granary, checked against its card, file listing and NVIDIA's
 # NeMo-speech-data-processor granary config): one config per <language>_<source>, splits
@@ -124,7 +124,10 @@ def check_granary(cfg: DictConfig) -> None:
                 f"Configs that exist: {', '.join(sorted(available))}"
             )
     for part in parts:
-        splits = datasets.get_dataset_split_names(part.path, part.config)
+        try:
+            splits = datasets.get_dataset_split_names(part.path, part.config)
+        except Exception as e:  # noqa: BLE001 - no network, unreadable card
+            raise DataSourceError(f"dataset=granary: cannot read the splits of {part.where}: {e}") from e
         if part.split not in splits:
             raise DataSourceError(
                 f"dataset=granary: {part.path} config {part.config} has no split {part.split!r} "
@@ -147,7 +150,7 @@ def read_granary(cfg: DictConfig, seed: int) -> Data:
         head, bad = take(rows, ExampleRows(part.where), n_eval)
         evaluation += head
         bad_eval += bad
-        trains.append(rows.skip(n_eval) if cfg.streaming else rows.select(range(min(n_eval, len(rows)), len(rows))))
+        trains.append(rest_after(rows, n_eval, part.where, "dataset.max_eval_samples", len(parts)))
     weights = list(cfg.weights) if cfg.weights else None
     train = (
         trains[0]

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from voxtral_exp.data.hf import Columns, RowAdapter, RowsView, load_split, prepare
 from voxtral_exp.data.languages import language_code
-from voxtral_exp.data.sources.base import Data, hf_data, take
+from voxtral_exp.data.sources.base import Data, hf_data, rest_after, take
 from voxtral_exp.data.splits import holdout, limit
 
 
@@ -30,7 +30,7 @@ def read_hub(cfg: DictConfig, seed: int) -> Data:
         evaluation, bad_eval = take(raw, eval_adapter, cfg.max_eval_samples)
     elif cfg.streaming:  # hold out the head of the stream
         evaluation, bad_eval = take(train, adapter, cfg.max_eval_samples)
-        train = train.skip(cfg.max_eval_samples)
+        train = rest_after(train, cfg.max_eval_samples, f"{cfg.path}[{cfg.train_split}]", "dataset.max_eval_samples")
     else:
         held_out = holdout(len(train), cfg.eval_fraction, seed)
         evaluation = RowsView(train, adapter, sorted(held_out))
