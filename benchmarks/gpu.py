@@ -127,6 +127,8 @@ def throughput(args) -> dict:
         {
             "name": "bench",
             "random_init": True,
+            "audio_tokens": "chunk",
+            "encoder_window": "chunk",
             "attn_implementation": "sdpa",
             **({"text_config": {}, "audio_config": {}} if gpu else TOY),
         }

@@ -17,6 +17,8 @@ with the token embeddings and output layer fixed).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
@@ -98,8 +100,18 @@ def fused_loss(model, inputs: dict, loss_fn) -> torch.Tensor:
     )
 
 
-def make_trainer(pipeline: str, model, examples, processor, training_args, callbacks=(), label_only: bool = True):
-    """A Trainer that trains ``model`` on ``examples`` the way ``pipeline`` does."""
+def make_trainer(
+    pipeline: str,
+    model,
+    examples,
+    processor,
+    training_args,
+    callbacks=(),
+    label_only: bool = True,
+    audio_tokens: str = "chunk",
+):
+    """A Trainer that trains ``model`` on ``examples`` the way ``pipeline`` does (voxtral_exp: with
+    ``audio_tokens`` per clip, chunk or clip)."""
     from transformers import Trainer
 
     from benchmarks.reference import ReferenceCollator, RowsDataset
@@ -113,13 +125,13 @@ def make_trainer(pipeline: str, model, examples, processor, training_args, callb
     common = dict(model=model, args=training_args, callbacks=list(callbacks))
     if pipeline == "reference":
         return Trainer(train_dataset=RowsDataset(examples), data_collator=ReferenceCollator(processor), **common)
-    dataset = SpeechDataset(examples, Featurizer(processor, "offline"))
+    dataset = SpeechDataset(examples, Featurizer(processor, "offline", audio_tokens=audio_tokens))
     if pipeline == "voxtral_exp":
         return VoxtralTrainer(
             train_dataset=dataset,
             data_collator=TranscriptionCollator(pad, label_only_logits=label_only),
             compute_loss_func=label_only_loss if label_only else None,
-            chunk_counts=dataset.chunk_counts(),
+            length_groups=dataset.length_groups(),
             **common,
         )
     if pipeline == "axolotl-style":
@@ -135,12 +147,43 @@ def make_trainer(pipeline: str, model, examples, processor, training_args, callb
     raise ValueError(f"pipeline {pipeline!r}: expected one of {PIPELINES}")
 
 
+@functools.cache
+def model_3b(method: str, encoder_adapters: bool, train_embeddings: bool):
+    """Voxtral-Mini-3B's architecture on the meta device (no memory), with a training method."""
+    from transformers import VoxtralConfig, VoxtralForConditionalGeneration
+
+    with torch.device("meta"):
+        config = VoxtralConfig()  # no arguments: the 3B architecture
+        config._attn_implementation = "sdpa"
+        return apply_training_method(
+            VoxtralForConditionalGeneration(config), method, encoder_adapters, train_embeddings
+        )
+
+
 def flops_3b(
-    pipeline: str, method: str, encoder_adapters: bool = False, train_embeddings: bool = True, text_tokens: int = 24
+    pipeline: str, method: str, encoder_adapters: bool = False, train_embeddings: bool = True, **shape
 ) -> float:
-    """FLOPs of one training sample (forward + backward) on Voxtral-Mini-3B's real shapes, counted
-    by torch's flop counter on the meta device (no memory, no weights): one 30 s chunk (375 audio
-    tokens) after an 8-token prompt, then ``text_tokens`` transcript tokens.
+    """FLOPs of one training sample (forward + backward) on Voxtral-Mini-3B's real shapes: the
+    encoder's and the rest's (``work_3b``) together."""
+    return sum(work_3b(pipeline, method, encoder_adapters, train_embeddings, **shape))
+
+
+def work_3b(
+    pipeline: str,
+    method: str,
+    encoder_adapters: bool = False,
+    train_embeddings: bool = True,
+    text_tokens: int = 24,
+    audio_tokens: int = 375,
+    encoder_frames: int = 3000,
+) -> tuple[float, float]:
+    """(encoder, everything else) FLOPs of one training sample (forward + backward) on
+    Voxtral-Mini-3B's real shapes, counted by torch's flop counter on the meta device (no memory,
+    no weights): ``audio_tokens`` audio tokens (375: one 30 s chunk; fewer: a clip's own,
+    `model.audio_tokens=clip`) after an 8-token prompt, then ``text_tokens`` transcript tokens;
+    the encoder on ``encoder_frames`` mel frames (3000: a whole chunk; 8 per audio token:
+    `model.encoder_window=clip`). The frozen encoder has no backward; with the encoder cache its
+    share is paid once, not every epoch.
 
     The meta device cannot run Voxtral's boolean placement of the audio embeddings (it depends on
     data), so the forward is spelled out with the same operations: encoder, projector, audio
@@ -148,27 +191,28 @@ def flops_3b(
     pipeline's output layer and loss: label positions only, every position (reference), or every
     position a chunk at a time (axolotl-style: the same FLOPs)."""
     from torch.utils.flop_counter import FlopCounterMode
-    from transformers import VoxtralConfig, VoxtralForConditionalGeneration
 
+    from voxtral_exp.model.audio_path import encode
     from voxtral_exp.model.modeling import audio_modules, unwrap_peft
 
+    model = model_3b(method, encoder_adapters, train_embeddings)
+    config = unwrap_peft(model).config
     with torch.device("meta"):
-        config = VoxtralConfig()  # no arguments: the 3B architecture
-        config._attn_implementation = "sdpa"
-        model = apply_training_method(
-            VoxtralForConditionalGeneration(config), method, encoder_adapters, train_embeddings
-        )
         voxtral = unwrap_peft(model)
         tower, projector = audio_modules(model)
-        prompt_before, prompt_after, n_audio = 3, 5, 375
-        length = prompt_before + n_audio + prompt_after + text_tokens
+        prompt_before, prompt_after = 3, 5
+        length = prompt_before + audio_tokens + prompt_after + text_tokens
         ids = torch.zeros(1, length, dtype=torch.long)
         targets = torch.zeros(text_tokens, dtype=torch.long)
-        with FlopCounterMode(display=False) as counter:
-            states = tower(torch.zeros(1, config.audio_config.num_mel_bins, 3000)).last_hidden_state
-            audio = projector(states.reshape(-1, config.audio_config.intermediate_size))
+        with FlopCounterMode(display=False) as encoder:
+            features = torch.zeros(1, config.audio_config.num_mel_bins, 3000)
+            states = encode(tower, features, None if encoder_frames == 3000 else encoder_frames)[:audio_tokens]
+        with FlopCounterMode(display=False) as rest:
+            audio = projector(states)
             embeds = voxtral.get_input_embeddings()(ids)
-            embeds = torch.cat([embeds[:, :prompt_before], audio[None], embeds[:, prompt_before + n_audio :]], dim=1)
+            embeds = torch.cat(
+                [embeds[:, :prompt_before], audio[None], embeds[:, prompt_before + audio_tokens :]], dim=1
+            )
             hidden = voxtral.model.language_model(inputs_embeds=embeds).last_hidden_state
             if pipeline == "voxtral_exp":  # logits where the next token is a label
                 logits = voxtral.lm_head(hidden[0, length - text_tokens - 1 : length - 1])
@@ -177,4 +221,4 @@ def flops_3b(
                 logits = voxtral.lm_head(hidden[0, :-1]).float()
                 loss = F.cross_entropy(logits[-text_tokens:], targets)
             loss.backward()
-    return float(counter.get_total_flops())
+    return float(encoder.get_total_flops()), float(rest.get_total_flops())

@@ -90,6 +90,13 @@ SECTIONS = {  # name: (title, {side: settings})
         },
     ),
 }
+CLIP_SIDES = {  # model.audio_tokens / model.encoder_window, at a fixed clip length
+    "chunk (375 tokens per chunk)": {"audio_tokens": "chunk", "encoder_window": "chunk"},
+    "clip tokens": {"audio_tokens": "clip", "encoder_window": "chunk"},
+    "clip tokens + encoder window": {"audio_tokens": "clip", "encoder_window": "clip"},
+}
+CLIP_SECONDS = (2.0, 10.0)  # CPU comparison: about the sample data's clips, and LibriSpeech-like
+PROJECTED_SECONDS = (5.0, 10.0, 12.7, 15.0, 20.0, 30.0)  # 3B projection (LibriSpeech averages 12.7 s)
 LEVERS = {  # --ablation: voxtral_exp (LoRA) with one change, against voxtral_exp as shipped
     "without label-only logits": {"label_only": False},
     "without SDPA (eager attention)": {"attention": "eager"},
@@ -122,6 +129,8 @@ def run_side(spec: dict, args) -> dict:
             "attn_implementation": spec.get("attention", "sdpa"),
             "text_config": SCALED["text"],
             "audio_config": SCALED["audio"],
+            "audio_tokens": spec.get("audio_tokens", "chunk"),
+            "encoder_window": spec.get("encoder_window", "chunk"),
         }
     )
     model = build_model(model_cfg, torch.float32, seed=0)
@@ -129,6 +138,8 @@ def run_side(spec: dict, args) -> dict:
         model, spec.get("method", "lora"), spec.get("encoder_adapters", False), spec.get("train_embeddings", True)
     )
     examples = (read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0] * 8)[: args.clips]
+    if "seconds" in spec:  # every clip exactly this long: sample speech strung together
+        examples = clips_of(examples, spec["seconds"], Path(args.scratch))
 
     class Timer(TrainerCallback):
         def __init__(self):
@@ -175,6 +186,7 @@ def run_side(spec: dict, args) -> dict:
         training_args,
         [timer],
         label_only=spec.get("label_only", True),
+        audio_tokens=spec.get("audio_tokens", "chunk"),
     )
     start = time.perf_counter()
     if spec.get("cache"):
@@ -198,6 +210,25 @@ def run_side(spec: dict, args) -> dict:
     if spec.get("cache"):
         result["live_over_cached_step"] = live_over_cached_step(trainer, cache, batches=2 if args.smoke else 6)
     return result
+
+
+def clips_of(examples, seconds: float, folder: Path):
+    """Examples of exactly ``seconds`` each: the sample clips strung together and cut, as WAV."""
+    import numpy as np
+    import soundfile as sf
+
+    from voxtral_exp.data.audio import load_audio
+    from voxtral_exp.data.example import Example
+
+    speech = np.concatenate([load_audio(e.audio) for e in examples[:27]])
+    n = int(seconds * 16000)
+    out = []
+    for i, example in enumerate(examples):
+        start = (i * 7919) % max(1, len(speech) - n)
+        path = folder / f"clip{i}.wav"
+        sf.write(path, np.resize(speech[start:], n), 16000)
+        out.append(Example(str(path), example.text, example.language))
+    return out
 
 
 def live_over_cached_step(trainer, cache, batches: int) -> float:
@@ -288,7 +319,9 @@ def projections(sides: dict[str, dict]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few steps of each, to check the script runs")
-    parser.add_argument("--only", help="comma-separated sections: lora, full, methods, cache")
+    parser.add_argument(
+        "--only", help="comma-separated sections: lora, full, methods, cache, clip, projection, quickstart"
+    )
     parser.add_argument("--ablation", action="store_true", help="also each lever of voxtral_exp, alternated with it")
     parser.add_argument("--pairs", type=int, default=3, help="rounds of alternated sides")
     parser.add_argument("--steps", type=int, default=12, help="timed steps per process (after 2 warm-up)")
@@ -307,8 +340,11 @@ def main() -> None:
         f"CPU ({os.cpu_count()} cores), scaled-down Voxtral-Mini-3B, fp32, batch {args.batch_size}; "
         f"{args.pairs} rounds of alternated processes, {args.steps} timed steps each after 2 warm-up"
     )
-    sections = args.only.split(",") if args.only else list(SECTIONS)
+    sections = args.only.split(",") if args.only else [*SECTIONS, "clip", "projection", "quickstart"]
     for key in sections:
+        if key in ("clip", "projection", "quickstart"):
+            {"clip": clip_section, "projection": projection_section, "quickstart": quickstart_section}[key](args)
+            continue
         title, sides = SECTIONS[key]
         if key == "methods":
             runs = alternate(sides, args)
@@ -340,6 +376,107 @@ def main() -> None:
         for lever, change in LEVERS.items():
             sides = {"voxtral_exp": {**SHIPPED, "method": "lora"}, lever: {**SHIPPED, "method": "lora", **change}}
             report(f"lever: {lever}", alternate(sides, args), "voxtral_exp", None)
+
+
+def clip_tokens(seconds: float) -> int:
+    from voxtral_exp.model.tokens import audio_tokens
+
+    return audio_tokens(round(seconds * 16000), "clip")
+
+
+def clip_work_3b(method: str, mode: dict, seconds: float) -> tuple[float, float]:
+    """(encoder, rest) FLOPs per sample on the 3B for a clip of ``seconds`` under ``mode``."""
+    from benchmarks.pipelines import work_3b
+
+    n = clip_tokens(seconds) if mode["audio_tokens"] == "clip" else 375
+    frames = 8 * n if mode["encoder_window"] == "clip" else 3000
+    return work_3b("voxtral_exp", method, audio_tokens=n, encoder_frames=frames)
+
+
+def clip_section(args) -> None:
+    """CPU: the same LoRA training on clips of one length, with 375 audio tokens per chunk, with the
+    clip's own, and with the encoder on the clip's frames too; beside each, the 3B's work ratio."""
+    for seconds in CLIP_SECONDS[:1] if args.smoke else CLIP_SECONDS:
+        sides = {
+            name: {"pipeline": "voxtral_exp", "method": "lora", "seconds": seconds, **m}
+            for name, m in CLIP_SIDES.items()
+        }
+        projection = {name: sum(clip_work_3b("lora", m, seconds)) for name, m in CLIP_SIDES.items()}
+        title = f"audio tokens, LoRA, {seconds:g} s clips ({clip_tokens(seconds)} clip tokens against 375; method changes, WER in RESULTS.md)"
+        report(title, alternate(sides, args), next(iter(CLIP_SIDES)), projection)
+
+
+def projection_section(args) -> None:
+    """The 3B: FLOPs per training sample of the reference (which pads) against voxtral_exp's levers,
+    by clip length; 'cache' is over 3 epochs (the encoder runs once, in the fill)."""
+    from benchmarks.pipelines import flops_3b, work_3b
+
+    columns = ("exact", "exact+cache", "clip", "clip+cache", "clip+window", "clip+window+cache")
+    for method in ("lora", "full"):
+        reference, axolotl = flops_3b("reference", method), flops_3b("axolotl-style", method)
+        encoder, rest = work_3b("voxtral_exp", method)
+        print(
+            f"\n3B projection, {method}: the reference's FLOPs per sample over voxtral_exp's (axolotl-style "
+            f"pads too: {reference / axolotl:.2f}x the reference)"
+        )
+        print(f"  {'clip':>6}{'tokens':>8}" + "".join(f"{c:>19}" for c in columns))
+        for seconds in PROJECTED_SECONDS[1:2] if args.smoke else PROJECTED_SECONDS:
+            _, clip_rest = clip_work_3b(method, CLIP_SIDES["clip tokens"], seconds)
+            window_encoder, _ = clip_work_3b(method, CLIP_SIDES["clip tokens + encoder window"], seconds)
+            work = (
+                encoder + rest,
+                encoder / 3 + rest,
+                encoder + clip_rest,
+                encoder / 3 + clip_rest,
+                window_encoder + clip_rest,
+                window_encoder / 3 + clip_rest,
+            )
+            print(f"  {seconds:>5g}s{clip_tokens(seconds):>8}" + "".join(f"{reference / w:>18.2f}x" for w in work))
+
+
+def quickstart_section(args) -> None:
+    """The quickstart (`make run`'s config: tiny-whisper, encoder cache warm) trained for the same
+    steps with 375 tokens per chunk and with the clip's own, alternated; Trainer's samples/s."""
+    steps = 4 if args.smoke else 60
+    common = [
+        "experiment=quickstart",
+        f"trainer.max_steps={steps}",
+        "trainer.eval_strategy=no",
+        "trainer.eval_on_start=false",
+        "evaluation.wer_at_end=false",
+        "evaluation.wer_during_training=false",
+        "trainer.load_best_model_at_end=false",
+        "trainer.save_strategy=no",
+        "tracking.enabled=false",
+    ]
+    rates: dict[str, list[float]] = {"chunk": [], "clip": []}
+    with tempfile.TemporaryDirectory(prefix="voxtral_quickstart_") as scratch:
+        for i, mode in enumerate(
+            ["chunk"] + [m for r in range(args.pairs) for m in (("chunk", "clip") if r % 2 == 0 else ("clip", "chunk"))]
+        ):
+            run_dir = Path(scratch) / f"run{i}"
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "train.py"),
+                    *common,
+                    f"model.audio_tokens={mode}",
+                    f"hydra.run.dir={run_dir}",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+            if proc.returncode != 0:
+                sys.exit(f"quickstart ({mode}) failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            if i:  # the first run warms the encoder cache (shared by both modes) and is not counted
+                rates[mode].append(json.loads((run_dir / "train_results.json").read_text())["train_samples_per_second"])
+    chunk, clip = (statistics.median(rates[m]) for m in ("chunk", "clip"))
+    print(
+        f"\nquickstart (tiny-whisper, warm encoder cache), {steps} steps: samples/s chunk "
+        f"{median_spread(rates['chunk'], '{:.1f}')}, clip {median_spread(rates['clip'], '{:.1f}')}: clip {clip / chunk:.2f}x "
+        "(shows the lever removes work on this model; not a headline)"
+    )
 
 
 def encoder_share_3b(flops_3b) -> float:

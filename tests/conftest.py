@@ -30,6 +30,9 @@ FAST = [
     "trainer.dataloader_num_workers=0",
     "trainer.logging_steps=1",
     "evaluation.max_new_tokens=8",
+    # the live audio path; the encoder cache (speed.encoder_cache=auto by default, which would
+    # keep every test run's encoder output in the checkout's .cache) has its own tests
+    "speed.encoder_cache=null",
 ]
 
 

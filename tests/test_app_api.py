@@ -237,7 +237,7 @@ def test_publish_takes_only_finished_runs_private_unless_ticked_public(app, trai
     run = str(run_dir.relative_to(app.workspace))
     private = call("/publish", run, "me/model", "", False, True)
     assert "--public" not in private.splitlines()[0] and "to the private model repository me/model" in private
-    listed = [line.strip() for line in private.split("model repository me/model:")[1].splitlines()[1:9]]
+    listed = [line.strip() for line in private.split("model repository me/model:")[1].splitlines()[1:10]]
     assert listed == model_files(run_dir / "final") and "training_args.bin" not in private
     public = call("/publish", run + "/final", "me/model", "", True, True)
     assert "--public" in public.splitlines()[0] and "to the public model repository me/model" in public

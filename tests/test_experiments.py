@@ -84,11 +84,16 @@ def test_optuna_study_is_stored_in_the_sweep_and_continues(tmp_path, trackio_dir
 
 def save_in_the_layout_before_2026_11_28(run_dir: Path) -> None:
     """Rewrite a run's resolved_config.yaml as voxtral_exp saved it until 2026-11-28: the levers and
-    resume under `training.*`, no `dataset.reader` (its name was its reader)."""
+    resume under `training.*` (group_by_chunks; no cache budget), no `dataset.reader` (its name was
+    its reader), no `model.audio_tokens` / `encoder_window`, no `paths.cache_dir`."""
     path = run_dir / "resolved_config.yaml"
     saved = yaml.safe_load(path.read_text())
-    saved["training"] = {**saved.pop("speed"), "resume_from_checkpoint": saved.pop("resume")}
-    del saved["dataset"]["reader"]
+    speed = saved.pop("speed")
+    speed["group_by_chunks"] = speed.pop("group_by_length")
+    del speed["encoder_cache_budget_gb"]
+    saved["training"] = {**speed, "resume_from_checkpoint": saved.pop("resume")}
+    del saved["dataset"]["reader"], saved["model"]["audio_tokens"], saved["model"]["encoder_window"]
+    del saved["paths"]["cache_dir"]
     path.write_text(yaml.safe_dump(saved, sort_keys=False))
 
 

@@ -7,12 +7,7 @@ import torch
 from tests.conftest import SAMPLE, compose_config
 from voxtral_exp.data.dataset import SpeechDataset
 from voxtral_exp.data.manifest import read_manifest
-from voxtral_exp.model.modeling import (
-    apply_method,
-    build_model,
-    unwrap_peft,
-    with_cached_audio,
-)
+from voxtral_exp.model.modeling import apply_method, build_model, unwrap_peft
 from voxtral_exp.model.tokens import PAD_TOKEN_ID
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.encoder_cache import EncoderCache, example_key, fingerprint
@@ -43,7 +38,7 @@ def test_cached_encoder_output_gives_the_live_loss(tmp_path, featurizer, example
     assert torch.equal(live["input_ids"], cached["input_ids"]) and torch.equal(live["labels"], cached["labels"])
     live_labels, cached_labels = live.pop("labels"), cached.pop("labels")
     live_loss = label_only_loss(model(**live), live_labels)
-    cached_loss = label_only_loss(model(**with_cached_audio(model, cached)), cached_labels)
+    cached_loss = label_only_loss(model(**cached), cached_labels)  # the audio hook places the cached states
     torch.testing.assert_close(cached_loss, live_loss, rtol=1e-5, atol=1e-5)
     # the projector still learns from cached states
     cached_loss.backward()
@@ -108,7 +103,7 @@ def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featur
         sf.write(path, (rng.standard_normal(int(seconds * 16000)) * 0.1).astype(np.float32), 16000)
         examples.append(Example(audio=str(path), text=f"clip {i}", language="en"))
     dataset = SpeechDataset(examples, featurizer)
-    assert dataset.chunk_counts() == [2, 1, 2, 1, 2, 1, 2, 1]
+    assert dataset.length_groups() == [2, 1, 2, 1, 2, 1, 2, 1]  # 30 s chunks
 
     model = lora_model()
     collate = TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True)
@@ -135,7 +130,7 @@ def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featur
         dataloader_num_workers=0,
     )
     trainer = VoxtralTrainer(
-        model=model, args=args, train_dataset=dataset, data_collator=collate, chunk_counts=dataset.chunk_counts()
+        model=model, args=args, train_dataset=dataset, data_collator=collate, length_groups=dataset.length_groups()
     )
     seen = []
     for batch in trainer.get_train_dataloader():
@@ -148,10 +143,10 @@ def test_grouped_batches_keep_the_loss_and_hold_one_chunk_count(tmp_path, featur
 def test_chunk_bucket_sampler_over_several_buckets():
     """Four chunk counts of uneven sizes, batch 2: each full batch holds one count, leftovers come
     last, every example once per epoch, the order fixed by seed and epoch."""
-    from voxtral_exp.training.trainer import ChunkBucketSampler
+    from voxtral_exp.training.trainer import LengthGroupSampler
 
     counts = [1, 2, 3, 1, 2, 1, 4, 3, 1, 2, 1, 2, 3]  # 1: five, 2: four, 3: three, 4: one
-    sampler = ChunkBucketSampler(counts, batch_size=2, seed=7)
+    sampler = LengthGroupSampler(counts, batch_size=2, seed=7)
     order = list(sampler)
     assert sorted(order) == list(range(len(counts)))
     full, leftovers = order[:10], order[10:]  # 2 + 2 + 1 full batches of 2; one left in buckets 1, 3, 4
@@ -159,11 +154,11 @@ def test_chunk_bucket_sampler_over_several_buckets():
     assert all(counts[a] == counts[b] for a, b in batches)
     assert sorted(counts[i] for i in leftovers) == [1, 3, 4]
     assert sorted(counts[b[0]] for b in batches) == [1, 1, 2, 2, 3]
-    assert list(ChunkBucketSampler(counts, 2, seed=7)) == order  # a resumed run sees the same batches
+    assert list(LengthGroupSampler(counts, 2, seed=7)) == order  # a resumed run sees the same batches
     sampler.set_epoch(1)
     orders = {tuple(order), tuple(sampler)}
     for seed in range(8):
-        orders.add(tuple(ChunkBucketSampler(counts, 2, seed=seed)))
+        orders.add(tuple(LengthGroupSampler(counts, 2, seed=seed)))
     assert len(orders) > 5  # shuffled: the buckets' batches are interleaved, not sorted by count
     firsts = {counts[o[0]] for o in orders}
     assert len(firsts) > 1
@@ -218,3 +213,45 @@ def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_
     assert plain.keys() == checkpointed.keys()
     for name in plain:
         torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-4, atol=1e-6)
+
+
+def test_the_encoder_cache_is_on_by_default_where_it_pays(tmp_path, caplog, examples):
+    from voxtral_exp.training.encoder_cache import chosen_folder
+
+    model = lora_model()
+
+    def chosen(*overrides, streaming=False):
+        cfg = compose_config(["hardware=cpu", f"paths.cache_dir={tmp_path}", *overrides])
+        return chosen_folder(cfg, examples, streaming, model)
+
+    with caplog.at_level("INFO"):
+        assert chosen() == str(tmp_path / "encoder")  # map-style, frozen encoder: on, size logged
+        assert f"~0.00 GB for 6 clips in {tmp_path / 'encoder'}" in caplog.text
+        assert chosen(streaming=True) is None and "off, the data is streamed" in caplog.text
+        assert (
+            chosen("method=full", "method.freeze_audio_tower=false") is None
+            and "the audio encoder trains" in caplog.text
+        )
+        assert (
+            chosen("speed.encoder_cache_budget_gb=0.000001") is None
+            and "more than speed.encoder_cache_budget_gb" in caplog.text
+        )
+    assert chosen("speed.encoder_cache=null") is None and chosen(f"speed.encoder_cache={tmp_path}/c") == f"{tmp_path}/c"
+
+
+def test_cached_encoder_output_gives_the_live_loss_with_clip_tokens(tmp_path, processor, examples):
+    from voxtral_exp.data.featurize import Featurizer
+
+    model = lora_model()
+    dataset = SpeechDataset(examples, Featurizer(processor, "offline", audio_tokens="clip"))
+    cache = EncoderCache(tmp_path, model)
+    cache.fill(model, dataset, batch_size=4, num_workers=0)
+    collate = TranscriptionCollator(PAD_TOKEN_ID, label_only_logits=True)
+    live = collate([dataset[i] for i in range(4)])
+    dataset.cache = cache
+    cached = collate([dataset[i] for i in range(4)])
+    assert cached["encoder_states"].shape[0] == int(live["audio_tokens"].sum()) < 4 * 375  # only the clips' rows
+    assert torch.equal(live["input_ids"], cached["input_ids"])
+    labels = [batch.pop("labels") for batch in (live, cached)]
+    losses = [label_only_loss(model(**batch), batch_labels) for batch, batch_labels in zip((live, cached), labels)]
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5)

@@ -110,10 +110,7 @@ def test_nothing_to_train_on_stops_before_the_model_loads_and_check_says_so(tmp_
             proc = run_train([*FAST, *filters, length, f"hydra.run.dir={run_dir}"], trackio_dir, check=False)
             output = proc.stdout + proc.stderr
             assert proc.returncode == 1 and "Traceback" not in output, output[-2000:]
-            assert (
-                f"no {empty} example left" in output
-                and "dataset.filters.min_duration / max_duration" in output
-            )
+            assert f"no {empty} example left" in output and "dataset.filters.min_duration / max_duration" in output
             assert "usable (dropped: " in output  # the counts
             assert not (run_dir / "final").exists() and not (run_dir / "checkpoints").exists()
             assert "Model <" not in output  # stopped before the model was built
@@ -289,14 +286,13 @@ def test_yaml_of_the_saved_run_is_read_literally(tmp_path):
     reproduced or resumed: it never becomes an interpolation again."""
     from voxtral_exp.run.record import load_run_config
 
-    saved = yaml.safe_load(
-        yaml.safe_dump(
-            {
-                "dataset": {"name": "jsonl", "train_manifest": "/data/${oc.env:HF_TOKEN}.jsonl"},
-                "method": {"name": "lora"},
-            }
-        )
-    )
+    saved = {
+        "dataset": {"name": "jsonl", "train_manifest": "/data/${oc.env:HF_TOKEN}.jsonl"},
+        "method": {"name": "lora"},
+        "model": {"name": "tiny"},
+        "speed": {"encoder_cache": None},
+        "paths": {"root_dir": "/work"},
+    }
     (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(saved))
     cfg = load_run_config(tmp_path)
     assert cfg.dataset.train_manifest == "/data/${oc.env:HF_TOKEN}.jsonl"

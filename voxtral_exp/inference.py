@@ -21,7 +21,8 @@ from accelerate.utils import gather_object
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.errors import UserError
-from voxtral_exp.model.modeling import load_trained, with_cached_audio
+from voxtral_exp.model.audio_path import AUDIO_INPUTS, batch_audio, encoder_window, inner, prompt_embeddings
+from voxtral_exp.model.modeling import audio_settings, load_trained
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.record import final_dir
 
@@ -35,7 +36,8 @@ def device_and_dtype() -> tuple[str, torch.dtype]:
 
 def load(source: str | Path) -> tuple[torch.nn.Module, Featurizer]:
     """A trained model (run directory, its final/, a merged folder, or a Hub id) on this
-    machine's device and dtype, in eval mode, with the featuriser that builds its prompts."""
+    machine's device and dtype, in eval mode, with the featuriser that builds its prompts the way
+    it was trained (final/audio.json: 375 audio tokens per chunk, or the clip's own)."""
     folder = model_source(source)
     device, dtype = device_and_dtype()
     try:
@@ -43,7 +45,7 @@ def load(source: str | Path) -> tuple[torch.nn.Module, Featurizer]:
         processor = load_processor(folder)
     except OSError as e:  # a Hub id that does not exist or cannot be reached
         raise UserError(f"cannot load the model {source}: {e}") from None
-    return model, Featurizer(processor, folder)
+    return model, Featurizer(processor, folder, audio_tokens=audio_settings(folder)["audio_tokens"])
 
 
 def model_source(source: str | Path) -> str:
@@ -118,8 +120,12 @@ def _generate_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor], opti
     """The new tokens for one left-padded batch of prompts."""
     parameter = next(model.parameters())
     batch = {k: v.to(parameter.device) for k, v in batch.items()}
-    if "encoder_states" in batch:  # cached encoder output: the prompt goes in as embeddings
-        embeds = with_cached_audio(model, batch)["inputs_embeds"]
+    if any(key in batch for key in AUDIO_INPUTS):  # voxtral_exp places the audio: the prompt goes in as embeddings
+        voxtral = inner(model)
+        audio = {key: batch.pop(key, None) for key in AUDIO_INPUTS}
+        embeds = prompt_embeddings(
+            voxtral, batch["input_ids"], batch.get("input_features"), **audio, encoder_window=encoder_window(model)
+        )
         return model.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], **options)
     batch["input_features"] = batch["input_features"].to(parameter.dtype)
     return model.generate(**batch, **options)[:, batch["input_ids"].shape[1] :]
@@ -176,5 +182,4 @@ def collate_prompts(features: list[dict[str, Any]], pad_token_id: int) -> dict[s
         n = len(f["prompt_ids"])
         input_ids[i, length - n :] = f["prompt_ids"]
         attention_mask[i, length - n :] = 1
-    audio = "encoder_states" if "encoder_states" in features[0] else "input_features"
-    return {"input_ids": input_ids, "attention_mask": attention_mask, audio: torch.cat([f[audio] for f in features])}
+    return {"input_ids": input_ids, "attention_mask": attention_mask, **batch_audio(features)}

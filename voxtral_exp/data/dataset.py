@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,12 @@ from typing import Any
 import datasets
 from torch.utils.data import Dataset
 
-from voxtral_exp.data.audio import AudioError, header_seconds
+from voxtral_exp.data.audio import TARGET_RATE, AudioError, header_seconds
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.hf import RowAdapter
+from voxtral_exp.model.tokens import audio_tokens, chunks
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,15 @@ class SpeechDataset(Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
-    def chunk_counts(self) -> list[int]:
-        """30 s chunks per example, from the row's duration or the file header (no decoding)."""
+    def length_groups(self) -> list[int]:
+        """Per example, the group its training batch is drawn from (speed.group_by_length): its
+        30 s chunk count, or with `model.audio_tokens=clip` its audio tokens in bins of 32 (2.56
+        s), from the row's duration or the file header (no decoding)."""
         seconds = (header_seconds(e.audio, e.offset, e.duration) for e in self.examples)
-        return [math.ceil(max(s, 1e-3) / 30.0) for s in seconds]
+        samples = [max(1, round(s * TARGET_RATE)) for s in seconds]
+        if self.featurizer.audio_tokens == "clip":
+            return [audio_tokens(n, "clip") // 32 for n in samples]
+        return [chunks(n) for n in samples]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         for attempt in range(len(self)):

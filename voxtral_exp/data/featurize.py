@@ -22,7 +22,7 @@ from voxtral_exp.data.audio import TARGET_RATE, load_audio
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.logmel import LogMel, pcm16_roundtrip
 from voxtral_exp.data.text import normalize_transcript
-from voxtral_exp.model.tokens import AUDIO_TOKENS_PER_CHUNK
+from voxtral_exp.model.tokens import AUDIO_TOKEN_ID, audio_tokens
 
 
 def target_ids(tokenizer, text: str) -> list[int]:
@@ -31,39 +31,62 @@ def target_ids(tokenizer, text: str) -> list[int]:
 
 
 class Featurizer:
-    """Example -> {"prompt_ids", "target_ids", "input_features"} (plain tensors, picklable).
+    """Example -> {"prompt_ids", "target_ids", "input_features"} (plain tensors, picklable), and
+    with `model.audio_tokens=clip` the clip's token count ("audio_tokens").
 
-    Equal to the processor's ``apply_transcription_request`` output, but faster: the prompt's
-    token ids depend only on the chunk count and language (cached), and the mel features are
-    computed over the clip, not its 30 s padding (voxtral_exp.data.logmel).
+    Equal to the processor's ``apply_transcription_request`` output (``audio_tokens="chunk"``),
+    but faster: the prompt's token ids depend only on the audio token count and language
+    (cached), and the mel features are computed over the clip, not its 30 s padding
+    (voxtral_exp.data.logmel). With ``audio_tokens="clip"`` the prompt holds the [AUDIO] tokens
+    that cover the clip (voxtral_exp.model.tokens), in the same layout.
     """
 
-    def __init__(self, processor: VoxtralProcessor, model_id: str, default_language: str | None = None):
+    def __init__(
+        self,
+        processor: VoxtralProcessor,
+        model_id: str,
+        default_language: str | None = None,
+        audio_tokens: str = "chunk",
+    ):
         self.processor = processor
         self.model_id = model_id
         self.default_language = default_language
+        self.audio_tokens = audio_tokens  # model.audio_tokens: chunk | clip
         self.log_mel = LogMel(processor.feature_extractor)
         self._prompt_ids: dict[tuple[int, str | None], torch.Tensor] = {}
 
-    def prompt(self, audio, language: str | None) -> dict[str, torch.Tensor]:
-        """Prompt ids (1-D) and mel features (n_chunks, 128, 3000) for 16 kHz mono ``audio``."""
+    def prompt(self, audio, language: str | None) -> dict[str, Any]:
+        """Prompt ids (1-D), mel features (n_chunks, mels, 3000) and, in clip mode, the clip's
+        audio token count, for 16 kHz mono ``audio``."""
         audio = pcm16_roundtrip(audio, TARGET_RATE)
-        language = language or self.default_language
-        return {
-            "prompt_ids": self.prompt_ids(self.log_mel.n_chunks(len(audio)), language),
+        n_tokens = audio_tokens(len(audio), self.audio_tokens)
+        features = {
+            "prompt_ids": self.prompt_ids(n_tokens, language or self.default_language),
             "input_features": self.log_mel(audio),
+            "samples": len(audio),
         }
+        if self.audio_tokens == "clip":
+            features["audio_tokens"] = n_tokens
+        return features
 
-    def prompt_ids(self, n_chunks: int, language: str | None) -> torch.Tensor:
-        """The processor's transcription prompt for ``n_chunks`` chunks of audio (cached)."""
-        key = (n_chunks, language)
+    def prompt_ids(self, n_tokens: int, language: str | None) -> torch.Tensor:
+        """The processor's transcription prompt with ``n_tokens`` [AUDIO] tokens (cached): the
+        processor's own for one chunk, its [AUDIO] run resized (the processor makes 375 per chunk)."""
+        key = (n_tokens, language)
         if key not in self._prompt_ids:
-            silence = np.zeros(n_chunks * self.log_mel.chunk_samples, dtype=np.float32)
-            out = self.processor.apply_transcription_request(
-                language=language, audio=silence, sampling_rate=TARGET_RATE, format="wav", model_id=self.model_id
-            )
-            self._prompt_ids[key] = out["input_ids"][0]
+            one_chunk = self._processor_prompt(language)
+            audio = (one_chunk == AUDIO_TOKEN_ID).nonzero().flatten()
+            start, end = int(audio[0]), int(audio[-1]) + 1
+            run = torch.full((n_tokens,), AUDIO_TOKEN_ID, dtype=one_chunk.dtype)
+            self._prompt_ids[key] = torch.cat([one_chunk[:start], run, one_chunk[end:]])
         return self._prompt_ids[key]
+
+    def _processor_prompt(self, language: str | None) -> torch.Tensor:
+        silence = np.zeros(self.log_mel.chunk_samples, dtype=np.float32)
+        out = self.processor.apply_transcription_request(
+            language=language, audio=silence, sampling_rate=TARGET_RATE, format="wav", model_id=self.model_id
+        )
+        return out["input_ids"][0]
 
     def target(self, text: str) -> torch.Tensor:
         return torch.tensor(target_ids(self.processor.tokenizer, text), dtype=torch.long)
@@ -72,12 +95,13 @@ class Featurizer:
         audio = load_audio(example.audio, example.offset, example.duration)
         return self._complete(self.prompt(audio, example.language), example)
 
-    def from_encoder_states(self, example: Example, states: torch.Tensor) -> dict[str, Any]:
-        """Features for a clip whose encoder output is cached: no audio work at all."""
-        n_chunks = states.shape[0] // AUDIO_TOKENS_PER_CHUNK
+    def from_encoder_states(self, example: Example, entry: dict[str, Any]) -> dict[str, Any]:
+        """Features for a clip whose encoder output is cached (``entry``: its "states" and the
+        clip's length in "samples"): no audio work at all. The prompt holds the clip's tokens."""
+        n_tokens = audio_tokens(entry["samples"], self.audio_tokens)
         prompt = {
-            "prompt_ids": self.prompt_ids(n_chunks, example.language or self.default_language),
-            "encoder_states": states,
+            "prompt_ids": self.prompt_ids(n_tokens, example.language or self.default_language),
+            "encoder_states": entry["states"][:n_tokens],
         }
         return self._complete(prompt, example)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import VoxtralConfig, VoxtralForConditionalGeneration
 
+from voxtral_exp.files import write_json
+from voxtral_exp.model.audio_path import attach
 from voxtral_exp.model.tokens import AUDIO_TOKEN_ID, PAD_TOKEN_ID
 
 log = logging.getLogger(__name__)
@@ -54,11 +58,12 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
             f" around {encoder}'s pretrained audio encoder" if encoder else "",
             dtype,
         )
-        return model
+        return attach(model, cfg.encoder_window == "clip")
     log.info("Model <model=%s>: loading %s (revision %s), %s", cfg.name, cfg.name_or_path, cfg.revision, dtype)
-    return VoxtralForConditionalGeneration.from_pretrained(
+    model = VoxtralForConditionalGeneration.from_pretrained(
         cfg.name_or_path, revision=cfg.revision, dtype=dtype, attn_implementation=cfg.attn_implementation
     )
+    return attach(model, cfg.encoder_window == "clip")
 
 
 PRETRAINED_AUDIO_ENCODERS = ("whisper-tiny.en",)
@@ -143,33 +148,43 @@ def audio_modules(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mod
     return voxtral.model.audio_tower, voxtral.model.multi_modal_projector
 
 
-def with_cached_audio(model: torch.nn.Module, inputs: dict) -> dict:
-    """A batch with cached ``encoder_states`` -> the same batch as ``inputs_embeds``: the
-    projector's output placed at the [AUDIO] positions of the token embeddings, as Voxtral's
-    forward does with the live encoder."""
-    inputs = dict(inputs)
-    input_ids, states = inputs.pop("input_ids"), inputs.pop("encoder_states")
-    embeddings = model.get_input_embeddings()(input_ids)
-    _, projector = audio_modules(model)
-    audio = projector(states.to(embeddings.device, next(projector.parameters()).dtype))
-    mask = (input_ids == AUDIO_TOKEN_ID).unsqueeze(-1).expand_as(embeddings)
-    inputs["inputs_embeds"] = embeddings.masked_scatter(mask, audio.to(embeddings.device, embeddings.dtype))
-    return inputs
-
-
 def load_trained(path: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """Reload a saved `final/` (full model, or base + LoRA adapter) for inference."""
-    from pathlib import Path
-
+    """Reload a saved `final/` (full model, or base + LoRA adapter) for inference, reading audio
+    the way it was trained to (`model.encoder_window`, saved in audio.json)."""
     if (Path(path) / "adapter_config.json").exists():
-        return PeftModel.from_pretrained(_adapter_base(path, dtype), path)
-    return VoxtralForConditionalGeneration.from_pretrained(path, dtype=dtype)
+        model = PeftModel.from_pretrained(_adapter_base(path, dtype), path)
+    else:
+        model = VoxtralForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    return attach(model, audio_settings(path)["encoder_window"] == "clip")
+
+
+AUDIO_SETTINGS = "audio.json"  # in final/: how the model reads audio (model.audio_tokens, model.encoder_window)
+
+
+def save_audio_settings(folder: Path, cfg: DictConfig) -> None:
+    """final/audio.json: the `model` keys that decide how the model reads audio, for whatever
+    loads it later (transcribe, the app, the model card's code, the demo Space)."""
+    settings = {"audio_tokens": cfg.audio_tokens, "encoder_window": cfg.encoder_window}
+    write_json(Path(folder) / AUDIO_SETTINGS, settings)
+
+
+def audio_settings(source: str) -> dict[str, str]:
+    """A saved model's audio settings (final/audio.json, local or on the Hub); Voxtral's own
+    (375 tokens per 30 s chunk, the encoder on whole chunks) when it has none."""
+    path = Path(source) / AUDIO_SETTINGS
+    if not path.exists() and not Path(source).exists():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(source, AUDIO_SETTINGS))
+        except Exception:  # noqa: BLE001 - not a voxtral_exp model, or offline: Voxtral's defaults
+            path = None
+    saved = json.loads(path.read_text()) if path is not None and path.exists() else {}
+    return {"audio_tokens": saved.get("audio_tokens", "chunk"), "encoder_window": saved.get("encoder_window", "chunk")}
 
 
 def _adapter_base(path: str, dtype: torch.dtype) -> VoxtralForConditionalGeneration:
     """The base model an adapter was trained on: saved next to it for random-weight bases."""
-    from pathlib import Path
-
     from peft import PeftConfig
 
     base_dir = Path(path) / "base_model"

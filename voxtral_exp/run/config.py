@@ -19,6 +19,7 @@ from voxtral_exp.data.languages import LanguageError, language_code
 from voxtral_exp.data.sources.granary import granary_problems
 from voxtral_exp.errors import UserError
 from voxtral_exp.model.modeling import lora_config
+from voxtral_exp.model.tokens import AUDIO_TOKEN_MODES
 from voxtral_exp.run.schema import unknown_key_problems
 from voxtral_exp.run.secrets import redact
 
@@ -235,6 +236,14 @@ def _model_problems(model: DictConfig) -> list[str]:
             f"model.name_or_path={model.name_or_path} names a local folder, but model.random_init=true builds random weights "
             f"and would never read it (model={model.name}): add model.random_init=false to load it, or drop it"
         )
+    if model.audio_tokens not in AUDIO_TOKEN_MODES:
+        problems.append(f"model.audio_tokens={model.audio_tokens}: expected one of {list(AUDIO_TOKEN_MODES)}")
+    if model.encoder_window not in AUDIO_TOKEN_MODES:
+        problems.append(f"model.encoder_window={model.encoder_window}: expected one of {list(AUDIO_TOKEN_MODES)}")
+    elif model.encoder_window == "clip" and model.audio_tokens != "clip":
+        problems.append(
+            "model.encoder_window=clip needs model.audio_tokens=clip (the encoder reads what the prompt keeps)"
+        )
     if model.dtype not in ("auto", "float32", "bfloat16", "float16"):
         problems.append(f"model.dtype={model.dtype}: expected auto | float32 | bfloat16 | float16")
     audio = model.audio_config
@@ -248,7 +257,7 @@ def _model_problems(model: DictConfig) -> list[str]:
 
 def _speed_problems(speed: DictConfig, m: DictConfig, data: DictConfig) -> list[str]:
     problems = []
-    if speed.get("encoder_cache"):
+    if speed.encoder_cache not in (None, "auto"):  # a folder; auto decides for itself
         if m.name == "full" and not m.freeze_audio_tower:
             problems.append("speed.encoder_cache needs a frozen audio encoder (method.freeze_audio_tower=true)")
         if data.get("streaming"):

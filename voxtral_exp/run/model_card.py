@@ -3,6 +3,7 @@ model-index through huggingface_hub's ModelCardData and EvalResult)."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,13 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from voxtral_exp.files import write_atomic
 
 REPO = "REPO"  # replaced by the Hub id on push; a local path works the same
+MAX_NEW_TOKENS = 128  # the generation budget of the card's and the Space's code, as the app's
 
 
 def loading_code(resolved: dict[str, Any]) -> tuple[str, str]:
-    """(imports, statements) that load final/ (at REPO) with plain transformers / peft."""
+    """(imports, statements) that load final/ (at REPO) with plain transformers / peft; for a
+    model that reads clip-length prompts, also voxtral_exp's own audio plumbing, as source
+    (voxtral_exp.model.tokens and .audio_path: the very functions training and transcribe use)."""
     model_cfg, method = resolved["model"], resolved["method"]["name"]
     imports = "from transformers import VoxtralForConditionalGeneration, VoxtralProcessor\n"
     if method == "lora":
@@ -27,16 +31,59 @@ def loading_code(resolved: dict[str, Any]) -> tuple[str, str]:
         load = f'model = PeftModel.from_pretrained({base}, "{REPO}")'
     else:
         load = f'model = VoxtralForConditionalGeneration.from_pretrained("{REPO}")'
+    if model_cfg["audio_tokens"] == "clip":
+        imports = f"{imports}{clip_plumbing()}\n"
     return imports, f'processor = VoxtralProcessor.from_pretrained("{REPO}", mistral_format=True)\n{load}'
 
 
+def clip_plumbing() -> str:
+    """The source of voxtral_exp's clip-length audio path, to run without voxtral_exp installed."""
+    from voxtral_exp.model import audio_path, tokens
+
+    functions = [tokens.chunks, tokens.audio_tokens, audio_path.encode, audio_path.encode_clips]
+    functions.append(audio_path.prompt_embeddings)
+    constants = ["SAMPLING_RATE", "CHUNK_SAMPLES", "AUDIO_TOKENS_PER_CHUNK", "MEL_FRAMES_PER_TOKEN"]
+    constants += ["CLIP_MARGIN_S", "CLIP_BUCKET"]
+    lines = [
+        "import math",
+        "",
+        "import soundfile as sf",
+        "import torch",
+        "import torch.nn.functional as F",
+        "",
+        "# voxtral_exp's audio plumbing (voxtral_exp/model/tokens.py, audio_path.py): this model reads",
+        "# one [AUDIO] token per 80 ms of the clip (plus a margin), not 375 per 30 s chunk.",
+        *(f"{name} = {getattr(tokens, name)!r}" for name in constants),
+    ]
+    return "\n".join(lines) + "\n\n\n" + "\n\n".join(inspect.getsource(f) for f in functions)
+
+
 def transcription_code(resolved: dict[str, Any], language: str, audio: str) -> str:
-    """Statements that print the transcript of ``audio`` (expressions, as source)."""
+    """Statements that print the transcript of ``audio`` (expressions, as source): Voxtral's own
+    prompt, or, for a `model.audio_tokens=clip` model, the prompt with the clip's [AUDIO] tokens."""
     model_id = resolved["model"]["name_or_path"] or REPO
-    return f'''inputs = processor.apply_transcription_request(language={language}, audio={audio}, model_id="{model_id}")
+    request = f"""inputs = processor.apply_transcription_request(language={language}, audio={audio}, model_id="{model_id}")
 inputs = inputs.to(model.device, dtype=model.dtype)
-out = model.generate(**inputs, max_new_tokens=128, do_sample=False)
-text = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()'''
+"""
+    if resolved["model"]["audio_tokens"] != "clip":
+        return (
+            request
+            + f"""out = model.generate(**inputs, max_new_tokens={MAX_NEW_TOKENS}, do_sample=False)
+text = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()"""
+        )
+    window = resolved["model"]["encoder_window"] == "clip"
+    return (
+        request
+        + f"""n = audio_tokens(round(sf.info({audio}).duration * SAMPLING_RATE), "clip")
+ids = inputs["input_ids"][0]
+run = (ids == model.config.audio_token_id).nonzero().flatten()
+ids = torch.cat([ids[: run[0]], ids.new_full((n,), model.config.audio_token_id), ids[run[-1] + 1 :]])[None]
+voxtral = (model.get_base_model() if hasattr(model, "get_base_model") else model).model
+chunks = torch.tensor([inputs["input_features"].shape[0]])
+embeds = prompt_embeddings(voxtral, ids, inputs["input_features"], None, torch.tensor([n]), chunks, {window})
+out = model.generate(inputs_embeds=embeds, attention_mask=torch.ones_like(ids), max_new_tokens={MAX_NEW_TOKENS}, do_sample=False)
+text = processor.batch_decode(out, skip_special_tokens=True)[0].strip()"""
+    )
 
 
 def usage_snippet(resolved: dict[str, Any], language: str | None) -> str:
@@ -91,6 +138,7 @@ CARD = """---
 Voxtral speech-to-text model fine-tuned with voxtral_exp from {base}.
 
 - **Method:** {method}
+- **Audio:** {audio}
 - **Trainable parameters:** {trainable:,} of {total:,}
 - **Training data:** `{data_kind}` — `{data_name}` (languages: {languages})
 - **Steps:** {steps} (final train loss {train_loss:.4f})
@@ -152,6 +200,7 @@ def model_card(
         name=resolved["tracking"]["name"],
         base=base or f"a randomly initialised `{model_cfg['name']}` Voxtral (no pretrained weights)",
         method=method_text(resolved["method"]),
+        audio=audio_text(model_cfg),
         trainable=train_results.get("parameters_trainable", 0),
         total=train_results.get("parameters_total", 0),
         data_kind=data["name"],
@@ -199,6 +248,22 @@ def card_metadata(resolved: dict[str, Any], eval_results: dict[str, Any], langua
         metrics=["wer", "cer"],
         model_name=resolved["tracking"]["name"],
         eval_results=results or None,
+    )
+
+
+# What benchmarks/learning.py measured for a clip-trained model served the padded way (RESULTS.md)
+PADDED_SERVING = "benchmarks/RESULTS.md, clip tokens: the cross case"
+
+
+def audio_text(model_cfg: dict[str, Any]) -> str:
+    if model_cfg["audio_tokens"] != "clip":
+        return "375 [AUDIO] tokens per 30 s chunk, as Voxtral's own (any Voxtral server serves it)"
+    encoder = "on each clip's own frames" if model_cfg["encoder_window"] == "clip" else "on 30 s chunks"
+    return (
+        "only the [AUDIO] tokens that cover each clip (one per 80 ms, plus 0.5 s, rounded up to 8; "
+        f"`model.audio_tokens=clip`), the encoder {encoder}. Serve it with the code below or voxtral_exp: a "
+        "standard Voxtral server (transformers' processor as is, mistral-common, vLLM) pads every clip to 30 s, "
+        f"which this model was not trained on and transcribes badly ({PADDED_SERVING})"
     )
 
 

@@ -147,7 +147,9 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     """A config saved by an earlier voxtral_exp, in today's vocabulary, so that its run still
     reproduces and resumes (what each old key meant is unchanged):
     - `training.*` (until 2026-11-28): the levers are `speed.*`, `training.resume_from_checkpoint`
-      is `resume`;
+      is `resume`; `group_by_chunks` is `speed.group_by_length`; the encoder cache was off unless
+      a folder was named;
+    - no `model.audio_tokens` / `model.encoder_window` (until 2026-11-28): Voxtral's own, chunk;
     - no `dataset.reader` (until 2026-11-27): the dataset's name was its reader;
     - no `method.train_embeddings` (until 2026-11-27): embeddings trained (true).
     """
@@ -156,6 +158,12 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if training is not None:
         saved.setdefault("resume", training.pop("resume_from_checkpoint", None))
         saved.setdefault("speed", training)
+    speed = saved["speed"] = dict(saved["speed"])
+    if "group_by_chunks" in speed:
+        speed["group_by_length"] = speed.pop("group_by_chunks")
+    speed.setdefault("encoder_cache_budget_gb", 50)
+    saved["model"] = {"audio_tokens": "chunk", "encoder_window": "chunk", **saved["model"]}
+    saved["paths"] = {"cache_dir": f"{saved['paths']['root_dir']}/.cache", **saved["paths"]}
     saved["dataset"] = {"reader": saved["dataset"]["name"], **saved["dataset"]}
     if saved["method"]["name"] == "full":
         saved["method"] = {"train_embeddings": True, **saved["method"]}

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from voxtral_exp.model.audio_path import batch_audio
 from voxtral_exp.model.tokens import IGNORE_INDEX
 
 
@@ -36,10 +37,7 @@ class TranscriptionCollator:
             "attention_mask": attention_mask,
             "labels": labels,
         }
-        if "encoder_states" in features[0]:  # cached encoder output: 375 rows per chunk
-            batch["encoder_states"] = torch.cat([f["encoder_states"] for f in features])
-        else:  # every clip contributes one (128, 3000) slice per started 30 s chunk
-            batch["input_features"] = torch.cat([f["input_features"] for f in features])
+        batch.update(batch_audio(features))
         if self.label_only_logits:
             # positions whose next token is a label: the only logits the loss needs
             batch["logits_to_keep"] = torch.zeros_like(labels, dtype=torch.bool)

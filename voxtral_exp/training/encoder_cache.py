@@ -12,22 +12,33 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
+from voxtral_exp.data.audio import TARGET_RATE, header_seconds
 from voxtral_exp.data.example import Example
 from voxtral_exp.files import atomic_path
+from voxtral_exp.model.audio_path import encode_clips
 from voxtral_exp.model.modeling import audio_modules
+from voxtral_exp.model.tokens import audio_tokens
 
 log = logging.getLogger(__name__)
 
 
-def fingerprint(model: torch.nn.Module) -> str:
-    """Hash of every encoder weight (and the encoder's config)."""
+FORMAT = 2  # entries: {"states", "samples"}; 1 held the states alone
+
+
+def fingerprint(model: torch.nn.Module, encoder_window: str = "chunk") -> str:
+    """Hash of every encoder weight, the encoder's config, how it reads a clip
+    (`model.encoder_window`) and the entry format."""
     digest = hashlib.sha256()
     tower, _ = audio_modules(model)
+    digest.update(f"format {FORMAT}, encoder window {encoder_window}".encode())
     digest.update(repr(sorted(tower.config.to_dict().items())).encode())
     for name, tensor in sorted(tower.state_dict().items()):
         digest.update(name.encode())
@@ -44,8 +55,13 @@ def example_key(example: Example) -> str:
 
 
 class EncoderCache:
-    def __init__(self, folder: str | Path, model: torch.nn.Module):
-        self.folder = Path(folder).expanduser() / fingerprint(model)
+    """Entries are {"states": the encoder's rows for the clip, as the projector reads them (375
+    per 30 s chunk; with `model.encoder_window=clip` only the clip's tokens), "samples": the
+    clip's length at 16 kHz, from which the prompt's token count follows}."""
+
+    def __init__(self, folder: str | Path, model: torch.nn.Module, encoder_window: str = "chunk"):
+        self.encoder_window = encoder_window
+        self.folder = Path(folder).expanduser() / fingerprint(model, encoder_window)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._keys: dict[tuple, str] = {}  # (audio, offset, duration) -> content hash: read each file once
 
@@ -56,15 +72,15 @@ class EncoderCache:
         key = self._keys[clip]
         return self.folder / key[:2] / f"{key}.pt"
 
-    def get(self, example: Example) -> torch.Tensor | None:
+    def get(self, example: Example) -> dict[str, Any] | None:
         path = self.path(example)
         return torch.load(path, weights_only=True) if path.exists() else None
 
-    def put(self, example: Example, states: torch.Tensor) -> None:
+    def put(self, example: Example, states: torch.Tensor, samples: int) -> None:
         path = self.path(example)
         path.parent.mkdir(exist_ok=True)
         with atomic_path(path) as tmp:  # a killed fill never leaves half an entry
-            torch.save(states.detach().cpu().clone(), tmp)
+            torch.save({"states": states.detach().cpu().clone(), "samples": samples}, tmp)
 
     @torch.no_grad()
     def fill(
@@ -88,20 +104,64 @@ class EncoderCache:
             return 0
         tower, _ = audio_modules(model)
         device = next(tower.parameters()).device
-        dtype = next(tower.parameters()).dtype
         subset = torch.utils.data.Subset(dataset, missing)
         loader = DataLoader(subset, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+        window = self.encoder_window == "clip"
         done = 0
         for batch in loader:
-            features = torch.cat([f["input_features"] for f in batch]).to(device, dtype)
-            # the projector's input: 4 consecutive frames stacked, 375 rows per 30 s chunk
-            states = tower(features).last_hidden_state.reshape(-1, tower.config.intermediate_size)
-            per_chunk = states.shape[0] // features.shape[0]
-            start = 0
-            for f in batch:
-                n = f["input_features"].shape[0] * per_chunk
-                self.put(examples[missing[done]], states[start : start + n])
-                start += n
+            features = torch.cat([f["input_features"] for f in batch]).to(device)
+            chunks = [f["input_features"].shape[0] for f in batch]
+            lengths = [f["samples"] for f in batch]
+            keep = [audio_tokens(n, "clip" if window else "chunk") for n in lengths]  # window: the clip's rows only
+            states = encode_clips(tower, features, chunks, keep, window)
+            for f, rows in zip(batch, states.split(keep)):
+                self.put(examples[missing[done]], rows, f["samples"])
                 done += 1
         log.info("Encoder cache <speed.encoder_cache>: %d new entries in %s", done, self.folder)
         return done
+
+
+def chosen_folder(cfg: DictConfig, examples: list[Example], streaming: bool, model: torch.nn.Module) -> str | None:
+    """`speed.encoder_cache`: a folder, null (off) or auto: on, in <paths.cache_dir>/encoder, for
+    map-style data with a frozen encoder when its size (estimated and logged) fits
+    `speed.encoder_cache_budget_gb` and the free disk; off for streams, where each clip is seen
+    about once and a cache would cost a write per clip for nothing."""
+    setting = cfg.speed.encoder_cache
+    if setting != "auto":
+        return setting
+    frozen = cfg.method.name == "lora" or cfg.method.freeze_audio_tower
+    if streaming or not frozen:
+        why = "the data is streamed" if streaming else "the audio encoder trains (method.freeze_audio_tower=false)"
+        log.info("Encoder cache <speed.encoder_cache=auto>: off, %s", why)
+        return None
+    folder = Path(cfg.paths.cache_dir).expanduser() / "encoder"
+    tower, _ = audio_modules(model)
+    size = estimated_bytes(examples, tower, cfg.model.encoder_window)
+    budget = cfg.speed.encoder_cache_budget_gb * 1e9
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if size > min(budget, 0.9 * free):
+        log.warning(
+            "Encoder cache <speed.encoder_cache=auto>: off: ~%.1f GB for %d clips is more than "
+            "speed.encoder_cache_budget_gb=%s or 90%% of the %.1f GB free in %s; raise the budget or set "
+            "speed.encoder_cache to a folder with room",
+            size / 1e9,
+            len(examples),
+            cfg.speed.encoder_cache_budget_gb,
+            free / 1e9,
+            existing,
+        )
+        return None
+    log.info("Encoder cache <speed.encoder_cache=auto>: ~%.2f GB for %d clips in %s", size / 1e9, len(examples), folder)
+    return str(folder)
+
+
+def estimated_bytes(examples: list[Example], tower: torch.nn.Module, encoder_window: str) -> float:
+    """Disk the cache takes for ``examples``: encoder rows (375 per chunk, or the clip's tokens
+    with `model.encoder_window=clip`) x 4 x the encoder's width, in its dtype."""
+    row = tower.config.intermediate_size * next(tower.parameters()).element_size()
+    rows = 0
+    for example in examples:
+        samples = max(1, round(header_seconds(example.audio, example.offset, example.duration) * TARGET_RATE))
+        rows += audio_tokens(samples, "clip" if encoder_window == "clip" else "chunk")
+    return rows * row

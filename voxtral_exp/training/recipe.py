@@ -30,7 +30,7 @@ from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.sources import Data, load_data, preflight
 from voxtral_exp.files import write_atomic, write_json
-from voxtral_exp.model.modeling import apply_method, build_model, count_parameters, torch_dtype
+from voxtral_exp.model.modeling import apply_method, build_model, count_parameters, save_audio_settings, torch_dtype
 from voxtral_exp.model.processor import OFFLINE_MODEL_ID, load_processor
 from voxtral_exp.run.config import resolved_container, training_arguments, validate
 from voxtral_exp.run.model_card import model_card, write_model_card
@@ -46,7 +46,7 @@ from voxtral_exp.training.checkpoints import (
 )
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.distributed import rank
-from voxtral_exp.training.encoder_cache import EncoderCache
+from voxtral_exp.training.encoder_cache import EncoderCache, chosen_folder
 from voxtral_exp.training.evaluation import WerCallback, evaluate_wer
 from voxtral_exp.training.loss import label_only_loss
 from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics
@@ -142,7 +142,8 @@ class FineTuneRecipe:
         name = None if cfg.model.random_init else cfg.model.name_or_path
         self.processor = load_processor(name, cfg.model.revision, cfg.model.audio_config.get("num_mel_bins", 128))
         model_id = cfg.model.name_or_path or OFFLINE_MODEL_ID
-        self.featurizer = Featurizer(self.processor, model_id, language_code(cfg.dataset.language))
+        language = language_code(cfg.dataset.language)
+        self.featurizer = Featurizer(self.processor, model_id, language, cfg.model.audio_tokens)
 
     def _setup_data(self) -> None:
         """Read and screen the data (data_report.json), and wrap it as featurising datasets."""
@@ -171,11 +172,13 @@ class FineTuneRecipe:
         """The encoder cache (filled), the checkpoint to resume from, the tracker (started or
         continued) and the Trainer."""
         cfg, data = self.cfg, self.data
-        self.cache = self._fill_encoder_cache() if cfg.speed.encoder_cache else None
+        examples = [] if data.streaming else [*data.examples.train, *data.examples.eval]
+        cache_folder = chosen_folder(cfg, examples, data.streaming, self.model)
+        self.cache = self._fill_encoder_cache(cache_folder) if cache_folder else None
         self.checkpoint = checkpoint_to_resume(cfg.resume, self.run_dir, self.is_main_process)
         if self.is_main_process and cfg.tracking.enabled:
             self._start_tracker()
-        group = cfg.speed.group_by_chunks and not data.streaming
+        group = cfg.speed.group_by_length and not data.streaming
         self.trainer = VoxtralTrainer(
             model=self.model,
             args=self.args,
@@ -185,14 +188,14 @@ class FineTuneRecipe:
             processing_class=self.processor,
             compute_loss_func=label_only_loss if cfg.speed.label_only_logits else None,
             callbacks=self._callbacks(),
-            chunk_counts=data.train.chunk_counts() if group else None,
+            length_groups=data.train.length_groups() if group else None,
             encoder_cache=self.cache,
         )
 
-    def _fill_encoder_cache(self) -> EncoderCache:
+    def _fill_encoder_cache(self, folder: str) -> EncoderCache:
         """The frozen encoder's output for every train and eval clip, computed once (each rank its share)."""
         args = self.args
-        cache = EncoderCache(self.cfg.speed.encoder_cache, self.model)
+        cache = EncoderCache(folder, self.model, self.cfg.model.encoder_window)
         self.model.to(args.device)
         for dataset in (self.data.train, self.data.eval):
             cache.fill(
@@ -259,6 +262,7 @@ class FineTuneRecipe:
         if not self.is_main_process:
             return eval_metrics
         trainer.processing_class.save_pretrained(str(final_dir))
+        save_audio_settings(final_dir, self.cfg.model)
         train_results = self._write_results(self.result, eval_metrics, predictions)
         self._write_model_card(final_dir, eval_metrics, train_results)
         scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}

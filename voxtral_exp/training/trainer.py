@@ -14,20 +14,18 @@ import torch
 from torch.utils.data import Sampler
 from transformers import PreTrainedModel, Trainer, TrainerCallback
 
-from voxtral_exp.model.modeling import audio_modules, unwrap_peft, with_cached_audio
+from voxtral_exp.model.modeling import audio_modules, unwrap_peft
 
 log = logging.getLogger(__name__)
 
 
 class VoxtralTrainer(Trainer):
-    """Trainer for Voxtral batches: checkpoints it can reload, and cached encoder output.
+    """Trainer for Voxtral batches: batches grouped by length, checkpoints it can reload.
 
-    Batches from the encoder cache carry ``encoder_states`` instead of mel features: the
-    projector runs on them and its output goes to the [AUDIO] positions of the token
-    embeddings, exactly as the model's forward does with the live encoder; the model gets
-    ``inputs_embeds``.
+    (Batches from the encoder cache, and clip-length prompts, carry their own audio inputs: the
+    model's audio hook, voxtral_exp.model.audio_path, places them.)
 
-    With ``chunk_counts``, training batches are grouped by 30 s chunk count.
+    With ``length_groups``, training batches are drawn from one length group at a time.
 
     With activation checkpointing, a frozen audio encoder still runs without a graph (see
     ``FrozenEncoderWithoutGraph``).
@@ -41,9 +39,9 @@ class VoxtralTrainer(Trainer):
     elsewhere (``final/``) keeps the standard layout.
     """
 
-    def __init__(self, *args, chunk_counts: list[int] | None = None, encoder_cache=None, **kwargs):
+    def __init__(self, *args, length_groups: list[int] | None = None, encoder_cache=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.chunk_counts = chunk_counts  # per training example: group batches by it
+        self.length_groups = length_groups  # per training example: group batches by it
         self.encoder_cache = encoder_cache  # the datasets' EncoderCache, for generation at the end
         self.add_callback(FrozenEncoderWithoutGraph())
 
@@ -57,17 +55,12 @@ class VoxtralTrainer(Trainer):
         super().log(logs, start_time)
 
     def _get_train_sampler(self, train_dataset=None):
-        """With chunk counts, batches hold clips of equal chunk count (shuffled otherwise), so a
-        31 s clip does not pad its 5 s neighbours with a whole extra chunk of audio tokens."""
-        if self.chunk_counts is None:
+        """With length groups, batches hold clips of one group (shuffled otherwise), so a 31 s
+        clip does not pad its 5 s neighbours with a whole extra chunk of audio tokens."""
+        if self.length_groups is None:
             return super()._get_train_sampler(train_dataset)
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return ChunkBucketSampler(self.chunk_counts, self.args.train_batch_size, seed)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if "encoder_states" in inputs:
-            inputs = with_cached_audio(self.accelerator.unwrap_model(model), inputs)
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return LengthGroupSampler(self.length_groups, self.args.train_batch_size, seed)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
@@ -85,17 +78,17 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf  # exp overflows past ~709
 
 
-class ChunkBucketSampler(Sampler[int]):
-    """Indices in runs of ``batch_size`` that share a chunk count, in shuffled order.
+class LengthGroupSampler(Sampler[int]):
+    """Indices in runs of ``batch_size`` that share a length group, in shuffled order.
 
-    Each chunk count is a bucket; buckets are shuffled and cut into batches, the batches are
+    Each group is a bucket; buckets are shuffled and cut into batches, the batches are
     shuffled, and the few leftovers (fewer than a batch per bucket) come last. Every example
     appears once per epoch; the order depends only on the seed and the epoch (set by the
     Trainer), so a resumed run sees the same batches.
     """
 
-    def __init__(self, chunk_counts: list[int], batch_size: int, seed: int):
-        self.chunk_counts = chunk_counts
+    def __init__(self, groups: list[int], batch_size: int, seed: int):
+        self.groups = groups
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -104,13 +97,13 @@ class ChunkBucketSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.chunk_counts)
+        return len(self.groups)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         buckets: dict[int, list[int]] = {}
-        for index in torch.randperm(len(self.chunk_counts), generator=generator).tolist():
-            buckets.setdefault(self.chunk_counts[index], []).append(index)
+        for index in torch.randperm(len(self.groups), generator=generator).tolist():
+            buckets.setdefault(self.groups[index], []).append(index)
         batches, leftovers = [], []
         for count in sorted(buckets):
             bucket = buckets[count]
