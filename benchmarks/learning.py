@@ -155,9 +155,9 @@ def whisper_zero_shot(manifest: Path) -> list[str]:
     from transformers import WhisperFeatureExtractor
 
     from voxtral_exp.data.audio import load_audio
-    from voxtral_exp.model.whisper_encoder import whisper_tiny_model_dir
+    from voxtral_exp.model.whisper_encoder import ctranslate2_model_dir
 
-    folder = whisper_tiny_model_dir()
+    folder = ctranslate2_model_dir("whisper-tiny.en")
     model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=2)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     prompt = [tokenizer.token_to_id("<|startoftranscript|>"), tokenizer.token_to_id("<|notimestamps|>")]
