@@ -53,7 +53,7 @@ from voxtral_exp.run.record import RunLock, RunRecord, git_state, write_resolved
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.distributed import rank
 from voxtral_exp.training.encoder_cache import EncoderCache
-from voxtral_exp.training.evaluation import WerCallback, evaluate_wer
+from voxtral_exp.training.evaluation import WerCallback, evaluate_wer, per_language_metrics
 from voxtral_exp.training.loss import label_only_loss
 from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics
 from voxtral_exp.training.trainer import Progress, VoxtralTrainer
@@ -312,7 +312,7 @@ def _finish(
         dtype = torch_dtype(cfg.model.dtype, trainer.args.bf16, cfg.method.name)
         build_model(cfg.model, dtype, cfg.seed).save_pretrained(str(final_dir / "base_model"))
     scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
-    tracker.log(prefix_metrics(scalars), step=trainer.state.global_step)
+    tracker.log(prefix_metrics(scalars | per_language_metrics(eval_metrics)), step=trainer.state.global_step)
     log.info("Done <%s>: %s", run_dir, scalars)
     log.info("%s", run_summary(trainer.state.log_history, eval_metrics, predictions, run_dir, cfg))
     return scalars
