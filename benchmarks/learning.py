@@ -19,9 +19,9 @@ pairs (the second one in unseen voices). Transcribing them means composing words
 sentences.
 --task multilingual: digit strings in English, French, German and Spanish ("trois un quatre",
 "drei eins vier", ...), each spoken by its language's espeak-ng voices and each row carrying its
-language (the prompt's lang:xx). The same three sets per language: train (3-5 digits, four
+language (the prompt's lang:xx). The same three sets per language: train (2-5 digits, four
 voices per language, three speeds), held-out (unseen strings, same voices and lengths), unseen
-voices and lengths (2 and 6 digits, two voices per language training never used).
+voices and lengths (1 and 6 digits, two voices per language training never used).
 
 Model (`experiment=learning`): `model=tiny-whisper`, a small Voxtral whose audio encoder is
 Whisper tiny.en's (pretrained, frozen, its output cached) and whose projector and language
@@ -92,7 +92,7 @@ LANGUAGES = {
         ["es-419", "es-419+f4"],
     ),
 }
-MULTILINGUAL_LENGTHS = {"train": (3, 4, 5, 6), "held-out": (3, 4, 5, 6), "unseen voices and lengths": (2, 7)}
+MULTILINGUAL_LENGTHS = {"train": (2, 3, 4, 5), "held-out": (2, 3, 4, 5), "unseen voices and lengths": (1, 6)}
 # a wrong language for each, for the prompt check
 WRONG_LANGUAGE = {"en": "fr", "fr": "de", "de": "es", "es": "en"}
 
@@ -372,7 +372,7 @@ def spread(values: list[float]) -> str:
 DEFAULTS = {  # task: (train clips, clips in each held-out set, steps); multilingual: clips per language
     "digits": (400, 40, 360),
     "commands": (400, 40, 360),
-    "multilingual": (60, 12, 500),
+    "multilingual": (120, 10, 400),
 }
 SMOKE = {"digits": (16, 4, 4), "commands": (16, 4, 4), "multilingual": (2, 1, 4)}  # --smoke: runs end to end
 
@@ -388,11 +388,11 @@ def main() -> None:
         help="digits: spoken digit strings; commands: '<verb> the <colour> <object>' with "
         "colour-object pairs never heard in training; multilingual: digit strings in en, fr, de, es",
     )
-    parser.add_argument("--train-clips", type=int, help="default 400 (multilingual: 60 per language)")
+    parser.add_argument("--train-clips", type=int, help="default 400 (multilingual: 120 per language)")
     parser.add_argument(
-        "--eval-clips", type=int, help="clips in each held-out set; default 40 (multilingual: 12 per language)"
+        "--eval-clips", type=int, help="clips in each held-out set; default 40 (multilingual: 10 per language)"
     )
-    parser.add_argument("--steps", type=int, help="default 360 (multilingual: 500)")
+    parser.add_argument("--steps", type=int, help="default 360 (multilingual: 400)")
     parser.add_argument("--out", type=Path, help="keep the data (DIR/<task>) and the runs (DIR/run-seedN) here")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides, e.g. method.train_embeddings=false")
     args = parser.parse_args()
