@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/learning.py --smoke         # a minute: the script runs end to end
     .venv/bin/python benchmarks/learning.py --out DIR       # keep data and runs in DIR
     .venv/bin/python benchmarks/learning.py method.train_embeddings=false   # + train.py overrides
+    .venv/bin/python benchmarks/learning.py --task multilingual             # en, fr, de, es: ~20 min
 
 Task (--task digits, the default): spoken digit strings ("three one four") made by espeak-ng.
 Three disjoint sets of strings:
@@ -16,11 +17,17 @@ Three disjoint sets of strings:
 never occur in training, though each of their words does: the held-out sets use only those
 pairs (the second one in unseen voices). Transcribing them means composing words, not recalling
 sentences.
+--task multilingual: digit strings in English, French, German and Spanish ("trois un quatre",
+"drei eins vier", ...), each spoken by its language's espeak-ng voices and each row carrying its
+language (the prompt's lang:xx). The same three sets per language: train (2-5 digits, four
+voices per language, three speeds), held-out (unseen strings, same voices and lengths), unseen
+voices and lengths (1 and 6 digits, two voices per language training never used).
 
 Model (`experiment=learning`): `model=tiny-whisper`, a small Voxtral whose audio encoder is
 Whisper tiny.en's (pretrained, frozen, its output cached) and whose projector and language
 model start random and train, through train.py's own code path (Hydra config, Trainer,
-label-only loss, generation-based WER).
+label-only loss, generation-based WER). --task multilingual: `experiment=multilingual`, the
+same around Whisper base's multilingual encoder (`model=base-whisper`).
 
 Printed beside each other, from the same run: WER before training; an audio-blind control (the
 best constant answer: the one transcript that scores best on the set, chosen with the set's
@@ -28,6 +35,11 @@ own references, so no audio-blind model can beat it); Whisper tiny.en zero-shot 
 clips (CTranslate2 running the wheel's file, greedy, digits normalised to words); WER after
 training, per seed and the median over seeds. Machine-readable lines: `held-out WER after: X`
 (over seeds: the median) and, with --out, `run directory: PATH` (the median seed's run).
+--task multilingual prints these per language (Whisper base zero-shot with the language given,
+beam 5), plus `held-out WER after [fr]: X` per language (from the run's eval_results.json), the
+held-out clips transcribed again through `python -m voxtral_exp.transcribe RUN clip... --language
+xx` beside Whisper base on the same clips, and how many held-out hypotheses change when the
+prompt names a wrong language.
 """
 
 from __future__ import annotations
@@ -61,6 +73,30 @@ SETS = {  # name: (voices, digit-string lengths)
 }
 
 
+# multilingual: code -> (the digit words 0-9, training voices, voices training never uses)
+LANGUAGES = {
+    "en": (DIGITS, ["en-us", "en-gb", "en-us+f3", "en-gb+m3"], ["en-gb-scotland", "en-us-nyc+f4"]),
+    "fr": (
+        ["zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"],
+        ["fr-fr", "fr-fr+f3", "fr-be", "fr-be+m3"],
+        ["fr-ch", "fr-ch+f4"],
+    ),
+    "de": (
+        ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"],
+        ["de", "de+f3", "de+m3", "de+f1"],
+        ["de+m7", "de+f4"],
+    ),
+    "es": (
+        ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"],
+        ["es", "es+f3", "es+m3", "es+f1"],
+        ["es-419", "es-419+f4"],
+    ),
+}
+MULTILINGUAL_LENGTHS = {"train": (2, 3, 4, 5), "held-out": (2, 3, 4, 5), "unseen voices and lengths": (1, 6)}
+# a wrong language for each, for the prompt check
+WRONG_LANGUAGE = {"en": "fr", "fr": "de", "de": "es", "es": "en"}
+
+
 COLORS = ["red", "blue", "green", "yellow", "black", "white"]
 OBJECTS = ["box", "door", "cup", "book", "chair", "lamp"]
 VERBS = ["open", "close", "move", "find", "take", "drop"]
@@ -77,48 +113,60 @@ HELD_OUT_PAIRS = [
 ]
 
 
-def sentences(name: str, rng: random.Random, task: str):
-    """Endless texts for one set. digits: random strings of the set's lengths. commands: "<verb>
-    the <colour> <object>", training from the pairs not held out, the held-out sets from the rest."""
-    if task == "digits":
-        lengths = SETS[name][1]
+def sentences(name: str, rng: random.Random, task: str, language: str = "en"):
+    """Endless texts for one set. digits: random strings of the set's lengths (multilingual: in
+    ``language``'s digit words). commands: "<verb> the <colour> <object>", training from the
+    pairs not held out, the held-out sets from the rest."""
+    if task in ("digits", "multilingual"):
+        words = LANGUAGES[language][0]
+        lengths = MULTILINGUAL_LENGTHS[name] if task == "multilingual" else SETS[name][1]
         while True:
-            yield " ".join(rng.choice(DIGITS) for _ in range(rng.choice(lengths)))
+            yield " ".join(rng.choice(words) for _ in range(rng.choice(lengths)))
     pairs = [(c, o) for c in COLORS for o in OBJECTS if ((c, o) in HELD_OUT_PAIRS) == (name != "train")]
     while True:
         colour, thing = rng.choice(pairs)
         yield f"{rng.choice(VERBS)} the {colour} {thing}"
 
 
+def voices(name: str, task: str, language: str) -> list[str]:
+    if task != "multilingual":
+        return SETS[name][0]
+    _, train, unseen = LANGUAGES[language]
+    return unseen if name == "unseen voices and lengths" else train
+
+
 def synthesize(folder: Path, counts: dict[str, int], seed: int = 0, task: str = "digits") -> dict[str, Path]:
     """One manifest per set. Digit strings occur in one set only; commands repeat within the
-    training set (other voices, speeds) but each held-out command occurs once."""
+    training set (other voices, speeds) but each held-out command occurs once. multilingual:
+    ``counts`` clips per language in each set, the languages interleaved row by row."""
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is needed to synthesise the speech: apt-get install espeak-ng")
     rng = random.Random(seed)
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     manifests = {}
+    languages = list(LANGUAGES) if task == "multilingual" else ["en"]
     for name, count in counts.items():
-        voices = SETS[name][0]
         slug = name.split()[0]
         (folder / slug).mkdir(parents=True, exist_ok=True)
         rows = []
-        texts = sentences(name, rng, task)
-        while len(rows) < count:
-            text = next(texts)
-            if text in seen and (task == "digits" or name != "train"):
-                continue
-            seen.add(text)
-            voice, speed = rng.choice(voices), rng.choice(SPEEDS)
-            wav = subprocess.run(
-                ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], check=True, capture_output=True
-            ).stdout
-            audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
-            path = folder / slug / f"{len(rows):04d}.flac"
-            sf.write(path, audio, rate)
-            rows.append({"audio_path": str(path), "text": text, "language": "en"})
+        texts = {lang: sentences(name, rng, task, lang) for lang in languages}
+        for _ in range(count):
+            for lang in languages:
+                while True:
+                    text = next(texts[lang])
+                    if (lang, text) not in seen or (task == "commands" and name == "train"):
+                        break
+                seen.add((lang, text))
+                voice, speed = rng.choice(voices(name, task, lang)), rng.choice(SPEEDS)
+                wav = subprocess.run(
+                    ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], check=True, capture_output=True
+                ).stdout
+                audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+                path = folder / slug / f"{len(rows):04d}.flac"
+                sf.write(path, audio, rate)
+                rows.append({"audio_path": str(path), "text": text, "language": lang})
         manifests[name] = folder / f"{slug}.jsonl"
-        manifests[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
+        manifests[name].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return manifests
 
 
@@ -132,55 +180,76 @@ def wer(refs: list[str], hyps: list[str]) -> float:
     return jiwer.process_words(refs, hyps).wer
 
 
-def best_constant_answer(refs: list[str], candidates: list[str]) -> tuple[str, float]:
+def best_constant_answer(refs: list[str], candidates: list[str], words: list[str] = DIGITS) -> tuple[str, float]:
     """The audio-blind control: the single answer with the lowest WER on ``refs``, among the
     training transcripts, every digit word, every string of one repeated digit word up to
-    five long, and the empty answer. It uses the set's references to choose, so it bounds what
+    six long, and the empty answer. It uses the set's references to choose, so it bounds what
     any model that ignores the audio can score."""
-    pool = set(candidates) | {""} | {" ".join([d] * n) for d in DIGITS for n in range(1, 6)}
+    pool = set(candidates) | {""} | {" ".join([d] * n) for d in words for n in range(1, 7)}
     return min(((c, wer(refs, [c] * len(refs))) for c in sorted(pool)), key=lambda x: x[1])
 
 
-def digits_as_words(text: str) -> str:
+def digits_as_words(text: str, words: list[str] = DIGITS) -> str:
     """Whisper writes "3, 1, 4." or "314": one word per digit, no punctuation, lower case."""
-    text = re.sub(r"\d", lambda m: f" {DIGITS[int(m.group())]} ", text.lower())
-    return " ".join(re.sub(r"[^a-z]+", " ", text).replace(" oh ", " zero ").split())
+    text = re.sub(r"\d", lambda m: f" {words[int(m.group())]} ", text.lower())
+    text = re.sub(r"[\W_]+", " ", text)
+    return " ".join((text.replace(" oh ", " zero ") if words is DIGITS else text).split())
 
 
-def whisper_zero_shot(manifest: Path) -> list[str]:
-    """Whisper tiny.en (the wheel's CTranslate2 file), greedy, on every clip of ``manifest``."""
+def whisper_zero_shot(manifest: Path, encoder: str = "whisper-tiny.en", beam_size: int = 1) -> list[str]:
+    """Whisper (the wheel's CTranslate2 file) on every clip of ``manifest``, digits normalised to
+    words. whisper-tiny.en: English only, no language token. A multilingual Whisper is told each
+    row's language (<|fr|>) and normalised to that language's digit words."""
     import ctranslate2
     import numpy as np
     from tokenizers import Tokenizer
     from transformers import WhisperFeatureExtractor
 
     from voxtral_exp.data.audio import load_audio
-    from voxtral_exp.model.whisper_encoder import whisper_tiny_model_dir
+    from voxtral_exp.model.whisper_encoder import ctranslate2_model_dir
 
-    folder = whisper_tiny_model_dir()
+    folder = ctranslate2_model_dir(encoder)
     model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=2)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    prompt = [tokenizer.token_to_id("<|startoftranscript|>"), tokenizer.token_to_id("<|notimestamps|>")]
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+
+    def prompt(language: str) -> list[int]:
+        tokens = ["<|startoftranscript|>", "<|notimestamps|>"]
+        if model.is_multilingual:
+            tokens[1:1] = [f"<|{language}|>", "<|transcribe|>"]
+        return [tokenizer.token_to_id(t) for t in tokens]
+
     extractor = WhisperFeatureExtractor(feature_size=80)
-    audios = [load_audio(json.loads(line)["audio_path"]) for line in manifest.read_text().splitlines()]
     texts = []
-    for start in range(0, len(audios), 16):
-        batch = audios[start : start + 16]
-        features = extractor(batch, sampling_rate=16000, return_tensors="np").input_features.astype(np.float32)
+    for start in range(0, len(rows), 16):
+        batch = rows[start : start + 16]
+        audios = [load_audio(row["audio_path"]) for row in batch]
+        features = extractor(audios, sampling_rate=16000, return_tensors="np").input_features.astype(np.float32)
         results = model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
-            [prompt] * len(batch),
-            beam_size=1,
+            [prompt(row["language"]) for row in batch],
+            beam_size=beam_size,
             max_length=64,
         )
-        texts += [digits_as_words(tokenizer.decode(r.sequences_ids[0])) for r in results]
+        for row, result in zip(batch, results):
+            words = LANGUAGES[row["language"]][0] if model.is_multilingual else DIGITS
+            texts.append(digits_as_words(tokenizer.decode(result.sequences_ids[0]), words))
     return texts
 
 
-def train(seed: int, manifests: dict[str, Path], run_dir: Path, cache: Path, steps: int, overrides: list[str]) -> dict:
-    """One train.py run; returns its held-out WER before/after and its wall time."""
+def train(
+    seed: int,
+    manifests: dict[str, Path],
+    run_dir: Path,
+    cache: Path,
+    steps: int,
+    overrides: list[str],
+    experiment: str = "learning",
+) -> dict:
+    """One train.py run; returns its held-out WER before/after (overall and per language) and
+    its wall time."""
     args = [
-        "experiment=learning",
+        f"experiment={experiment}",
         f"seed={seed}",
         f"dataset.train_manifest={manifests['train']}",
         f"dataset.eval_manifest={manifests['held-out']}",
@@ -198,8 +267,10 @@ def train(seed: int, manifests: dict[str, Path], run_dir: Path, cache: Path, ste
     if proc.returncode != 0:
         sys.exit(f"training failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     state = json.loads((run_dir / "checkpoints" / f"checkpoint-{steps}" / "trainer_state.json").read_text())
-    curve = [(e["step"], e["eval_wer"]) for e in state["log_history"] if "eval_wer" in e]
+    evaluations = [e for e in state["log_history"] if "eval_wer" in e]
+    curve = [(e["step"], e["eval_wer"]) for e in evaluations]
     after = json.loads((run_dir / "eval_results.json").read_text())
+    languages = after["per_language"]
     return {
         "seed": seed,
         "seconds": seconds,
@@ -207,43 +278,132 @@ def train(seed: int, manifests: dict[str, Path], run_dir: Path, cache: Path, ste
         "after": after["eval_wer"],
         "cer_after": after["eval_cer"],
         "truncated": after["eval_truncated"],
+        "max_new_tokens": after["eval_max_new_tokens"],
         "curve": curve,
+        # per language: the step-0 evaluation's eval_wer_fr ..., the run's own eval_results.json
+        "before_by_language": {lang: evaluations[0].get(f"eval_wer_{lang}") for lang in languages},
+        "after_by_language": {lang: scores["wer"] for lang, scores in languages.items()},
         "run_dir": run_dir,
     }
 
 
-def evaluate_on(run_dir: Path, manifest: Path, cache_dir: Path) -> tuple[float, float]:
-    """(WER of the initial model, WER of the trained final/) on ``manifest``, with the run's own
-    evaluation settings; the frozen encoder's output comes from the shared cache."""
+def evaluate_on(run_dir: Path, manifest: Path, cache_dir: Path) -> tuple[dict, dict]:
+    """(metrics of the initial model, metrics of the trained final/) on ``manifest`` (eval_wer,
+    per_language, ...), with the run's own evaluation settings; the frozen encoder's output comes
+    from the shared cache."""
     import torch
 
-    from voxtral_exp.data.dataset import SpeechDataset
-    from voxtral_exp.data.featurize import Featurizer
-    from voxtral_exp.data.manifest import read_manifest
     from voxtral_exp.model.modeling import build_model, load_trained
-    from voxtral_exp.model.processor import load_processor
     from voxtral_exp.run.record import load_run_config
-    from voxtral_exp.training.encoder_cache import EncoderCache
     from voxtral_exp.training.evaluation import evaluate_wer
 
     cfg = load_run_config(run_dir)
-    examples, _ = read_manifest(manifest)
-    processor = load_processor(str(run_dir / "final"))
-    featurizer = Featurizer(processor, str(run_dir / "final"))
-    rates = []
+    results = []
     for model in (build_model(cfg.model, torch.float32, cfg.seed), load_trained(str(run_dir / "final"))):
-        cache = EncoderCache(cache_dir, model)
-        cache.fill(model, SpeechDataset(examples, featurizer), 16, 0)
+        examples, featurizer, cache = cached_examples(run_dir, manifest, cache_dir, model)
         metrics, _ = evaluate_wer(
             model, featurizer, examples, cfg.evaluation, cfg.dataset.filters.max_label_tokens, cache
         )
-        rates.append(metrics["eval_wer"])
-    return rates[0], rates[1]
+        results.append(metrics)
+    return results[0], results[1]
+
+
+def evaluate_padded(run_dir: Path, manifest: Path, cache_dir: Path) -> dict:
+    """The trained final/ on ``manifest`` served as a standard Voxtral server serves any model:
+    375 [AUDIO] tokens per 30 s chunk, the encoder on whole chunks (the cross case for a model
+    trained with model.audio_tokens=clip)."""
+    from voxtral_exp.model.audio_path import attach
+    from voxtral_exp.model.modeling import load_trained
+    from voxtral_exp.run.record import load_run_config
+    from voxtral_exp.training.evaluation import evaluate_wer
+
+    cfg = load_run_config(run_dir)
+    model = attach(load_trained(str(run_dir / "final")), encoder_window=False)
+    examples, featurizer, cache = cached_examples(run_dir, manifest, cache_dir, model, serve="chunk")
+    metrics, _ = evaluate_wer(model, featurizer, examples, cfg.evaluation, cfg.dataset.filters.max_label_tokens, cache)
+    return metrics
+
+
+def cached_examples(
+    run_dir: Path, manifest: Path, cache_dir: Path, model, serve: str | None = None
+) -> tuple[list, object, object]:
+    """(examples of ``manifest``, a featurizer that builds the run's prompts (or, with ``serve``,
+    prompts with that model.audio_tokens and the encoder on whole chunks), the encoder cache
+    filled for them)."""
+    from voxtral_exp.data.dataset import SpeechDataset
+    from voxtral_exp.data.featurize import Featurizer
+    from voxtral_exp.data.manifest import read_manifest
+    from voxtral_exp.model.processor import load_processor
+    from voxtral_exp.run.record import load_run_config
+    from voxtral_exp.training.encoder_cache import EncoderCache
+
+    cfg = load_run_config(run_dir).model
+    audio_tokens, window = (serve, "chunk") if serve else (cfg.audio_tokens, cfg.encoder_window)
+    examples, _ = read_manifest(manifest)
+    featurizer = Featurizer(load_processor(str(run_dir / "final")), str(run_dir / "final"), audio_tokens=audio_tokens)
+    cache = EncoderCache(cache_dir, model, window)
+    cache.fill(model, SpeechDataset(examples, featurizer), 16, 0)
+    return examples, featurizer, cache
+
+
+def wrong_language_check(run_dir: Path, manifest: Path, cache_dir: Path) -> tuple[int, int, float]:
+    """The trained model on ``manifest`` with each clip's prompt naming a wrong language
+    (lang:en -> fr -> de -> es -> en): (hypotheses that change, clips, WER under the wrong prompt)."""
+    import dataclasses
+
+    from voxtral_exp.model.modeling import load_trained
+    from voxtral_exp.run.record import load_run_config
+    from voxtral_exp.training.evaluation import evaluate_wer
+
+    cfg = load_run_config(run_dir)
+    model = load_trained(str(run_dir / "final"))
+    examples, featurizer, cache = cached_examples(run_dir, manifest, cache_dir, model)
+    wrong = [dataclasses.replace(e, language=WRONG_LANGUAGE[e.language]) for e in examples]
+    cap = cfg.dataset.filters.max_label_tokens
+    _, right_predictions = evaluate_wer(model, featurizer, examples, cfg.evaluation, cap, cache)
+    metrics, wrong_predictions = evaluate_wer(model, featurizer, wrong, cfg.evaluation, cap, cache)
+    changed = sum(a["hypothesis"] != b["hypothesis"] for a, b in zip(right_predictions, wrong_predictions))
+    return changed, len(examples), metrics["eval_wer"]
+
+
+def transcribe_command(run_dir: Path, manifest: Path, language: str, max_new_tokens: int) -> list[str]:
+    """``python -m voxtral_exp.transcribe RUN clip... --language xx`` on ``manifest``'s clips of
+    ``language``, as a user runs it; the transcripts in the manifest's order."""
+    clips = [row["audio_path"] for row in rows_of(manifest) if row["language"] == language]
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), *clips, "--language", language]
+        + ["--max-new-tokens", str(max_new_tokens), "--batch-size", "16"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"transcribe failed:\n{proc.stderr[-3000:]}")
+    by_clip = dict(line.split("\t", 1) for line in proc.stdout.splitlines() if "\t" in line)
+    return [by_clip[clip] for clip in clips]
+
+
+def clip_tokens(run_dir: Path) -> bool:
+    from voxtral_exp.run.record import load_run_config
+
+    return load_run_config(run_dir).model.audio_tokens == "clip"
+
+
+def rows_of(manifest: Path) -> list[dict]:
+    return [json.loads(line) for line in manifest.read_text().splitlines()]
 
 
 def spread(values: list[float]) -> str:
     median = statistics.median(values)
     return f"{median:.3f}" if len(values) == 1 else f"{median:.3f} (min {min(values):.3f}, max {max(values):.3f})"
+
+
+DEFAULTS = {  # task: (train clips, clips in each held-out set, steps); multilingual: clips per language
+    "digits": (400, 40, 360),
+    "commands": (400, 40, 360),
+    "multilingual": (120, 10, 400),
+}
+SMOKE = {"digits": (16, 4, 4), "commands": (16, 4, 4), "multilingual": (2, 1, 4)}  # --smoke: runs end to end
 
 
 def main() -> None:
@@ -252,24 +412,27 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="train this many times (seeds 0..N-1)")
     parser.add_argument(
         "--task",
-        choices=["digits", "commands"],
+        choices=["digits", "commands", "multilingual"],
         default="digits",
         help="digits: spoken digit strings; commands: '<verb> the <colour> <object>' with "
-        "colour-object pairs never heard in training",
+        "colour-object pairs never heard in training; multilingual: digit strings in en, fr, de, es",
     )
-    parser.add_argument("--train-clips", type=int, default=400)
-    parser.add_argument("--eval-clips", type=int, default=40, help="clips in each held-out set")
-    parser.add_argument("--steps", type=int, default=360)
+    parser.add_argument("--train-clips", type=int, help="default 400 (multilingual: 120 per language)")
+    parser.add_argument(
+        "--eval-clips", type=int, help="clips in each held-out set; default 40 (multilingual: 10 per language)"
+    )
+    parser.add_argument("--steps", type=int, help="default 360 (multilingual: 400)")
     parser.add_argument("--out", type=Path, help="keep the data (DIR/<task>) and the runs (DIR/run-seedN) here")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides, e.g. method.train_embeddings=false")
     args = parser.parse_args()
-    if args.smoke:
-        args.train_clips, args.eval_clips, args.steps = 16, 4, 4
+    for key, value in zip(("train_clips", "eval_clips", "steps"), (SMOKE if args.smoke else DEFAULTS)[args.task]):
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
     # everything in one folder, removed at the end (a run is ~1 GB) unless --out keeps it
     work = args.out.resolve() if args.out else Path(tempfile.mkdtemp(prefix="voxtral_learning_"))
     try:
-        report(work, args)
+        (report_multilingual if args.task == "multilingual" else report)(work, args)
     finally:
         if not args.out:
             shutil.rmtree(work, ignore_errors=True)
@@ -299,7 +462,16 @@ def report(work: Path, args: argparse.Namespace) -> None:
     runs = []
     for seed in range(args.seeds):
         run = train(seed, manifests, work / f"run-seed{seed}", cache, args.steps, args.overrides)
-        run["unseen_before"], run["unseen_after"] = evaluate_on(run["run_dir"], manifests[held_out[1]], cache)
+        before, after = evaluate_on(run["run_dir"], manifests[held_out[1]], cache)
+        run["unseen_before"], run["unseen_after"] = before["eval_wer"], after["eval_wer"]
+        if clip_tokens(run["run_dir"]):  # the cross case: served as a padding server serves it
+            run["padded"] = {
+                name: evaluate_padded(run["run_dir"], manifests[name], cache)["eval_wer"] for name in held_out
+            }
+            print(
+                f"seed {seed}: trained with clip tokens, served padded (375 per chunk): held-out WER "
+                f"{run['padded'][held_out[0]]:.3f}, unseen voices and lengths {run['padded'][held_out[1]]:.3f}"
+            )
         runs.append(run)
         curve = ", ".join(f"step {step}: {rate:.3f}" for step, rate in run["curve"])
         print(
@@ -312,10 +484,127 @@ def report(work: Path, args: argparse.Namespace) -> None:
     print(f"unseen voices and lengths WER before: {spread([r['unseen_before'] for r in runs])}")
     print(f"unseen voices and lengths WER after: {spread([r['unseen_after'] for r in runs])}")
     print(f"train.py wall time: {spread([r['seconds'] for r in runs])} s")
+    if "padded" in runs[0]:
+        for name in held_out:
+            print(f"{name} WER served padded: {spread([r['padded'][name] for r in runs])}")
     median = sorted(runs, key=lambda r: r["after"])[(len(runs) - 1) // 2]
     print(f"held-out WER after: {statistics.median(r['after'] for r in runs):.3f}")
     if args.out:
         print(f"run directory: {median['run_dir']}")
+
+
+def by_language(manifest: Path, values: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """language -> (references, ``values``) of ``manifest``'s rows in that language."""
+    out: dict[str, tuple[list[str], list[str]]] = {lang: ([], []) for lang in LANGUAGES}
+    for row, value in zip(rows_of(manifest), values):
+        out[row["language"]][0].append(row["text"])
+        out[row["language"]][1].append(value)
+    return out
+
+
+def report_multilingual(work: Path, args: argparse.Namespace) -> None:
+    """--task multilingual: the same proof per language, Whisper base as the anchor."""
+    from voxtral_exp.training.evaluation import text_normalizer
+
+    began = start = time.perf_counter()
+    sets = ["held-out", "unseen voices and lengths"]
+    manifests = synthesize(
+        work / args.task,
+        {"train": args.train_clips, **dict.fromkeys(sets, args.eval_clips)},
+        task=args.task,
+    )
+    print(
+        f"learning (multilingual: {', '.join(LANGUAGES)}): {args.train_clips} train clips per language; "
+        f"held-out sets of {args.eval_clips} clips per language each; {args.steps} steps per seed; "
+        f"data synthesis {time.perf_counter() - start:.0f} s"
+    )
+    train_rows = rows_of(manifests["train"])
+    control, zero_shot = {}, {}  # (set, language) -> (WER, detail)
+    for name in sets:
+        start = time.perf_counter()
+        whisper = by_language(manifests[name], whisper_zero_shot(manifests[name], "whisper-base", beam_size=5))
+        seconds = time.perf_counter() - start
+        for lang, (refs, hyps) in whisper.items():
+            candidates = [row["text"] for row in train_rows if row["language"] == lang]
+            control[name, lang] = best_constant_answer(refs, candidates, LANGUAGES[lang][0])
+            zero_shot[name, lang] = (wer(refs, hyps), hyps)
+        print(f"{name}: Whisper base zero-shot (CTranslate2, beam 5, language given): {seconds:.0f} s")
+
+    normalize = text_normalizer("basic")  # experiment=multilingual's evaluation.normalizer
+    cache = work / "encoder_cache"  # shared: the first seed fills it, the others read it
+    runs = []
+    for seed in range(args.seeds):
+        run = train(seed, manifests, work / f"run-seed{seed}", cache, args.steps, args.overrides, "multilingual")
+        before, after = evaluate_on(run["run_dir"], manifests[sets[1]], cache)
+        run["unseen_before_by_language"] = {lang: m["wer"] for lang, m in before["per_language"].items()}
+        run["unseen_after_by_language"] = {lang: m["wer"] for lang, m in after["per_language"].items()}
+        run["unseen_before"], run["unseen_after"] = before["eval_wer"], after["eval_wer"]
+        run["changed"], run["checked"], run["wrong_wer"] = wrong_language_check(
+            run["run_dir"], manifests[sets[0]], cache
+        )
+        if clip_tokens(run["run_dir"]):  # the cross case: served as a padding server serves it
+            padded = evaluate_padded(run["run_dir"], manifests[sets[0]], cache)
+            run["padded_by_language"] = {lang: m["wer"] for lang, m in padded["per_language"].items()}
+        start = time.perf_counter()
+        run["command_by_language"] = {}
+        for lang in LANGUAGES:
+            hyps = transcribe_command(run["run_dir"], manifests[sets[0]], lang, run["max_new_tokens"])
+            refs = [row["text"] for row in rows_of(manifests[sets[0]]) if row["language"] == lang]
+            run["command_by_language"][lang] = wer(refs, [normalize(h) for h in hyps])
+        run["command_seconds"] = time.perf_counter() - start
+        runs.append(run)
+        curve = ", ".join(f"step {step}: {rate:.3f}" for step, rate in run["curve"])
+        print(
+            f"seed {seed}: train.py {run['seconds']:.0f} s (the first seed fills the encoder cache); "
+            f"held-out WER {run['before']:.3f} -> {run['after']:.3f} (CER {run['cer_after']:.3f}, "
+            f"{run['truncated']} truncated); unseen voices and lengths {run['unseen_before']:.3f} -> "
+            f"{run['unseen_after']:.3f}; curve: {curve}"
+        )
+        print(
+            f"seed {seed}: prompt check: with a wrong lang: in the prompt (en->fr, fr->de, de->es, es->en), "
+            f"{run['changed']} of {run['checked']} held-out hypotheses change (WER {run['wrong_wer']:.3f} "
+            f"against the references); python -m voxtral_exp.transcribe on the held-out clips: "
+            f"{run['command_seconds']:.0f} s"
+        )
+
+    def median(key: str, lang: str) -> str:
+        return spread([r[key][lang] for r in runs])
+
+    for name, before_key, after_key in (
+        (sets[0], "before_by_language", "after_by_language"),
+        (sets[1], "unseen_before_by_language", "unseen_after_by_language"),
+    ):
+        print(f"{name} WER per language (before training | audio-blind control | Whisper base zero-shot | after):")
+        for lang in LANGUAGES:
+            answer, rate = control[name, lang]
+            print(
+                f"  [{lang}] before {median(before_key, lang)} | control {rate:.3f} ({answer!r}) | "
+                f"Whisper base {zero_shot[name, lang][0]:.3f} | after {median(after_key, lang)}"
+            )
+    print(
+        f"held-out clips through python -m voxtral_exp.transcribe RUN clip... --language xx, "
+        f"against Whisper base zero-shot on the same clips ({args.eval_clips} per language):"
+    )
+    for lang in LANGUAGES:
+        ours = statistics.median(r["command_by_language"][lang] for r in runs)
+        theirs = zero_shot[sets[0], lang][0]
+        verdict = "below" if ours < theirs else "NOT below"
+        print(f"  [{lang}] {spread([r['command_by_language'][lang] for r in runs])} vs {theirs:.3f}: {verdict}")
+    if "padded_by_language" in runs[0]:
+        print(
+            "trained with clip tokens, held-out WER served padded (375 per chunk): "
+            + ", ".join(f"[{lang}] {median('padded_by_language', lang)}" for lang in LANGUAGES)
+        )
+    print(f"train.py wall time: {spread([r['seconds'] for r in runs])} s")
+    print(f"benchmark wall time: {time.perf_counter() - began:.0f} s")
+    print(f"held-out WER before: {spread([r['before'] for r in runs])}")
+    print(f"unseen voices and lengths WER after: {spread([r['unseen_after'] for r in runs])}")
+    for lang in LANGUAGES:
+        print(f"held-out WER after [{lang}]: {statistics.median(r['after_by_language'][lang] for r in runs):.3f}")
+    print(f"held-out WER after: {statistics.median(r['after'] for r in runs):.3f}")
+    if args.out:
+        best = sorted(runs, key=lambda r: r["after"])[(len(runs) - 1) // 2]
+        print(f"run directory: {best['run_dir']}")
 
 
 if __name__ == "__main__":

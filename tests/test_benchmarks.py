@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.learning import LANGUAGES
 from benchmarks.pipelines import flops_3b
 from tests.conftest import ROOT
 
 
-def run_benchmark(script: str, *args: str) -> str:
+def run_benchmark(script: str, *args: str, timeout: int = 300) -> str:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -75,6 +76,31 @@ def test_gpu_benchmark_logic_runs_on_a_cpu_toy(tmp_path):
         assert next(line for line in out.splitlines() if line.strip().startswith(name + " "))
     assert "goal >= 1.3x the best baseline" in out
     assert (tmp_path / "gpu_results.json").is_file()
+
+
+@pytest.mark.slow  # ~3 min (5.5 under a load of 6): Whisper base's encoder over 16 clips, 4 transcribe commands; `make test-all` runs it
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)"
+)
+def test_multilingual_learning_benchmark_reports_every_language_from_the_runs_own_evaluation(tmp_path):
+    out = run_benchmark("learning.py", "--task", "multilingual", "--out", str(tmp_path / "learning"), timeout=600)
+    lines = out.splitlines()
+    run_dir = next(line for line in lines if line.startswith("run directory: ")).split(": ", 1)[1]
+    per_language = json.loads((Path(run_dir) / "eval_results.json").read_text())["per_language"]
+    assert set(per_language) == {"en", "fr", "de", "es"}
+    for lang, scores in per_language.items():
+        printed = next(line for line in lines if line.startswith(f"held-out WER after [{lang}]: "))
+        assert float(printed.split()[-1]) == pytest.approx(scores["wer"], abs=5e-4)  # the run's own evaluation
+        row = next(line for line in lines if line.startswith(f"  [{lang}] before "))
+        assert "| control " in row and "| Whisper base " in row and "| after " in row
+    assert sum(line.startswith("  [") and " vs " in line for line in lines) == 4  # the transcribe command, per language
+    assert "held-out hypotheses change" in out
+    rows = [
+        json.loads(line) for line in (tmp_path / "learning" / "multilingual" / "train.jsonl").read_text().splitlines()
+    ]
+    assert {row["language"] for row in rows} == {"en", "fr", "de", "es"}
+    for row in rows:  # each row in its language's digit words
+        assert set(row["text"].split()) <= set(LANGUAGES[row["language"]][0])
 
 
 @pytest.mark.slow  # ~1.5 min; `make test-all` runs it

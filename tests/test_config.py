@@ -17,7 +17,7 @@ GROUPS = {  # shipped options; files starting with "_" are shared parts, not opt
 
 
 def test_shipped_groups_are_the_documented_ones():
-    assert GROUPS["model"] == ["tiny", "tiny-whisper", "voxtral-mini-3b", "voxtral-small-24b"]
+    assert GROUPS["model"] == ["base-whisper", "tiny", "tiny-whisper", "voxtral-mini-3b", "voxtral-small-24b"]
     assert GROUPS["method"] == ["full", "lora"]
     assert GROUPS["hardware"] == ["auto", "cpu", "gpu"]
     assert GROUPS["dataset"] == ["fleurs", "granary", "hub", "jsonl", "voxpopuli"]

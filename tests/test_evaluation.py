@@ -73,8 +73,14 @@ def test_wer_callback_reaches_trainer_state_trackio_and_results(lora_run):
     assert state["best_metric"] is not None  # best model chosen on eval_wer
     logs = read_trackio(trackio_dir)[0]["logs"]
     assert {row["step"] for row in logs if "eval/wer" in row} >= {3, 6}
+    # per language, as flat metrics: during training (the callback) and at the end (with the eval loss)
+    languages = ("en", "fr", "de", "es")
+    assert {row["step"] for row in logs if all(f"eval/wer_{lang}" in row for lang in languages)} >= {3, 6}
+    (final,) = [row for row in logs if "final/max_new_tokens" in row]
+    assert all(f"final/wer_{lang}" in final and f"final/cer_{lang}" in final for lang in languages)
     results = json.loads((run_dir / "eval_results.json").read_text())
     assert set(results["per_language"]) == {"en", "fr", "de", "es"}
+    assert final["final/wer_fr"] == pytest.approx(results["per_language"]["fr"]["wer"])
     predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     normalize = text_normalizer("basic")  # the run's evaluation.normalizer
     refs, hyps = [normalize(p["reference"]) for p in predictions], [normalize(p["hypothesis"]) for p in predictions]

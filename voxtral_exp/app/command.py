@@ -13,7 +13,7 @@ from voxtral_exp.app.fields import choice, hub_id, integer, number, override
 from voxtral_exp.app.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: train.py, conf/
-MODELS = ["tiny", "tiny-whisper", "voxtral-mini-3b", "voxtral-small-24b"]
+MODELS = ["tiny", "tiny-whisper", "base-whisper", "voxtral-mini-3b", "voxtral-small-24b"]
 METHODS = ["lora", "full"]
 SOURCES = ["recorded folder", "manifest", "Hub dataset"]
 DATA = "Folder, manifest or Hub id"  # the Train tab's data field, named in messages

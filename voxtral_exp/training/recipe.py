@@ -47,7 +47,7 @@ from voxtral_exp.training.checkpoints import (
 from voxtral_exp.training.collator import TranscriptionCollator
 from voxtral_exp.training.distributed import rank
 from voxtral_exp.training.encoder_cache import EncoderCache, chosen_folder
-from voxtral_exp.training.evaluation import WerCallback, evaluate_wer
+from voxtral_exp.training.evaluation import WerCallback, evaluate_wer, per_language_metrics
 from voxtral_exp.training.loss import label_only_loss
 from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics
 from voxtral_exp.training.trainer import Progress, VoxtralTrainer
@@ -266,7 +266,8 @@ class FineTuneRecipe:
         train_results = self._write_results(self.result, eval_metrics, predictions)
         self._write_model_card(final_dir, eval_metrics, train_results)
         scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
-        generated = {"final_" + k.removeprefix("eval_"): v for k, v in scalars.items() if k not in self.final_logged}
+        generated = scalars | per_language_metrics(eval_metrics)  # final/wer, final/wer_fr, ...
+        generated = {"final_" + k.removeprefix("eval_"): v for k, v in generated.items() if k not in self.final_logged}
         self.tracker.log(prefix_metrics(generated), step=trainer.state.global_step)  # WER/CER: final/wer, ...
         log.info("Done <%s>: %s", self.run_dir, scalars)
         log.info("%s", run_summary(trainer.state.log_history, eval_metrics, predictions, self.run_dir, self.cfg))
