@@ -18,6 +18,7 @@ with the token embeddings and output layer fixed).
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -222,3 +223,22 @@ def work_3b(
                 loss = F.cross_entropy(logits[-text_tokens:], targets)
             loss.backward()
     return float(encoder.get_total_flops()), float(rest.get_total_flops())
+
+
+def clips_of(examples, seconds: float, folder: Path):
+    """Examples of exactly ``seconds`` each: the sample clips strung together and cut, as WAV."""
+    import numpy as np
+    import soundfile as sf
+
+    from voxtral_exp.data.audio import load_audio
+    from voxtral_exp.data.example import Example
+
+    speech = np.concatenate([load_audio(e.audio) for e in examples[:27]])
+    n = int(seconds * 16000)
+    out = []
+    for i, example in enumerate(examples):
+        start = (i * 7919) % max(1, len(speech) - n)
+        path = folder / f"clip{i}.wav"
+        sf.write(path, np.resize(speech[start:], n), 16000)
+        out.append(Example(str(path), example.text, example.language))
+    return out

@@ -139,6 +139,8 @@ def run_side(spec: dict, args) -> dict:
     )
     examples = (read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0] * 8)[: args.clips]
     if "seconds" in spec:  # every clip exactly this long: sample speech strung together
+        from benchmarks.pipelines import clips_of
+
         examples = clips_of(examples, spec["seconds"], Path(args.scratch))
 
     class Timer(TrainerCallback):
@@ -210,25 +212,6 @@ def run_side(spec: dict, args) -> dict:
     if spec.get("cache"):
         result["live_over_cached_step"] = live_over_cached_step(trainer, cache, batches=2 if args.smoke else 6)
     return result
-
-
-def clips_of(examples, seconds: float, folder: Path):
-    """Examples of exactly ``seconds`` each: the sample clips strung together and cut, as WAV."""
-    import numpy as np
-    import soundfile as sf
-
-    from voxtral_exp.data.audio import load_audio
-    from voxtral_exp.data.example import Example
-
-    speech = np.concatenate([load_audio(e.audio) for e in examples[:27]])
-    n = int(seconds * 16000)
-    out = []
-    for i, example in enumerate(examples):
-        start = (i * 7919) % max(1, len(speech) - n)
-        path = folder / f"clip{i}.wav"
-        sf.write(path, np.resize(speech[start:], n), 16000)
-        out.append(Example(str(path), example.text, example.language))
-    return out
 
 
 def live_over_cached_step(trainer, cache, batches: int) -> float:
