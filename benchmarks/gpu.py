@@ -16,7 +16,7 @@ Prepare here (network), then run there (no network):
     (375 audio tokens per chunk), the upstream pipeline's compute path (reference),
     axolotl-style (fused linear cross-entropy: Liger's, or cut-cross-entropy), and voxtral_exp's
     method changes model.audio_tokens=clip (136 tokens for 10 s) and + model.encoder_window=clip.
-    One model in one process; the sides alternate A B C ... C B A, each round 2 warm-up steps then
+    One model in one process; the sides alternate A B C ... C B A, each round --warmup steps (2) then
     --steps timed steps; peak memory is CUDA's peak during the side's rounds. The clip sides also
     run at --clip-batch-size (shorter sequences: a larger batch fills the card).
 (c) MFU: each side's own FLOPs per sample on these shapes (torch's flop counter, meta device) x
@@ -142,7 +142,7 @@ def throughput(args) -> dict:
     model = apply_training_method(model, "lora")  # adapters in fp32 (peft), base weights bf16 and frozen
     processor = build_offline_processor()
     scratch = tempfile.mkdtemp(prefix="voxtral_gpu_")
-    samples = max(args.batch_size, args.clip_batch_size) * (args.steps + 2) * 2
+    samples = max(args.batch_size, args.clip_batch_size) * (args.steps + args.warmup) * 2
     examples = clips_of(
         (read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0] * 16)[:samples], args.seconds, Path(scratch)
     )
@@ -168,7 +168,7 @@ def throughput(args) -> dict:
             output_dir=f"{scratch}/{name}",
             per_device_train_batch_size=batch,
             learning_rate=5e-5,
-            max_steps=args.steps + 2,
+            max_steps=args.steps + args.warmup,
             save_strategy="no",
             eval_strategy="no",
             report_to="none",
@@ -196,7 +196,7 @@ def throughput(args) -> dict:
             timers[name].steps = []
             attach(model, encoder_window=sides(args)[name][2])
             trainers[name].train()
-            times[name] += timers[name].steps[2:]  # 2 warm-up steps per round
+            times[name] += timers[name].steps[args.warmup :]  # warm-up steps per round
             if gpu:
                 peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated() / 2**30)
     flops = {name: side_flops(args, side, text_tokens) for name, side in sides(args).items()} if gpu else {}
@@ -307,12 +307,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length for (b) and (c)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per pipeline per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side per round")
     parser.add_argument("--peak-tflops", type=float, default=PEAK_TFLOPS)
     parser.add_argument("--skip-e2e", action="store_true", help="only (b) and (c)")
     parser.add_argument("--cpu-toy", action="store_true", help="the same logic on a tiny model on the CPU")
     args = parser.parse_args()
     if args.cpu_toy:
-        args.batch_size, args.clip_batch_size, args.steps, args.rounds = 2, 3, 1, 2
+        args.batch_size, args.clip_batch_size, args.steps, args.rounds, args.warmup = 2, 3, 1, 2, 1
     args.out.mkdir(parents=True, exist_ok=True)
     e2e = None if args.skip_e2e else end_to_end(args, args.out)
     speed = throughput(args)
