@@ -4,7 +4,8 @@ alternated, each figure beside its projection to Voxtral-Mini-3B's real shapes.
     .venv/bin/python benchmarks/training_speed.py                 # CPU, ~20 min on 2 cores
     .venv/bin/python benchmarks/training_speed.py --ablation      # + each lever of voxtral_exp in turn
     .venv/bin/python benchmarks/training_speed.py --smoke         # seconds; used by the tests
-    .venv/bin/python benchmarks/training_speed.py --only lora     # one section: lora, full, methods, cache
+    .venv/bin/python benchmarks/training_speed.py --only lora     # sections: lora, full, methods, cache,
+                                                                  # clip, projection, quickstart
 
 Sections (benchmarks/pipelines.py defines the pipelines):
 - equal work, LoRA: r=8 on q/k/v/o of the language model on every side: voxtral_exp, the
@@ -14,7 +15,14 @@ Sections (benchmarks/pipelines.py defines the pipelines):
   reference's name match) and frozen embeddings (full fine-tuning). These change what is
   trained; benchmarks/learning.py measures what they do to WER (RESULTS.md);
 - the encoder cache end to end: N epochs without it against filling it plus N epochs with it,
-  next to the per-step ceiling (a live step's cost over a cached one's, alternated in one process).
+  next to the per-step ceiling (a live step's cost over a cached one's, alternated in one process);
+- clip: LoRA on clips of 2 s and 10 s with Voxtral's 375 audio tokens per chunk, with
+  `model.audio_tokens=clip`, and with `model.encoder_window=clip` too (method changes: their WER
+  is benchmarks/learning.py's), each beside the 3B's work ratio;
+- projection: the 3B's FLOPs per sample, the reference's over voxtral_exp's, for 5-30 s clips,
+  LoRA and full, exact and clip tokens, with and without the encoder cache over 3 epochs (no
+  timing: torch's flop counter on the meta device);
+- quickstart: `make run`'s config for the same steps with chunk and clip tokens (warm cache).
 
 Protocol: every side runs in its own process (so its peak memory is its own), sides alternate
 A B B A A B ... for --pairs pairs (3 by default), each process warms up 2 steps and times the
