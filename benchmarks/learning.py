@@ -27,7 +27,9 @@ Model (`experiment=learning`): `model=tiny-whisper`, a small Voxtral whose audio
 Whisper tiny.en's (pretrained, frozen, its output cached) and whose projector and language
 model start random and train, through train.py's own code path (Hydra config, Trainer,
 label-only loss, generation-based WER). --task multilingual: `experiment=multilingual`, the
-same around Whisper base's multilingual encoder (`model=base-whisper`).
+same around Whisper base's multilingual encoder (`model=base-whisper`), which reads clip tokens
+with the encoder on each clip's own frames (`model.audio_tokens=clip model.encoder_window=clip`;
+`model.audio_tokens=chunk model.encoder_window=chunk` gives Voxtral's padded 30 s chunks).
 
 Printed beside each other, from the same run: WER before training; an audio-blind control (the
 best constant answer: the one transcript that scores best on the set, chosen with the set's
@@ -401,7 +403,7 @@ def spread(values: list[float]) -> str:
 DEFAULTS = {  # task: (train clips, clips in each held-out set, steps); multilingual: clips per language
     "digits": (400, 40, 360),
     "commands": (400, 40, 360),
-    "multilingual": (120, 10, 400),
+    "multilingual": (400, 10, 800),
 }
 SMOKE = {"digits": (16, 4, 4), "commands": (16, 4, 4), "multilingual": (2, 1, 4)}  # --smoke: runs end to end
 
@@ -417,11 +419,11 @@ def main() -> None:
         help="digits: spoken digit strings; commands: '<verb> the <colour> <object>' with "
         "colour-object pairs never heard in training; multilingual: digit strings in en, fr, de, es",
     )
-    parser.add_argument("--train-clips", type=int, help="default 400 (multilingual: 120 per language)")
+    parser.add_argument("--train-clips", type=int, help="default 400 (multilingual: 400 per language)")
     parser.add_argument(
         "--eval-clips", type=int, help="clips in each held-out set; default 40 (multilingual: 10 per language)"
     )
-    parser.add_argument("--steps", type=int, help="default 360 (multilingual: 400)")
+    parser.add_argument("--steps", type=int, help="default 360 (multilingual: 800)")
     parser.add_argument("--out", type=Path, help="keep the data (DIR/<task>) and the runs (DIR/run-seedN) here")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides, e.g. method.train_embeddings=false")
     args = parser.parse_args()
