@@ -139,8 +139,9 @@ def voices(name: str, task: str, language: str) -> list[str]:
 
 def synthesize(folder: Path, counts: dict[str, int], seed: int = 0, task: str = "digits") -> dict[str, Path]:
     """One manifest per set. Digit strings occur in one set only; commands repeat within the
-    training set (other voices, speeds) but each held-out command occurs once. multilingual:
-    ``counts`` clips per language in each set, the languages interleaved row by row."""
+    training set (other voices, speeds) but occur once in each held-out set (whose pairs training
+    never has; the two held-out sets differ in voices). multilingual: ``counts`` clips per
+    language in each set, the languages interleaved row by row."""
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is needed to synthesise the speech: apt-get install espeak-ng")
     rng = random.Random(seed)
@@ -152,12 +153,16 @@ def synthesize(folder: Path, counts: dict[str, int], seed: int = 0, task: str = 
         (folder / slug).mkdir(parents=True, exist_ok=True)
         rows = []
         texts = {lang: sentences(name, rng, task, lang) for lang in languages}
+        if task == "commands":
+            seen = set()
         for _ in range(count):
             for lang in languages:
-                while True:
+                for _ in range(100_000):
                     text = next(texts[lang])
                     if (lang, text) not in seen or (task == "commands" and name == "train"):
                         break
+                else:
+                    sys.exit(f"the {name} set cannot hold {count} different texts ({task}): ask for fewer clips")
                 seen.add((lang, text))
                 voice, speed = rng.choice(voices(name, task, lang)), rng.choice(SPEEDS)
                 wav = subprocess.run(

@@ -127,3 +127,22 @@ def test_learning_benchmark_reports_controls_and_leaves_a_model_that_transcribes
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"{clip}\t")
+
+
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)"
+)
+def test_commands_task_fills_both_held_out_sets_at_their_default_size(tmp_path):
+    """Eight held-out pairs x six verbs = 48 commands: each held-out set holds 40 different ones,
+    none of their pairs is in training, and the second set is in voices training never used."""
+    from benchmarks.learning import DEFAULTS, HELD_OUT_PAIRS, SETS, synthesize
+
+    _, eval_clips, _ = DEFAULTS["commands"]
+    sets = {"train": 8, "held-out": eval_clips, "unseen voices and lengths": eval_clips}
+    manifests = synthesize(tmp_path, sets, task="commands")
+    texts = {name: [json.loads(line)["text"] for line in manifests[name].read_text().splitlines()] for name in sets}
+    held_out = {f"{c} {o}" for c, o in HELD_OUT_PAIRS}
+    assert not any(" ".join(t.split()[2:]) in held_out for t in texts["train"])
+    for name in ("held-out", "unseen voices and lengths"):
+        assert len(set(texts[name])) == eval_clips and all(" ".join(t.split()[2:]) in held_out for t in texts[name])
+    assert not set(SETS["unseen voices and lengths"][0]) & set(SETS["train"][0])
