@@ -162,7 +162,8 @@ def throughput(args) -> dict:
             self.steps.append(time.perf_counter() - self.t)
 
     trainers, timers = {}, {}
-    for name, (pipeline, audio_tokens, _, batch) in sides(args).items():
+    table = sides(args)
+    for name, (pipeline, audio_tokens, _, batch) in table.items():
         timers[name] = Timer()
         training_args = TrainingArguments(
             output_dir=f"{scratch}/{name}",
@@ -194,14 +195,14 @@ def throughput(args) -> dict:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             timers[name].steps = []
-            attach(model, encoder_window=sides(args)[name][2])
+            attach(model, encoder_window=table[name][2])
             trainers[name].train()
             times[name] += timers[name].steps[args.warmup :]  # warm-up steps per round
             if gpu:
                 peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated() / 2**30)
-    flops = {name: side_flops(args, side, text_tokens) for name, side in sides(args).items()} if gpu else {}
+    flops = {name: side_flops(args, side, text_tokens) for name, side in table.items()} if gpu else {}
     results = {}
-    for name, (_, _, _, batch) in sides(args).items():
+    for name, (_, _, _, batch) in table.items():
         step = statistics.median(times[name])
         rate = batch / step
         results[name] = {
