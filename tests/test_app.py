@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -476,7 +477,13 @@ def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
     form = TrainForm.parse(workspace, "tiny", "lora", "manifest", "sample/train.jsonl", 1e-3, 100, 8, 32, 2)
     command = form.command(run_dir)
     job = TrainingJob()
-    job.start([*command, "hardware=cpu", "tracking.enabled=false", "trainer.dataloader_num_workers=0"], run_dir)
+    # started as a script's background job (`python -m voxtral_exp.app &`) is: SIGINT ignored, which
+    # the run inherits; Stop must still stop it
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        job.start([*command, "hardware=cpu", "tracking.enabled=false", "trainer.dataloader_num_workers=0"], run_dir)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     deadline = time.time() + 300
     while not (run_dir / "checkpoints" / "checkpoint-20" / "trainer_state.json").exists():
         assert job.running() and time.time() < deadline, job.log()[-3000:]

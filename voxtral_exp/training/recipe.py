@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by the composed config; return its final metrics."""
+    interruptible()
     recipe = FineTuneRecipe(cfg)
     try:
         recipe.setup()
@@ -67,6 +70,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     recipe.cleanup(metrics=metrics)
     return metrics
+
+
+def interruptible() -> None:
+    """Let Ctrl-C (SIGINT, also the app's Stop) end the run as "interrupted" and resumable even
+    when it was started with SIGINT ignored, as a script's background jobs (`cmd &`) are."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass
