@@ -3,6 +3,7 @@
 import logging
 import math
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -11,6 +12,7 @@ from omegaconf import DictConfig
 
 from voxtral_exp.errors import UserError
 from voxtral_exp.run import config  # noqa: F401 - registers the ${voxtral.*:} resolvers conf/ uses
+from voxtral_exp.training.checkpoints import interrupted_message
 from voxtral_exp.training.distributed import (
     join_submitit_job,
     quiet_non_zero_ranks,
@@ -38,6 +40,11 @@ def main(cfg: DictConfig) -> float:
         if multirun:
             return math.nan
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C or the app's Stop: recorded; say how to go on, no traceback
+        if multirun:  # the whole sweep stops
+            raise
+        log.warning("%s", interrupted_message(Path(cfg.paths.output_dir)))
+        sys.exit(130)  # the shell's status for a process ended by SIGINT
     except Exception:
         if not multirun:
             raise

@@ -24,6 +24,7 @@ from voxtral_exp.app.command import TrainForm, push_command, shown
 from voxtral_exp.app.errors import FieldError
 from voxtral_exp.app.fields import override
 from voxtral_exp.app.job import TrainingJob, run_results
+from voxtral_exp.app.train import resume, watch
 from voxtral_exp.app.transcription import transcribe_clip
 from voxtral_exp.app.workspace import Workspace
 from voxtral_exp.data.manifest import read_manifest
@@ -492,7 +493,21 @@ def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
         job.start(command, run_dir)  # one run at a time
     assert job.progress()["max_steps"] == 100 and job.progress()["step"] >= 20  # from run.json
     job.stop()
-    job.process.wait(timeout=120)
+    assert job.process.wait(timeout=120) == 130  # as a shell reports Ctrl-C
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
-    assert last_complete_checkpoint(run_dir / "checkpoints") is not None  # Resume has something to continue
+    newest = last_complete_checkpoint(run_dir / "checkpoints")  # Resume has something to continue
+    assert newest is not None and "Traceback" not in job.log()
+    assert f"`python -m voxtral_exp.resume {run_dir}` continues it from {newest.name}" in job.log()
     assert "Resume it with Resume" in run_results(run_dir)
+
+    # the app is restarted: its Train tab shows that run, and Resume finishes it, keeping its log
+    assert Workspace.create(tmp_path / "new").last_app_run() is None
+    restarted = TrainingJob(workspace.last_app_run())
+    assert restarted.run_dir == run_dir
+    assert watch(restarted)[0].startswith("**Last run** (interrupted, started before this app)")
+    first_attempt = restarted.log()
+    resume(restarted)
+    restarted.process.wait(timeout=300)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed", restarted.log()[-3000:]
+    assert (run_dir / "final").is_dir() and restarted.log().startswith(first_attempt)
+    assert watch(restarted)[0].startswith("**Finished** (completed)")

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from omegaconf import open_dict
 
 from voxtral_exp.errors import run_command
 from voxtral_exp.run.record import check_free, load_run_config, log_to
+from voxtral_exp.training.checkpoints import interrupted_message
 from voxtral_exp.training.distributed import rank, share_run_dir
 from voxtral_exp.training.recipe import train
 
@@ -41,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     share_run_dir(cfg)  # under torchrun: the process group (every rank names the same run)
     if rank() == 0:
         log_to(run_dir)
-    train(cfg)
+    try:
+        train(cfg)
+    except KeyboardInterrupt:  # Ctrl-C or the app's Stop: recorded; say how to go on, no traceback
+        logging.getLogger("resume").warning("%s", interrupted_message(run_dir))
+        return 130
     return 0
 
 

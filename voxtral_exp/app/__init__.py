@@ -11,7 +11,8 @@ declared; the handlers are plain module-level functions:
 - train.py: pick model, method, data and the common knobs; the exact `python train.py ...` command
   (command.py) is shown, then run as a subprocess (one at a time, job.py) whose status and progress
   (from the run's run.json) and log refresh on a timer; Stop is Ctrl-C (the run is recorded as
-  interrupted and resumes with Resume); a finished run shows its WER/CER and predictions.
+  interrupted and resumes with Resume, also after the app restarts); a finished run shows its
+  WER/CER and predictions.
 - try_model.py: transcribe a recording or upload with a run's model (or a Hub id), through the
   code path of `python -m voxtral_exp.transcribe` (transcription.py).
 - publish.py: `python -m voxtral_exp.push` for a run's model repo and a Gradio demo Space.

@@ -24,21 +24,24 @@ class JobBusyError(UserError, RuntimeError):
 
 class TrainingJob:
     """The one training subprocess the app runs at a time (shared by every browser session); its
-    output goes to <run dir>/app.log."""
+    output goes to <run dir>/app.log. ``run_dir`` starts as the last run an earlier app started
+    (Workspace.last_app_run), so that a restarted app shows it and Resume continues it."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_dir: Path | None = None) -> None:
         self.process: subprocess.Popen | None = None
-        self.run_dir: Path | None = None
+        self.run_dir = run_dir
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def start(self, command: list[str], run_dir: Path) -> None:
+        """Run ``command`` for ``run_dir``; its output is added to the run's app.log (a resumed
+        run's log keeps the attempts before it)."""
         if self.running():
             raise JobBusyError(f"a run is in progress ({self.run_dir}): stop it or wait for it")
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
-        with open(run_dir / "app.log", "w", encoding="utf-8") as log:  # the child keeps its own copy
+        with open(run_dir / "app.log", "a", encoding="utf-8") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 command,
                 cwd=ROOT,

@@ -1,6 +1,7 @@
 """The Train tab: model, method, data and the common knobs; the exact `python train.py ...`
 command is shown, then run as a subprocess (one at a time: job.py) whose status, progress and log
-refresh on a timer while it runs. Stop is Ctrl-C; Resume continues a stopped run."""
+refresh on a timer while it runs. Stop is Ctrl-C; Resume continues a stopped run, also one
+started before the app was restarted."""
 
 from __future__ import annotations
 
@@ -39,8 +40,11 @@ def watch(job: TrainingJob) -> tuple[str, str, str, gr.Timer]:
     ended; the timer that calls this again stops when the run has ended."""
     if job.run_dir is None:
         return "", "", "", gr.Timer(active=False)
-    done, progress = not job.running(), job.progress()
-    status = f"**Finished** ({job.record().get('status', 'no run record')})" if done else "**Training**"
+    done, progress, recorded = not job.running(), job.progress(), job.record().get("status", "no run record")
+    if not done:
+        status = "**Training**"
+    else:  # a run of an earlier app (job.process is None) may be at any stage: say what its record says
+        status = f"**Finished** ({recorded})" if job.process else f"**Last run** ({recorded}, started before this app)"
     if progress:
         step, total = progress["step"], progress["max_steps"]
         status += f" · {step}/{total} steps · {100 * step // max(1, total)}%"
@@ -61,7 +65,8 @@ def stop(job: TrainingJob) -> str:
 
 @user_errors
 def resume(job: TrainingJob) -> tuple[str, str, str, str, gr.Timer]:
-    """Continue the last run from its newest checkpoint (`python -m voxtral_exp.resume`)."""
+    """Continue the last run (this app's or, after a restart, the earlier app's) from its newest
+    checkpoint (`python -m voxtral_exp.resume`, which refuses a run still training)."""
     if job.run_dir is None:
         raise FieldError("no run to resume")
     command = [sys.executable, "-m", "voxtral_exp.resume", str(job.run_dir)]

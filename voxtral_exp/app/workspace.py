@@ -68,6 +68,11 @@ class Workspace:
             )
         return run_dir
 
+    def last_app_run(self) -> Path | None:
+        """The newest run the app started (under outputs/app/, with its run.json), or None."""
+        runs = [p.parent for p in (self.root / "outputs" / "app").glob("*/run.json")]
+        return max(runs, key=lambda p: (p / "run.json").stat().st_mtime, default=None)
+
     def new_run_dir(self) -> Path:
         """A new folder for a run the app starts: outputs/app/<date>_<time>[-n]."""
         base = self.root / "outputs" / "app" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

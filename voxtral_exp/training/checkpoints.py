@@ -76,6 +76,20 @@ def last_complete_checkpoint(folder: Path, rename_incomplete: bool = True) -> Pa
     return None
 
 
+def interrupted_message(run_dir: Path) -> str:
+    """What to tell whoever pressed Ctrl-C (or the app's Stop): where the run can go on from."""
+    checkpoint = last_complete_checkpoint(run_dir / "checkpoints", rename_incomplete=False)
+    if checkpoint is None:
+        return (
+            f"Interrupted before its first checkpoint: {run_dir} has nothing to resume from; start it again "
+            "(add overwrite=true to move the stopped run aside)"
+        )
+    return (
+        f"Interrupted: {run_dir} is recorded as interrupted; `python -m voxtral_exp.resume {run_dir}` continues it "
+        f"from {checkpoint.name}"
+    )
+
+
 def checkpoint_to_resume(setting: Any, run_dir: Path, is_main_process: bool) -> str | None:
     """`resume`: a checkpoint path, or true for the newest complete checkpoint."""
     if setting is True:
