@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/learning.py --seeds 3       # three seeds: median and spread
     .venv/bin/python benchmarks/learning.py --smoke         # a minute: the script runs end to end
     .venv/bin/python benchmarks/learning.py --out DIR       # keep data and runs in DIR
+    .venv/bin/python benchmarks/learning.py --out B --encoder-cache A/encoder_cache model.audio_tokens=clip
+                                                            # an A/B side: reuse side A's encoder output
     .venv/bin/python benchmarks/learning.py method.train_embeddings=false   # + train.py overrides
     .venv/bin/python benchmarks/learning.py --task multilingual             # en, fr, de, es: ~20 min
 
@@ -430,6 +432,13 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, help="default 360 (multilingual: 800)")
     parser.add_argument("--out", type=Path, help="keep the data (DIR/<task>) and the runs (DIR/run-seedN) here")
+    parser.add_argument(
+        "--encoder-cache",
+        type=Path,
+        help="the frozen encoder's cache (default: in the work folder). Entries are keyed by the audio's bytes and "
+        "the encoder (weights, model.encoder_window), so A/B sides of one task can share it: the second side skips "
+        "the encoder",
+    )
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides, e.g. method.train_embeddings=false")
     args = parser.parse_args()
     for key, value in zip(("train_clips", "eval_clips", "steps"), (SMOKE if args.smoke else DEFAULTS)[args.task]):
@@ -465,7 +474,7 @@ def report(work: Path, args: argparse.Namespace) -> None:
         rate = wer(references(manifests[name]), whisper_zero_shot(manifests[name]))
         print(f"{name}: Whisper tiny.en zero-shot: WER {rate:.3f} ({time.perf_counter() - start:.0f} s)")
 
-    cache = work / "encoder_cache"  # shared: the first seed fills it, the others read it
+    cache = (args.encoder_cache or work / "encoder_cache").resolve()  # the first seed fills it, the others read it
     runs = []
     for seed in range(args.seeds):
         run = train(seed, manifests, work / f"run-seed{seed}", cache, args.steps, args.overrides)
@@ -538,7 +547,7 @@ def report_multilingual(work: Path, args: argparse.Namespace) -> None:
         print(f"{name}: Whisper base zero-shot (CTranslate2, beam 5, language given): {seconds:.0f} s")
 
     normalize = text_normalizer("basic")  # experiment=multilingual's evaluation.normalizer
-    cache = work / "encoder_cache"  # shared: the first seed fills it, the others read it
+    cache = (args.encoder_cache or work / "encoder_cache").resolve()  # the first seed fills it, the others read it
     runs = []
     for seed in range(args.seeds):
         run = train(seed, manifests, work / f"run-seed{seed}", cache, args.steps, args.overrides, "multilingual")

@@ -132,6 +132,24 @@ def test_learning_benchmark_reports_controls_and_leaves_a_model_that_transcribes
 @pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)"
 )
+@pytest.mark.parametrize("task", ["digits", "multilingual"])
+def test_two_work_folders_of_a_task_hold_the_same_audio_so_ab_sides_share_the_encoder_cache(tmp_path, task):
+    """learning.py --encoder-cache: the cache is keyed by the audio's bytes, so a second side
+    (another --out) reuses the first side's encoder output only if synthesis is byte-identical."""
+    from benchmarks.learning import synthesize
+    from voxtral_exp.data.manifest import read_manifest
+    from voxtral_exp.training.encoder_cache import example_key
+
+    sets = {"train": 4, "held-out": 2, "unseen voices and lengths": 2}
+    a, b = (synthesize(tmp_path / side, sets, task=task) for side in ("a", "b"))
+    for name in sets:
+        keys_a, keys_b = ([example_key(e) for e in read_manifest(m[name])[0]] for m in (a, b))
+        assert keys_a == keys_b and len(set(keys_a)) == len(keys_a)
+
+
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)"
+)
 def test_commands_task_fills_both_held_out_sets_at_their_default_size(tmp_path):
     """Eight held-out pairs x six verbs = 48 commands: each held-out set holds 40 different ones,
     none of their pairs is in training, and the second set is in voices training never used."""
