@@ -24,8 +24,8 @@ Prepare here (network), then run there (no network):
 Goals: voxtral_exp >= 1.3x the best baseline's samples/s at no more memory; >= 35% MFU for LoRA at
 batch >= 8 with clip tokens.
 
-`--cpu-toy` runs the same logic on a tiny model on the CPU (the test suite does): every branch
-but the CUDA kernels.
+`--cpu-toy` runs the same logic on a tiny model on the CPU (`make test-all` does; a minute): every
+branch but the CUDA kernels. Run it before spending device time on a change to this script.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def end_to_end(args, out: Path) -> dict:
     results = json.loads((run_dir / "eval_results.json").read_text())
     return {
         "ok": transcribe.returncode == 0,
+        "steps": steps,
         "train_s": train_s,
         "transcribe_s": time.perf_counter() - start,
         "eval_loss": results.get("eval_loss"),
@@ -252,7 +253,7 @@ def report(e2e: dict | None, speed: dict | None, args) -> None:
     if e2e is not None:
         if e2e["ok"]:
             print(
-                f"(a) train.py end to end: {e2e['train_s']:.0f} s for 20 LoRA steps + save + eval (eval loss "
+                f"(a) train.py end to end: {e2e['train_s']:.0f} s for {e2e['steps']} LoRA steps + save + eval (eval loss "
                 f"{e2e['eval_loss']:.3f}); transcribe reloaded final/ in {e2e['transcribe_s']:.0f} s:"
             )
             for line in e2e["transcripts"]:

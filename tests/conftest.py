@@ -218,7 +218,8 @@ def run_torchrun(
     return proc
 
 
-SHARED_RUNS = ("lora_run", "full_run")
+# Each of these trains (or serves) once per worker: the tests that use one go to the same worker.
+SHARED_RUNS = ("lora_run", "full_run", "ddp_run", "finished_run", "app", "one_process_eval")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
@@ -229,8 +230,9 @@ def pytest_collection_modifyitems(config, items):
 
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
     for item in items:
-        for run in SHARED_RUNS:
-            if run in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(run))
+        shared = [run for run in SHARED_RUNS if run in getattr(item, "fixturenames", ())]
+        assert len(shared) <= 1, f"{item.nodeid} uses {shared}: a test can go to one group only"
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip)

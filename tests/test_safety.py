@@ -20,6 +20,7 @@ from voxtral_exp.data.example import Example
 from voxtral_exp.data.filters import DataError, ExampleChecker, NoDataError
 from voxtral_exp.data.manifest import ManifestError, read_manifest
 from voxtral_exp.data.sources import load_data
+from voxtral_exp.errors import run_command
 from voxtral_exp.run.config import ConfigError, validate
 from voxtral_exp.training.checkpoints import unsound
 
@@ -183,13 +184,16 @@ def test_a_hub_dataset_offline_and_a_missing_model_are_clear_errors(tmp_path, tr
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in output
     assert "dataset.path=openslr/librispeech_asr: cannot reach it on the Hugging Face Hub" in output
+    from voxtral_exp.transcribe import main as transcribe
+
     clip = str(SAMPLE / "audio" / "en_00.flac")
-    proc = run([sys.executable, "-m", "voxtral_exp.transcribe", "/nonexistent", clip])
-    assert proc.returncode == 1 and proc.stderr.strip() == (
-        "error: /nonexistent: no such run directory or model folder (nor a Hub id, which reads owner/name)"
-    )
-    proc = run([sys.executable, "-m", "voxtral_exp.transcribe", str(tmp_path), clip])
-    assert proc.returncode == 1 and "holds no model (config.json or adapter_config.json)" in proc.stderr
+    for model, message in (
+        ("/nonexistent", "/nonexistent: no such run directory or model folder (nor a Hub id, which reads owner/name)"),
+        (str(tmp_path), f"{tmp_path} holds no model (config.json or adapter_config.json)"),
+    ):  # as `python -m voxtral_exp.transcribe MODEL CLIP` runs it: the message alone, exit status 1
+        with pytest.raises(SystemExit) as stopped:
+            run_command(lambda model=model: transcribe([model, clip]))
+        assert isinstance(stopped.value.code, str) and stopped.value.code.startswith(f"error: {message}")
 
 
 def test_manifests_in_other_encodings_name_the_file_and_line_and_a_bom_is_read(tmp_path):

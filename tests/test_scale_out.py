@@ -97,16 +97,27 @@ def test_lora_with_fsdp_is_refused_with_a_reason(tmp_path, trackio_dir):
     assert "trainer=fsdp with method=lora" in proc.stderr + proc.stdout
 
 
-@pytest.mark.parametrize("fsdp", [False, True])
-def test_wer_is_sharded_across_ranks_and_equals_one_process(tmp_path, fsdp):
-    script = [str(ROOT / "tests" / "dist_eval.py")]
+@pytest.fixture(scope="module")
+def one_process_eval(tmp_path_factory) -> dict:
+    """tests/dist_eval.py's evaluation in one process: what two ranks must reproduce."""
+    out = tmp_path_factory.mktemp("eval") / "one.json"
     alone = subprocess.run(
-        [sys.executable, *script, str(tmp_path / "one.json")], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, str(ROOT / "tests" / "dist_eval.py"), str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert alone.returncode == 0, alone.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("fsdp", [False, True])
+def test_wer_is_sharded_across_ranks_and_equals_one_process(one_process_eval, tmp_path, fsdp):
+    script = [str(ROOT / "tests" / "dist_eval.py")]
     args = [str(tmp_path / "two.json")] + (["--fsdp"] if fsdp else [])
     run_torchrun(args, tmp_path, tmp_path / "trackio", program=script)  # an FSDP hang would time out here
-    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    one, two = one_process_eval, json.loads((tmp_path / "two.json").read_text())
     assert two["hypotheses"] == one["hypotheses"]  # each rank generated its share; gathered in order
     assert two["metrics"]["eval_wer"] == pytest.approx(one["metrics"]["eval_wer"])
     assert two["metrics"]["per_language"] == one["metrics"]["per_language"]
