@@ -30,10 +30,10 @@ def main(cfg: DictConfig) -> float:
     In a sweep a failed job is recorded (run.json status "failed") and returns NaN, so the
     sweep goes on and the summary still gets written.
     """
-    join_submitit_job()  # a submitit job of several tasks is one torch.distributed job
-    share_run_dir(cfg)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        join_submitit_job()  # a submitit job of several tasks is one torch.distributed job
+        share_run_dir(cfg)
         metrics = train(cfg)
     except UserError as e:  # bad config or data: the message says what to do, no traceback
         log.error("%s", e)

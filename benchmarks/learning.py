@@ -454,6 +454,11 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def encoder_cache(work: Path, args: argparse.Namespace) -> Path:
+    """--encoder-cache, or one in the work folder: the first seed fills it, the others read it."""
+    return (args.encoder_cache or work / "encoder_cache").resolve()
+
+
 def report(work: Path, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     manifests = synthesize(
@@ -474,7 +479,7 @@ def report(work: Path, args: argparse.Namespace) -> None:
         rate = wer(references(manifests[name]), whisper_zero_shot(manifests[name]))
         print(f"{name}: Whisper tiny.en zero-shot: WER {rate:.3f} ({time.perf_counter() - start:.0f} s)")
 
-    cache = (args.encoder_cache or work / "encoder_cache").resolve()  # the first seed fills it, the others read it
+    cache = encoder_cache(work, args)
     runs = []
     for seed in range(args.seeds):
         run = train(seed, manifests, work / f"run-seed{seed}", cache, args.steps, args.overrides)
@@ -547,7 +552,7 @@ def report_multilingual(work: Path, args: argparse.Namespace) -> None:
         print(f"{name}: Whisper base zero-shot (CTranslate2, beam 5, language given): {seconds:.0f} s")
 
     normalize = text_normalizer("basic")  # experiment=multilingual's evaluation.normalizer
-    cache = (args.encoder_cache or work / "encoder_cache").resolve()  # the first seed fills it, the others read it
+    cache = encoder_cache(work, args)
     runs = []
     for seed in range(args.seeds):
         run = train(seed, manifests, work / f"run-seed{seed}", cache, args.steps, args.overrides, "multilingual")

@@ -116,8 +116,9 @@ def wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 3
 @contextlib.contextmanager
 def lock_held_elsewhere(run_dir: Path):
     """Another process holds ``run_dir``'s run lock for the duration (as a training run would)."""
-    code = (
-        "import sys; from pathlib import Path; from voxtral_exp.run.record import RunLock; "
+    code = (  # Ctrl-C ends it as it ends train.py, even where the suite runs with SIGINT ignored
+        "import signal, sys; from pathlib import Path; from voxtral_exp.run.record import RunLock; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
         "lock = RunLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); sys.stdin.read()"
     )
     holder = subprocess.Popen(
@@ -231,7 +232,8 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
     for item in items:
         shared = [run for run in SHARED_RUNS if run in getattr(item, "fixturenames", ())]
-        assert len(shared) <= 1, f"{item.nodeid} uses {shared}: a test can go to one group only"
+        if len(shared) > 1:
+            raise pytest.UsageError(f"{item.nodeid} uses {shared}: a test goes to one xdist group only")
         if shared:
             item.add_marker(pytest.mark.xdist_group(shared[0]))
         if "gpu" in item.keywords and not torch.cuda.is_available():

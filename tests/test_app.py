@@ -18,12 +18,13 @@ import soundfile as sf
 from omegaconf import OmegaConf
 
 from tests.app_server import free_port, start_app, stop_app
-from tests.conftest import FAST, ROOT, compose_config, read_jsonl, run_train
+from tests.conftest import FAST, ROOT, compose_config, lock_held_elsewhere, read_jsonl, run_train, wait_for
 from tests.data_fixtures import sample_rows, tone
 from voxtral_exp.app.command import TrainForm, push_command, shown
 from voxtral_exp.app.errors import FieldError
 from voxtral_exp.app.fields import override
 from voxtral_exp.app.job import TrainingJob, run_results
+from voxtral_exp.app.page import build
 from voxtral_exp.app.train import resume, watch
 from voxtral_exp.app.transcription import transcribe_clip
 from voxtral_exp.app.workspace import Workspace
@@ -469,6 +470,35 @@ def test_nothing_in_the_training_path_imports_the_app():
     assert proc.stdout.strip() == "[]"
 
 
+def test_a_restarted_app_takes_up_its_most_recent_run_whatever_became_of_it(tmp_path):
+    workspace = Workspace.create(tmp_path / "ws")
+    assert workspace.last_app_run() is None
+    runs = workspace.root / "outputs" / "app"
+    older, newer, unstarted = (runs / f"2026-12-0{day}_00-00-00" for day in (1, 2, 3))
+    for run, status in ((older, "interrupted"), (newer, "running")):
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"status": status}))
+    unstarted.mkdir()  # train.py never wrote its record
+    os.utime(older / "run.json", (1e9, 1e9))
+    assert workspace.last_app_run() == newer  # the most recently active run
+    job = TrainingJob(workspace.last_app_run())
+
+    # its record says running and no process holds it: killed mid-run
+    status, _, results, timer = watch(job)
+    assert status.startswith("**Stopped without recording its end** (killed?)") and not timer.active
+    assert "Resume it with Resume" in results and job.stop() == "No run in progress."
+
+    # still trained by the process an earlier app started (it outlives the app): shown, never doubled, stoppable
+    with lock_held_elsewhere(newer) as pid:
+        status, *_, timer = watch(job)
+        assert status.startswith(f"**Training** (PID {pid}, started before this app)") and timer.active
+        with pytest.raises(RuntimeError, match=f"{newer} is still training"):
+            job.start(["true"], workspace.new_run_dir())  # Start and Resume
+        assert job.stop().startswith("Stopping (Ctrl-C sent)")
+        wait_for(lambda: job.earlier_process() is None, timeout=30, what="the earlier process to stop")
+    assert job.stop() == "No run in progress."
+
+
 def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
     from voxtral_exp.training.checkpoints import last_complete_checkpoint
 
@@ -501,10 +531,10 @@ def test_stop_is_ctrl_c_the_run_is_interrupted_and_resumable(tmp_path):
     assert "Resume it with Resume" in run_results(run_dir)
 
     # the app is restarted: its Train tab shows that run, and Resume finishes it, keeping its log
-    assert Workspace.create(tmp_path / "new").last_app_run() is None
+    page = {f.api_name: f.fn for f in build(workspace).fns.values()}
+    assert page["status"]()[0].startswith("**Last run** (interrupted, started before this app)")
     restarted = TrainingJob(workspace.last_app_run())
     assert restarted.run_dir == run_dir
-    assert watch(restarted)[0].startswith("**Last run** (interrupted, started before this app)")
     first_attempt = restarted.log()
     resume(restarted)
     restarted.process.wait(timeout=300)

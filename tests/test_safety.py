@@ -146,6 +146,24 @@ def test_a_small_granary_config_says_how_many_rows_it_has_and_which_key_to_lower
         )
 
 
+def test_ctrl_c_says_which_checkpoint_the_run_goes_on_from(tmp_path):
+    from voxtral_exp.training.checkpoints import interrupted_message
+
+    assert interrupted_message(tmp_path).startswith(f"Interrupted before its first checkpoint: {tmp_path} has nothing")
+    for step in (2, 4):
+        (tmp_path / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (tmp_path / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").write_text('{"global_step": 1}')
+    (tmp_path / "checkpoints" / "checkpoint-6").mkdir()  # its save was cut short: never named
+    message = interrupted_message(tmp_path)
+    assert message.endswith(f"`python -m voxtral_exp.resume {tmp_path}` continues it from checkpoint-4")
+    assert (tmp_path / "checkpoints" / "checkpoint-6").is_dir()  # only resume renames what it skips
+    (tmp_path / "run.json").write_text(json.dumps({"status": "completed"}))  # Ctrl-C during the last cleanup
+    assert (
+        interrupted_message(tmp_path)
+        == f"Interrupted after {tmp_path} had completed: it is whole, there is nothing to resume"
+    )
+
+
 def test_a_checkpoint_cut_short_is_never_chosen(tmp_path):
     good = tmp_path / "checkpoint-4"
     good.mkdir()
@@ -189,11 +207,15 @@ def test_a_hub_dataset_offline_and_a_missing_model_are_clear_errors(tmp_path, tr
     clip = str(SAMPLE / "audio" / "en_00.flac")
     for model, message in (
         ("/nonexistent", "/nonexistent: no such run directory or model folder (nor a Hub id, which reads owner/name)"),
-        (str(tmp_path), f"{tmp_path} holds no model (config.json or adapter_config.json)"),
-    ):  # as `python -m voxtral_exp.transcribe MODEL CLIP` runs it: the message alone, exit status 1
+        (
+            str(tmp_path),
+            f"{tmp_path} holds no model (config.json or adapter_config.json): give a run directory, its final/, "
+            "a merged folder or a Hub id",
+        ),
+    ):  # as `python -m voxtral_exp.transcribe MODEL CLIP` runs it: SystemExit(str) prints it alone and exits 1
         with pytest.raises(SystemExit) as stopped:
             run_command(lambda model=model: transcribe([model, clip]))
-        assert isinstance(stopped.value.code, str) and stopped.value.code.startswith(f"error: {message}")
+        assert stopped.value.code == f"error: {message}"
 
 
 def test_manifests_in_other_encodings_name_the_file_and_line_and_a_bom_is_read(tmp_path):

@@ -24,6 +24,8 @@ from voxtral_exp.training.checkpoints import interrupted_message
 from voxtral_exp.training.distributed import rank, share_run_dir
 from voxtral_exp.training.recipe import train
 
+log = logging.getLogger("resume")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train(cfg)
     except KeyboardInterrupt:  # Ctrl-C or the app's Stop: recorded; say how to go on, no traceback
-        logging.getLogger("resume").warning("%s", interrupted_message(run_dir))
+        if rank() == 0:  # under torchrun every rank is interrupted; one says so
+            log.warning("%s", interrupted_message(run_dir))
         return 130
     return 0
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from voxtral_exp.app.command import ROOT
 from voxtral_exp.errors import UserError
+from voxtral_exp.run.record import lock_holder
 
 
 class JobBusyError(UserError, RuntimeError):
@@ -25,22 +27,38 @@ class JobBusyError(UserError, RuntimeError):
 class TrainingJob:
     """The one training subprocess the app runs at a time (shared by every browser session); its
     output goes to <run dir>/app.log. ``run_dir`` starts as the last run an earlier app started
-    (Workspace.last_app_run), so that a restarted app shows it and Resume continues it."""
+    (Workspace.last_app_run), so that a restarted app shows it, stops it if it still trains (its
+    process outlives the app: it has a session of its own) and resumes it."""
 
     def __init__(self, run_dir: Path | None = None) -> None:
         self.process: subprocess.Popen | None = None
         self.run_dir = run_dir
+        self.stop_sent = False
 
     def running(self) -> bool:
+        """Whether this app's own training process is alive."""
         return self.process is not None and self.process.poll() is None
+
+    def earlier_process(self) -> dict[str, Any] | None:
+        """{"pid", "host", "since"} of a process that is not this app's and still trains into the
+        run (started by an earlier app, or resumed from the command line), else None. Asked only
+        when this app's own process is not alive, so that it never races that process for the lock."""
+        if self.running() or self.run_dir is None:
+            return None
+        return lock_holder(self.run_dir)
 
     def start(self, command: list[str], run_dir: Path) -> None:
         """Run ``command`` for ``run_dir``; its output is added to the run's app.log (a resumed
         run's log keeps the attempts before it)."""
         if self.running():
             raise JobBusyError(f"a run is in progress ({self.run_dir}): stop it or wait for it")
+        if holder := self.earlier_process():
+            raise JobBusyError(
+                f"{self.run_dir} is still training (PID {holder.get('pid', '?')}, started before this app): "
+                "stop it or wait for it"
+            )
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.run_dir = run_dir
+        self.run_dir, self.stop_sent = run_dir, False
         with open(run_dir / "app.log", "a", encoding="utf-8") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 command,
@@ -51,10 +69,20 @@ class TrainingJob:
                 start_new_session=True,
             )
 
-    def stop(self) -> None:
-        """Ctrl-C for the run (SIGINT to its process group): it records itself as interrupted."""
+    def stop(self) -> str:
+        """Ctrl-C for the run (SIGINT to its process group; to the process itself for an earlier
+        app's run on this machine), once: a second one would cut short its record and cleanup."""
+        holder = self.earlier_process()
+        if not self.running() and not (holder and holder.get("host") == socket.gethostname()):
+            return "No run in progress."
+        if self.stop_sent:
+            return "Already stopping: the run is writing its record."
         if self.running():
             os.killpg(self.process.pid, signal.SIGINT)
+        else:
+            os.kill(holder["pid"], signal.SIGINT)
+        self.stop_sent = True
+        return "Stopping (Ctrl-C sent): the run records itself as interrupted."
 
     def log(self) -> str:
         path = self.run_dir / "app.log" if self.run_dir else None
@@ -96,6 +124,6 @@ def run_results(run_dir: Path, n: int = 5) -> str:
         for line in predictions.read_text(encoding="utf-8").splitlines()[:n]:
             p = json.loads(line)
             lines[-1] += f"\n| {p['reference']} | {p['hypothesis']} |"
-    if run.get("status") in ("interrupted", "failed"):
+    if run.get("status") in ("interrupted", "failed") or (run.get("status") == "running" and not lock_holder(run_dir)):
         lines.append(f"Resume it with Resume, or `python -m voxtral_exp.resume {run_dir}`")
     return "\n\n".join(lines)

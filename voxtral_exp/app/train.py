@@ -40,11 +40,18 @@ def watch(job: TrainingJob) -> tuple[str, str, str, gr.Timer]:
     ended; the timer that calls this again stops when the run has ended."""
     if job.run_dir is None:
         return "", "", "", gr.Timer(active=False)
-    done, progress, recorded = not job.running(), job.progress(), job.record().get("status", "no run record")
-    if not done:
+    earlier = job.earlier_process()
+    done, progress, recorded = not (job.running() or earlier), job.progress(), job.record().get("status")
+    if earlier:
+        status = f"**Training** (PID {earlier.get('pid', '?')}, started before this app)"
+    elif not done:
         status = "**Training**"
-    else:  # a run of an earlier app (job.process is None) may be at any stage: say what its record says
-        status = f"**Finished** ({recorded})" if job.process else f"**Last run** ({recorded}, started before this app)"
+    elif recorded == "running":  # no process holds it: killed (SIGKILL, out of memory, power) mid-run
+        status = "**Stopped without recording its end** (killed?); Resume continues it from its newest checkpoint"
+    elif job.process:
+        status = f"**Finished** ({recorded or 'no run record'})"
+    else:
+        status = f"**Last run** ({recorded or 'no run record'}, started before this app)"
     if progress:
         step, total = progress["step"], progress["max_steps"]
         status += f" · {step}/{total} steps · {100 * step // max(1, total)}%"
@@ -57,20 +64,17 @@ def watch(job: TrainingJob) -> tuple[str, str, str, gr.Timer]:
 
 def stop(job: TrainingJob) -> str:
     """Ctrl-C for the run in progress."""
-    if not job.running():
-        return "No run in progress."
-    job.stop()
-    return "Stopping (Ctrl-C sent): the run records itself as interrupted."
+    return job.stop()
 
 
 @user_errors
 def resume(job: TrainingJob) -> tuple[str, str, str, str, gr.Timer]:
     """Continue the last run (this app's or, after a restart, the earlier app's) from its newest
-    checkpoint (`python -m voxtral_exp.resume`, which refuses a run still training)."""
+    checkpoint (`python -m voxtral_exp.resume`)."""
     if job.run_dir is None:
         raise FieldError("no run to resume")
     command = [sys.executable, "-m", "voxtral_exp.resume", str(job.run_dir)]
-    job.start(command, job.run_dir)
+    job.start(command, job.run_dir)  # refused while the run still trains, this app's or an earlier one's
     return shown(command), *watch(job)
 
 

@@ -8,6 +8,7 @@ names is made of letters, digits, '.', '_' and '-' and does not start with '.' o
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,9 +70,13 @@ class Workspace:
         return run_dir
 
     def last_app_run(self) -> Path | None:
-        """The newest run the app started (under outputs/app/, with its run.json), or None."""
-        runs = [p.parent for p in (self.root / "outputs" / "app").glob("*/run.json")]
-        return max(runs, key=lambda p: (p / "run.json").stat().st_mtime, default=None)
+        """The run under outputs/app/ (the app's) whose run.json changed last, or None: the one
+        most recently active, which is the newest started unless an older one was resumed since."""
+        changed = {}
+        for record in (self.root / "outputs" / "app").glob("*/run.json"):
+            with contextlib.suppress(FileNotFoundError):  # a run deleted meanwhile
+                changed[record.parent] = record.stat().st_mtime
+        return max(changed, key=changed.get, default=None)
 
     def new_run_dir(self) -> Path:
         """A new folder for a run the app starts: outputs/app/<date>_<time>[-n]."""

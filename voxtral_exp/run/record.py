@@ -217,21 +217,34 @@ class RunLock:
 
 def check_free(run_dir: Path) -> None:
     """Refuse at once when a live process holds ``run_dir`` (before Hydra writes into it)."""
-    lock = FileLock(Path(run_dir) / ".lock", timeout=0)
-    if not lock.lock_file or not Path(lock.lock_file).exists():
-        return
+    if lock_holder(run_dir) is not None:
+        raise RunInUseError(in_use_message(Path(run_dir) / ".lock"))
+
+
+def lock_holder(run_dir: Path) -> dict[str, Any] | None:
+    """{"pid", "host", "since"} of the live process that trains into ``run_dir`` (a key is missing
+    while it writes them), or None when none does."""
+    path = Path(run_dir) / ".lock"
+    if not path.exists():
+        return None
+    lock = FileLock(path, timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        raise RunInUseError(in_use_message(Path(lock.lock_file))) from None
+        return read_holder(path)
     lock.release()
+    return None
+
+
+def read_holder(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except ValueError:  # being written this instant
+        return {}
 
 
 def in_use_message(path: Path) -> str:
-    try:
-        holder = json.loads(path.read_text())
-    except ValueError:  # being written this instant
-        holder = {}
+    holder = read_holder(path)
     return (
         f"run directory {path.parent} is in use: PID {holder.get('pid', '?')} on host {holder.get('host', '?')} "
         f"has trained into it since {holder.get('since', '?')} ({path}). Wait for it to end or stop it; choose "

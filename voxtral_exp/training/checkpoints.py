@@ -78,11 +78,17 @@ def last_complete_checkpoint(folder: Path, rename_incomplete: bool = True) -> Pa
 
 def interrupted_message(run_dir: Path) -> str:
     """What to tell whoever pressed Ctrl-C (or the app's Stop): where the run can go on from."""
+    try:
+        completed = json.loads((run_dir / "run.json").read_text()).get("status") == "completed"
+    except (OSError, ValueError):  # no record yet
+        completed = False
+    if completed:
+        return f"Interrupted after {run_dir} had completed: it is whole, there is nothing to resume"
     checkpoint = last_complete_checkpoint(run_dir / "checkpoints", rename_incomplete=False)
     if checkpoint is None:
         return (
-            f"Interrupted before its first checkpoint: {run_dir} has nothing to resume from; start it again "
-            "(add overwrite=true to move the stopped run aside)"
+            f"Interrupted before its first checkpoint: {run_dir} has nothing to resume from; start the run again "
+            "(train.py refuses a directory that holds a run: a new hydra.run.dir, or overwrite=true to move it aside)"
         )
     return (
         f"Interrupted: {run_dir} is recorded as interrupted; `python -m voxtral_exp.resume {run_dir}` continues it "
