@@ -107,8 +107,9 @@ def end_to_end(args, out: Path) -> dict:
     }
 
 
-def throughput(args) -> dict:
-    """(b) and (c): the three pipelines on one model, alternated in this process."""
+def throughput(args, scratch: Path) -> dict:
+    """(b) and (c): the three pipelines on one model, alternated in this process (clips and
+    trainer folders in ``scratch``)."""
     import torch
     from omegaconf import OmegaConf
     from transformers import TrainerCallback, TrainingArguments
@@ -142,10 +143,9 @@ def throughput(args) -> dict:
         model = build_model(model_cfg, torch.bfloat16 if gpu else torch.float32, seed=0)
     model = apply_training_method(model, "lora")  # adapters in fp32 (peft), base weights bf16 and frozen
     processor = build_offline_processor()
-    scratch = tempfile.mkdtemp(prefix="voxtral_gpu_")
     samples = max(args.batch_size, args.clip_batch_size) * (args.steps + args.warmup) * 2
     examples = clips_of(
-        (read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0] * 16)[:samples], args.seconds, Path(scratch)
+        (read_manifest(ROOT / "data" / "sample" / "train.jsonl")[0] * 16)[:samples], args.seconds, scratch
     )
     featurizer = Featurizer(processor, "offline")
     text_tokens = round(statistics.mean(len(featurizer.target(e.text)) for e in examples))
@@ -318,7 +318,8 @@ def main() -> None:
         args.batch_size, args.clip_batch_size, args.steps, args.rounds, args.warmup = 2, 3, 1, 2, 1
     args.out.mkdir(parents=True, exist_ok=True)
     e2e = None if args.skip_e2e else end_to_end(args, args.out)
-    speed = throughput(args)
+    with tempfile.TemporaryDirectory(prefix="voxtral_gpu_") as scratch:  # the clips, ~5 MB a run
+        speed = throughput(args, Path(scratch))
     (args.out / "gpu_results.json").write_text(json.dumps({"e2e": e2e, "throughput": speed}, indent=2, default=str))
     report(e2e, speed, args)
     print(f"results: {args.out / 'gpu_results.json'}")
