@@ -101,7 +101,7 @@ def test_trainer_fields_the_project_sets_or_trainer_ignores_are_refused(key, ins
     assert instead in problem
 
 
-def test_nothing_to_train_on_stops_before_the_model_loads_and_check_says_so(tmp_path, trackio_dir):
+def test_nothing_to_train_on_stops_before_the_model_loads_and_check_says_so(tmp_path, trackio_dir, capsys):
     for filters, empty, length in (  # a run set by steps, and one by epochs (transformers' traceback)
         (["dataset.filters.max_duration=0.5"], "train", "trainer.max_steps=3"),
         (["dataset.filters.max_duration=0.5"], "train", "trainer.num_train_epochs=1"),
@@ -116,8 +116,11 @@ def test_nothing_to_train_on_stops_before_the_model_loads_and_check_says_so(tmp_
         assert not (run_dir / "final").exists() and not (run_dir / "checkpoints").exists()
         assert "Model <" not in output  # stopped before the model was built
         assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
-    proc = run([sys.executable, "-m", "voxtral_exp.check", "model=tiny", "dataset.filters.max_duration=0.5"])
-    assert proc.returncode == 1 and "error: no usable train example" in proc.stdout
+    from voxtral_exp.check import main as check  # its command line is run in tests/test_data.py
+
+    capsys.readouterr()
+    assert check(["model=tiny", "dataset.filters.max_duration=0.5"]) == 1
+    assert "error: no usable train example" in capsys.readouterr().out
 
 
 def test_a_small_granary_config_says_how_many_rows_it_has_and_which_key_to_lower(tmp_path):

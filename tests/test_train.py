@@ -286,6 +286,7 @@ def test_early_stopping_and_final_is_the_best_checkpoint(tmp_path, trackio_dir):
     assert torch.equal(final[name], best[matching[0]]) and not torch.equal(final[name], last[matching[0]])
 
 
+@pytest.mark.slow  # a train.py run; tests/test_model.py checks the same equality per batch in-process; `make test-all` runs it
 def test_logits_over_every_position_train_the_same_as_label_only_logits(lora_run, tmp_path, trackio_dir):
     """speed.label_only_logits=false (the plain path) end to end: the same per-step losses."""
     run_dir = tmp_path / "run"
