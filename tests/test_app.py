@@ -480,6 +480,10 @@ def test_a_restarted_app_takes_up_its_most_recent_run_whatever_became_of_it(tmp_
         (run / "run.json").write_text(json.dumps({"status": status}))
     unstarted.mkdir()  # train.py never wrote its record
     os.utime(older / "run.json", (1e9, 1e9))
+    outside = tmp_path / "outside"  # the newest record, but out of the workspace through a link: never taken up
+    outside.mkdir()
+    (outside / "run.json").write_text(json.dumps({"status": "interrupted"}))
+    (runs / "2026-12-04_00-00-00").symlink_to(outside, target_is_directory=True)
     assert workspace.last_app_run() == newer  # the most recently active run
     job = TrainingJob(workspace.last_app_run())
 

@@ -74,6 +74,8 @@ class Workspace:
         most recently active, which is the newest started unless an older one was resumed since."""
         changed = {}
         for record in (self.root / "outputs" / "app").glob("*/run.json"):
+            if not record.resolve().is_relative_to(self.root):  # a symbolic link out of the workspace
+                continue
             with contextlib.suppress(FileNotFoundError):  # a run deleted meanwhile
                 changed[record.parent] = record.stat().st_mtime
         return max(changed, key=changed.get, default=None)
