@@ -30,6 +30,9 @@ from voxtral_exp.app.transcription import transcribe_clip
 from voxtral_exp.app.workspace import Workspace
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.data.recordings import ClipError, RecordedDataset, read_prompts
+from voxtral_exp.push import main as push_main
+from voxtral_exp.push import model_upload
+from voxtral_exp.run.artifacts import LinkError, model_files
 from voxtral_exp.run.model_card import space_files
 from voxtral_exp.run.record import load_run_config
 
@@ -320,7 +323,6 @@ def test_push_takes_only_a_runs_model_files_private_unless_public_and_fails_clea
     for name in (".env", ".git/config", "notes.txt", "base_model/.hidden", "merged/model.safetensors"):
         (final / name).parent.mkdir(parents=True, exist_ok=True)
         (final / name).write_text("HF_TOKEN=hf_NeverShownToken\n")
-    (final / "linked.safetensors").symlink_to(ROOT / "pyproject.toml")
     out = push(str(run_dir), "--repo-id", "me/model", "--dry-run")
     assert out.returncode == 0, out.stderr[-2000:]
     header, *lines = out.stdout.splitlines()
@@ -350,6 +352,54 @@ def test_push_takes_only_a_runs_model_files_private_unless_public_and_fails_clea
         assert offline.returncode == 1 and "Traceback" not in offline.stderr, offline.stderr[-2000:]
         assert offline.stderr.startswith("error: could not publish to the Hub") and "--dry-run" in offline.stderr
     assert not any("hf_NeverShownToken" in p.stdout + p.stderr for p in (out, public, refused, offline))
+
+
+def test_push_refuses_a_symbolic_link_in_what_it_uploads_and_its_dry_run_lists_what_it_sends(finished_run, tmp_path):
+    _, original = finished_run
+    secret = tmp_path / "token"
+    secret.write_text("hf_SecretBehindALink\n")
+    elsewhere = tmp_path / "elsewhere"  # another run's final/, or any folder
+    shutil.copytree(original / "final", elsewhere)
+    copies = iter(range(10))
+
+    def run_with(link: str, target: Path) -> Path:
+        run_dir = tmp_path / f"run{next(copies)}"
+        shutil.copytree(original, run_dir, ignore=shutil.ignore_patterns("checkpoints"))
+        if link:
+            shutil.rmtree(run_dir / link) if (run_dir / link).is_dir() else (run_dir / link).unlink()
+            (run_dir / link).symlink_to(target)
+        return run_dir
+
+    run_dir = run_with("", secret)  # no link: the dry run prints the very list the upload sends
+    final = run_dir / "final"
+    model = model_upload(final, "me/model")
+    dry = push(str(run_dir), "--repo-id", "me/model", "--dry-run")
+    assert [line.strip() for line in dry.stdout.splitlines()[1:]] == list(model) == model_files(final)
+    assert '"me/model"' in model.pop("README.md").decode()  # the card, naming its repository
+    assert all(p.parent in (final, final / "base_model") and not p.is_symlink() for p in model.values())
+
+    for link, target in [
+        ("final/README.md", secret),  # the card: a token file's content would be the model card
+        ("final/adapter_model.safetensors", secret),
+        ("final", elsewhere),  # another run's model, uploaded as this run's
+        ("final/base_model", elsewhere),
+    ]:
+        run_dir = run_with(link, target)
+        for path in (run_dir, run_dir / "final"):
+            refusal = f"{run_dir / link} is a symbolic link (to {target}): only a run's own files are published"
+            with pytest.raises(LinkError, match="^" + re.escape(refusal)):
+                push_main([str(path), "--repo-id", "me/model", "--dry-run"])
+    closed = f"http://127.0.0.1:{free_port()}"  # the upload is refused before any network: nothing listens
+    real = push(str(run_dir), "--repo-id", "me/model", env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": closed})
+    assert real.returncode == 1 and real.stderr.startswith(f"error: {run_dir}/final/base_model is a symbolic link")
+    real = push(
+        str(run_with("final/README.md", secret)),
+        "--repo-id",
+        "me/model",
+        env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": closed},
+    )
+    assert real.returncode == 1 and "README.md is a symbolic link" in real.stderr and "Traceback" not in real.stderr
+    assert "hf_SecretBehindALink" not in dry.stdout + real.stdout + real.stderr
 
 
 # --- the whole app in a real browser ---------------------------------------------------------

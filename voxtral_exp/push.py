@@ -6,12 +6,14 @@ and optionally a Gradio demo Space that loads it from there.
 RUN_DIR is a run directory of this project (run.json, and final/ holding the model) or its final/;
 any other folder is refused. Only the model files of final/ go up (voxtral_exp.run.artifacts:
 config and weights or adapter, processor and tokenizer files, the model card, base_model/ for a
-LoRA adapter on a random base); never dot-files or dot-folders, never training_args.bin. The
-repositories are created private unless --public. The model card's usage code names the
-repository it is pushed to; final/ itself is never changed (the card is rewritten in the upload,
-not on disk). The Space gets an app.py and a requirements.txt that load the model from USER/NAME.
+LoRA adapter on a random base); never dot-files or dot-folders, never training_args.bin. A
+symbolic link among them (final/ itself, base_model/, the card, a model file) is refused, naming
+it, before any network: it would publish a file from outside the run. The repositories are
+created private unless --public. The model card's usage code names the repository it is pushed
+to; final/ itself is never changed (the card is rewritten in the upload, not on disk). The Space gets an app.py and a requirements.txt that load the model from USER/NAME.
 The token comes from HF_TOKEN or `hf auth login`; it is never printed or saved. --dry-run lists
-exactly what would be uploaded (model repo and Space) and needs no network.
+exactly what would be uploaded (model repo and Space: model_upload is the one list) and needs no
+network.
 """
 
 from __future__ import annotations
@@ -33,17 +35,27 @@ def card_for(folder: Path, repo_id: str) -> bytes:
     return (folder / CARD).read_text(encoding="utf-8").replace(f'"{REPO}"', f'"{repo_id}"').encode()
 
 
-def upload(folder: Path, files: list[str], repo_id: str, space: str | None, demo: dict, private: bool) -> None:
-    """Create the repositories (if need be) and commit the files; Hub and network errors become a
-    PublishError saying what happened."""
+def model_upload(folder: Path, repo_id: str) -> dict[str, Path | bytes]:
+    """What goes to the model repository: each path there and what is sent to it, a file of
+    ``folder`` (model_files: symbolic links refused) or, for the card, its text naming
+    ``repo_id``. The one list: the dry run prints it, upload sends it."""
+    files: dict[str, Path | bytes] = {name: folder / name for name in model_files(folder)}
+    if CARD not in files:
+        raise UserError(f"{folder} has no model card ({CARD}): is it a finished voxtral_exp run?")
+    files[CARD] = card_for(folder, repo_id)
+    return files
+
+
+def upload(model: dict[str, Path | bytes], repo_id: str, space: str | None, demo: dict, private: bool) -> None:
+    """Create the repositories (if need be) and commit ``model`` (model_upload) and the Space's
+    files; Hub and network errors become a PublishError saying what happened."""
     import huggingface_hub.errors as hub_errors
     from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi()  # token from HF_TOKEN or the stored login
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
-        operations = [CommitOperationAdd(name, str(folder / name)) for name in files if name != CARD]
-        operations.append(CommitOperationAdd(CARD, card_for(folder, repo_id)))
+        operations = [CommitOperationAdd(name, source) for name, source in model.items()]
         info = api.create_commit(repo_id, operations, commit_message="Upload from voxtral_exp")
         print(f"model: {info.commit_url}")
         if space:
@@ -67,12 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
     args = parser.parse_args(argv)
     folder = run_final(args.run_dir)
-    if not (folder / CARD).is_file():
-        raise UserError(f"{folder} has no model card ({CARD}): is it a finished voxtral_exp run?")
-    files = model_files(folder)
+    model = model_upload(folder, args.repo_id)
     verb, visibility = ("would upload" if args.dry_run else "uploading"), ("public" if args.public else "private")
-    print(f"{verb} {len(files)} files from {folder} to the {visibility} model repository {args.repo_id}:")
-    for name in files:
+    print(f"{verb} {len(model)} files from {folder} to the {visibility} model repository {args.repo_id}:")
+    for name in model:
         print(f"  {name}")
     demo = {}
     if args.space:
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, text in demo.items():
             print(f"  {name} ({len(text.encode())} bytes)")
     if not args.dry_run:
-        upload(folder, files, args.repo_id, args.space, demo, private=not args.public)
+        upload(model, args.repo_id, args.space, demo, private=not args.public)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ weights; a LoRA adapter: adapter_config.json and adapter weights), which the web
 
 from __future__ import annotations
 
+import os
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -33,6 +34,10 @@ class NotARunError(UserError, ValueError):
     """A folder that is not a finished run of this project."""
 
 
+class LinkError(UserError, ValueError):
+    """A symbolic link where a run's own model files are expected."""
+
+
 def has_model(final: Path) -> bool:
     """Whether ``final`` holds a full model (config.json + weights) or a LoRA adapter."""
     full = (final / "config.json").is_file() and any(final.glob("model*.safetensors"))
@@ -47,9 +52,10 @@ def is_run(run_dir: Path) -> bool:
 
 def run_final(path: Path) -> Path:
     """The final/ folder of the run ``path`` (the run directory or its final/); refused unless it
-    is a run of this project with a model in final/."""
-    path = Path(path).resolve()
-    run_dir = path.parent if path.name == "final" else path
+    is a run of this project with a model in final/. final/ is not resolved: a symbolic link there
+    (to another run's final/, say) is refused by model_files, not followed."""
+    path = Path(os.path.abspath(path))  # `..` taken lexically, before any link is followed
+    run_dir = (path.parent if path.name == "final" else path).resolve()
     if not is_run(run_dir):
         raise NotARunError(
             f"{path} is not a finished voxtral_exp run: a run directory holds run.json and final/ with the model "
@@ -61,16 +67,26 @@ def run_final(path: Path) -> Path:
 
 def model_files(final: Path) -> list[str]:
     """The model files of ``final`` (relative paths, sorted): the card, the allow-listed files at
-    its top and in base_model/; regular files only (no symbolic links), never dot-files."""
-    found = [CARD] if _regular(final / CARD) else []
+    its top and in base_model/, never dot-files. A symbolic link among them (final/ itself,
+    base_model/, the card or a model file) is refused, naming it: it would send a file from outside
+    the run (a token file as the card, another run's model)."""
+    found = []
     for folder, prefix in ((final, ""), (final / BASE_MODEL, f"{BASE_MODEL}/")):
-        if folder.is_symlink() or not folder.is_dir():
+        refuse_link(folder)
+        if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            if _regular(path) and any(fnmatch(path.name, pattern) for pattern in MODEL_FILES):
-                found.append(prefix + path.name)
+            wanted = (not prefix and path.name == CARD) or any(fnmatch(path.name, p) for p in MODEL_FILES)
+            if wanted and not path.name.startswith("."):
+                refuse_link(path)
+                if path.is_file():
+                    found.append(prefix + path.name)
     return sorted(found)
 
 
-def _regular(path: Path) -> bool:
-    return path.is_file() and not path.is_symlink() and not path.name.startswith(".")
+def refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise LinkError(
+            f"{path} is a symbolic link (to {os.readlink(path)}): only a run's own files are published. "
+            "Replace it with the file or folder itself, or remove it"
+        )
