@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -113,23 +114,38 @@ def wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 3
         time.sleep(0.05)
 
 
+HOLDER = """import signal, sys
+from pathlib import Path
+from voxtral_exp.run.record import RunLock
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C ends it, even where the suite ignores SIGINT
+lock = RunLock(Path(sys.argv[1].partition("=")[2]))  # kept: a lock collected is released
+lock.acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
 @contextlib.contextmanager
 def lock_held_elsewhere(run_dir: Path):
-    """Another process holds ``run_dir``'s run lock for the duration (as a training run would)."""
-    code = (  # Ctrl-C ends it as it ends train.py, even where the suite runs with SIGINT ignored
-        "import signal, sys; from pathlib import Path; from voxtral_exp.run.record import RunLock; "
-        "signal.signal(signal.SIGINT, signal.default_int_handler); "
-        "lock = RunLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); sys.stdin.read()"
-    )
-    holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(run_dir)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        yield holder.pid
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
+    """Another process holds ``run_dir``'s run lock for the duration, as a training run would: a
+    train.py of its own (`python train.py hydra.run.dir=RUN_DIR`, what the app's Stop checks for)
+    that takes the lock and waits."""
+    with tempfile.TemporaryDirectory() as scripts:
+        (Path(scripts) / "train.py").write_text(HOLDER)
+        holder = subprocess.Popen(
+            [sys.executable, f"{scripts}/train.py", f"hydra.run.dir={run_dir}"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            yield holder.pid
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
 
 
 @pytest.fixture

@@ -548,6 +548,18 @@ def test_a_restarted_app_takes_up_its_most_recent_run_whatever_became_of_it(tmp_
         assert status.startswith(f"**Training** (PID {pid}, started before this app)") and timer.active
         with pytest.raises(RuntimeError, match=f"{newer} is still training"):
             job.start(["true"], workspace.new_run_dir())  # Start and Resume
+        # a .lock rewritten to name another process (forged, or its PID reused): Stop signals nothing
+        genuine, unrelated = (newer / ".lock").read_text(), subprocess.Popen(["sleep", "60"])
+        try:
+            for named in (unrelated.pid, 0, -1):  # 0 and -1: the app's process group, every process
+                (newer / ".lock").write_text(json.dumps({**json.loads(genuine), "pid": named}))
+                assert job.stop().startswith(f"Not stopped: {newer}/.lock names PID {named}, which is not that run's")
+            with pytest.raises(subprocess.TimeoutExpired):
+                unrelated.wait(timeout=0.5)  # no Ctrl-C reached it
+        finally:
+            unrelated.kill()
+            unrelated.wait()
+        (newer / ".lock").write_text(genuine)
         assert job.stop().startswith("Stopping (Ctrl-C sent)")
         wait_for(lambda: job.earlier_process() is None, timeout=30, what="the earlier process to stop")
     assert job.stop() == "No run in progress."

@@ -7,6 +7,7 @@ its log text; the log is only shown.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -71,7 +72,8 @@ class TrainingJob:
 
     def stop(self) -> str:
         """Ctrl-C for the run (SIGINT to its process group; to the process itself for an earlier
-        app's run on this machine), once: a second one would cut short its record and cleanup."""
+        app's run on this machine, once checked to be that run's: trains_into), once: a second one
+        would cut short its record and cleanup."""
         holder = self.earlier_process()
         if not self.running() and not (holder and holder.get("host") == socket.gethostname()):
             return "No run in progress."
@@ -79,8 +81,14 @@ class TrainingJob:
             return "Already stopping: the run is writing its record."
         if self.running():
             os.killpg(self.process.pid, signal.SIGINT)
-        else:
+        elif trains_into(holder.get("pid"), self.run_dir):
             os.kill(holder["pid"], signal.SIGINT)
+        else:
+            return (
+                f"Not stopped: {self.run_dir}/.lock names PID {holder.get('pid', '?')}, which is not that run's "
+                "train.py (a train.py or voxtral_exp.resume process holding the lock); nothing was signalled. "
+                "Stop the run where it was started (Ctrl-C there)."
+            )
         self.stop_sent = True
         return "Stopping (Ctrl-C sent): the run records itself as interrupted."
 
@@ -95,6 +103,43 @@ class TrainingJob:
     def progress(self) -> dict[str, Any] | None:
         """{"step", "max_steps", "elapsed_s", "eta_s"} at the last logging step, or None."""
         return self.record().get("progress")
+
+
+def trains_into(pid: object, run_dir: Path) -> bool:
+    """Whether ``pid`` is the process training into ``run_dir``: a python process running train.py
+    or voxtral_exp.resume (its /proc command line) that holds the run's .lock open (its /proc file
+    descriptors). Anyone can write a .lock naming any PID, and a PID is reused once its process
+    ends, so Stop signals only a process that passes both checks, never a PID of 0 or below."""
+    if type(pid) is not int or pid <= 0:  # 0 and -1 would signal a process group or every process
+        return False
+    proc, lock = Path(f"/proc/{pid}"), str((run_dir / ".lock").resolve())
+    try:
+        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        fds = list((proc / "fd").iterdir())
+    except OSError:  # gone, or another user's
+        return False
+    if program(argv) not in ("train.py", "voxtral_exp.resume"):
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if os.readlink(fd) == lock:
+                return True
+    return False
+
+
+def program(argv: list[str]) -> str | None:
+    """The file name of the script, or the module of `-m`, that a python command line runs."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "-m":
+            return next(args, None)
+        if arg in ("-W", "-X", "--check-hash-based-pycs"):  # options followed by a value
+            next(args, None)
+        elif arg == "-c":
+            return None
+        elif not arg.startswith("-"):
+            return Path(arg).name
+    return None
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
