@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -104,6 +107,19 @@ def test_the_login_comes_from_the_command_line_a_file_or_the_environment(tmp_pat
     (tmp_path / "two").write_text("a:b\nc:d\n")
     with pytest.raises(ServerError, match="exactly one line"):
         login(parse_args(["--auth-file", str(tmp_path / "two")]))
+
+
+def test_the_dashboard_link_opens_trackio_on_this_machine_only(app):
+    link = app.client().predict(api_name="/dashboard")
+    url = re.fullmatch(r"\[Open the trackio dashboard\]\((http://127\.0\.0\.1:\d+/\?project=voxtral_exp)\): .*", link)[
+        1
+    ]
+    port = urlsplit(url).port
+    assert port != urlsplit(app.url).port and "127.0.0.1 (this machine only" in link
+    assert httpx.get(url).status_code == 200 and httpx.get(f"http://127.0.0.1:{port}/version").status_code == 200
+    with socket.socket() as s:  # bound to 127.0.0.1 alone: another address of this machine is refused
+        assert s.connect_ex(("127.0.0.2", port)) != 0
+    assert app.client().predict(api_name="/dashboard") == link  # one dashboard, however many clicks
 
 
 def test_every_path_the_app_is_given_stays_in_its_workspace(app, tmp_path):

@@ -6,7 +6,8 @@ started before the app was restarted."""
 from __future__ import annotations
 
 import sys
-from functools import partial
+from functools import cache, partial
+from urllib.parse import urlsplit
 
 import gradio as gr
 
@@ -15,8 +16,10 @@ from voxtral_exp.app.dataset import DatasetTab
 from voxtral_exp.app.errors import FieldError, user_errors
 from voxtral_exp.app.job import TrainingJob, run_results
 from voxtral_exp.app.workspace import DEFAULT_DATASET, Workspace
+from voxtral_exp.errors import UserError
 
 LOG_CHARS = 6000  # the end of the log shown
+PROJECT = "voxtral_exp"  # the trackio project runs log to (conf/tracking: project)
 
 
 def command_of(workspace: Workspace, *form) -> str:
@@ -78,12 +81,33 @@ def resume(job: TrainingJob) -> tuple[str, str, str, str, gr.Timer]:
     return shown(command), *watch(job)
 
 
+@user_errors
 def dashboard() -> str:
-    """A link to the trackio dashboard (started on this machine if it is not running)."""
+    """A link to the project's trackio dashboard (started with the first click), and where it can
+    be opened: it has no login of its own, so it is served on this machine only."""
+    url = dashboard_url()
+    port = urlsplit(url).port
+    return (
+        f"[Open the trackio dashboard]({url}): read-only, without a login, on 127.0.0.1 (this machine only, "
+        f"whatever the app's --host). From another machine: `ssh -L {port}:127.0.0.1:{port} <this server>`, "
+        "then open the link."
+    )
+
+
+@cache  # one dashboard for the app's lifetime
+def dashboard_url() -> str:
+    """Start trackio's dashboard for the project on 127.0.0.1 (never the app's --host, nor a share
+    link: GRADIO_SERVER_NAME and GRADIO_SHARE are not obeyed) and return its URL. trackio takes the
+    first free port from 7860 (past the app's own); the URL is the one it reports."""
     import trackio
 
-    url = trackio.show(project="voxtral_exp", open_browser=False, block_thread=False)
-    return f"[Open the trackio dashboard]({url if isinstance(url, str) else url[0]})"
+    try:
+        _, local_url, _, _ = trackio.show(
+            project=PROJECT, open_browser=False, block_thread=False, host="127.0.0.1", share=False
+        )
+    except (OSError, RuntimeError) as e:  # no free port, or the server did not answer
+        raise UserError(f"the trackio dashboard did not start ({e}); run `trackio show --project {PROJECT}`") from None
+    return f"{local_url.rstrip('/')}/?project={PROJECT}"
 
 
 def use_folder(folder: str) -> str:
@@ -127,4 +151,4 @@ def build(page: gr.Blocks, workspace: Workspace, job: TrainingJob, dataset: Data
     start_button.click(partial(start, job), [space, *form], [command, *watched], api_name="start")
     stop_button.click(partial(stop, job), None, status, api_name="stop")
     resume_button.click(partial(resume, job), None, [command, *watched], api_name="resume")
-    dashboard_button.click(dashboard, None, link)
+    dashboard_button.click(dashboard, None, link, api_name="dashboard")
