@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client, handle_file
@@ -25,7 +26,9 @@ from tests.app_server import free_port, start_app, stop_app
 from tests.conftest import ROOT, read_jsonl
 from tests.data_fixtures import sample_rows
 from voxtral_exp.app.command import DATA, SOURCES
+from voxtral_exp.app.dataset import TableSelection, select_clip
 from voxtral_exp.app.server import AUTH_VARIABLE, ServerError, login, parse_args
+from voxtral_exp.app.workspace import Workspace
 from voxtral_exp.run.artifacts import model_files
 
 LOGIN = ("tester", "correct horse battery staple")
@@ -162,6 +165,35 @@ class Caller:
         out = self(endpoint, *args)
         assert isinstance(out, AppError), f"{endpoint}{args} was accepted: {out}"
         return str(out)
+
+
+def test_a_handler_called_without_its_event_or_values_answers_clearly_and_logs_no_traceback(app):
+    log = app.base / "app.log"
+    logged = len(log.read_text())
+    call = Caller(app.client())
+    assert not isinstance(call("/add_clip", "datasets/select", handle_file(CLIP), "hello there", "en"), AppError)
+    assert call.refused("/select_clip", "datasets/select") == "Clip: select a clip in the table first"  # no event
+    for field, endpoint, *args in [
+        ("Clip", "/update_clip", "datasets/select", None, None, None),
+        ("Clip", "/delete_clip", "datasets/select", None),
+        ("Dataset folder", "/add_clip", None, None, None, None),
+        ("Dataset folder", "/select_clip", None),
+        ("Data", "/start", *[None] * 9),
+        ("Run", "/try_model", None, None, None, None),
+        ("Run", "/publish", None, None, None, None, None),
+    ]:
+        assert call.refused(endpoint, *args).startswith(f"{field}: ")
+    assert "Traceback" not in log.read_text()[logged:]  # the user's mistakes, not the app's
+
+    workspace = Workspace.create(app.workspace)
+
+    def select(index: object) -> tuple:  # the event as the page sends it, and as a crafted call could
+        return select_clip(workspace, "datasets/select", TableSelection(None, {"index": index, "value": ""}))
+
+    assert select([0, 1])[2] == "hello there"
+    for index in ([1, 0], [-1, 0], "0", [True, 0], None):
+        with pytest.raises(gr.Error, match="Clip: select a clip in the table first"):
+            select(index)
 
 
 KNOBS = [1e-3, 2, 8, 32, 2]  # learning rate, steps, LoRA r, LoRA alpha, batch size

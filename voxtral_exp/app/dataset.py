@@ -49,13 +49,25 @@ def add_clip(
     return table(workspace, folder), f"Added clip {clip['id']} ({clip['duration']:.1f} s).", None, ""
 
 
+class TableSelection(gr.SelectData):
+    """The clips table's select event. One sent without its data (through the API) becomes one
+    with no index, for select_clip to refuse, instead of a TypeError inside gradio."""
+
+    def __init__(self, target: gr.blocks.Block | None, data: object):
+        super().__init__(target, {"index": None, "value": None, **(data if isinstance(data, dict) else {})})
+
+
 @user_errors
 def select_clip(
-    workspace: Workspace, folder: str, event: gr.SelectData
+    workspace: Workspace, folder: str, event: TableSelection
 ) -> tuple[int, tuple[int, np.ndarray], str, str]:
     """Show the selected clip: its id, audio, transcript and language."""
     recorded = dataset(workspace, folder)
-    clip = next(c for c in recorded.clips() if c["id"] == table(workspace, folder)[event.index[0]][0])
+    clips = recorded.clips()  # the table's rows, in order
+    row = event.index[0] if isinstance(event.index, (list, tuple)) and event.index else None
+    if type(row) is not int or not 0 <= row < len(clips):
+        raise FieldError("Clip: select a clip in the table first")
+    clip = clips[row]
     samples, rate = sf.read(recorded.audio_file(clip), dtype="float32")
     return clip["id"], (rate, samples), clip["text"], clip["language"]
 

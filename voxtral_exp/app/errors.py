@@ -1,5 +1,6 @@
 """How the app reports a problem the user can fix: a UserError raised by a handler (or by the
-framework it calls) becomes a `gr.Error`, shown in the page as a message without a traceback."""
+framework it calls) becomes a `gr.Error`, shown in the page as a message, with no traceback in the
+page or the app's log."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def user_errors(handler: Handler) -> Handler:
         try:
             return handler(*args, **kwargs)
         except UserError as e:
-            raise gr.Error(html.escape(str(e), quote=False)) from None  # gr.Error renders HTML: show the text
+            # gr.Error renders HTML: show the text; the user's mistake is no traceback in the app's log
+            raise gr.Error(html.escape(str(e), quote=False), print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
