@@ -4,6 +4,7 @@ headless Chromium (Debian's chromium + chromium-driver, through selenium)."""
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -87,6 +88,25 @@ def test_saving_replaces_only_the_manifests_it_wrote(tmp_path):
         other.write_manifests(0.5)
     assert (tmp_path / "other" / "eval.jsonl").read_text() == "precious\n"
     assert not (tmp_path / "other" / "train.jsonl").exists()
+
+
+def test_a_save_cut_short_leaves_the_manifests_and_their_hashes_as_they_were(tmp_path):
+    dataset = RecordedDataset(tmp_path / "ds")
+    for row in sample_rows("train")[:5]:
+        dataset.add(row["audio_path"], row["text"], row["language"])
+    dataset.write_manifests(0.25)
+    dataset.update(0, "a corrected transcript", "en")  # the next save changes its manifest
+    saved = {p.name: p.read_bytes() for p in (tmp_path / "ds").glob("*.json*")}
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300, limit[1]))  # a full disk, as far as train.jsonl goes
+    try:
+        with pytest.raises(OSError, match="File too large"):  # (~500 bytes; manifests.json is ~170)
+            dataset.write_manifests(0.25)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ds").glob("*.json*")} == saved  # the hashes too
+    train, _ = dataset.write_manifests(0.25)  # with room again, the save replaces its own manifests
+    assert "a corrected transcript" in train.read_text() + (tmp_path / "ds" / "eval.jsonl").read_text()
 
 
 @pytest.mark.parametrize(

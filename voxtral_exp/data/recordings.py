@@ -131,17 +131,18 @@ class RecordedDataset:
         ):
             manifest = [{k: c[k] for k in ("audio_path", "text", "language", "duration")} for c in rows]
             texts[f"{split}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest)
-        write_atomic(self.written, json.dumps({name: _sha256(text.encode()) for name, text in texts.items()}) + "\n")
+        recorded = self._recorded()
         for name, text in texts.items():
+            # each hash is recorded once its manifest is on disk, never before: a save cut short (a
+            # full disk, a kill) leaves no hash of a manifest that is not there
             write_atomic(self.folder / name, text)
+            recorded[name] = _sha256(text.encode())
+            write_atomic(self.written, json.dumps(recorded) + "\n")
         return self.folder / "train.jsonl", self.folder / "eval.jsonl"
 
     def _check_replaceable(self, names: list[str]) -> None:
         """Refuse when one of ``names`` exists but is not, byte for byte, what this class wrote."""
-        try:
-            ours = json.loads(self.written.read_text())
-        except (FileNotFoundError, ValueError):
-            ours = {}
+        ours = self._recorded()
         theirs = [
             n for n in names if (self.folder / n).exists() and _sha256((self.folder / n).read_bytes()) != ours.get(n)
         ]
@@ -150,6 +151,13 @@ class RecordedDataset:
                 f"{self.folder} already holds {' and '.join(theirs)}, not written from these clips by this app (or "
                 "changed since): kept as they are. Move or rename them, or save the dataset in another folder"
             )
+
+    def _recorded(self) -> dict[str, str]:
+        """manifests.json: {name: SHA-256} ({} before the first save)."""
+        try:
+            return json.loads(self.written.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
 
     def _find(self, clips: list[dict], clip_id: int) -> dict:
         for clip in clips:
