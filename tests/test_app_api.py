@@ -23,7 +23,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.app_server import free_port, start_app, stop_app
-from tests.conftest import ROOT, read_jsonl
+from tests.conftest import ROOT, read_jsonl, wait_for
 from tests.data_fixtures import sample_rows
 from voxtral_exp.app.command import DATA, SOURCES
 from voxtral_exp.app.dataset import TableSelection, select_clip
@@ -63,7 +63,7 @@ def app(tmp_path_factory):
     cwd.mkdir(parents=True)
     (base / "login").write_text(f"{LOGIN[0]}:{LOGIN[1]}\n")
     args = ["--workdir", str(workspace), "--auth-file", str(base / "login")]
-    env = {"HF_TOKEN": FAKE_TOKEN, "TRACKIO_DIR": str(workspace / "trackio")}
+    env = {"HF_TOKEN": FAKE_TOKEN, "TRACKIO_DIR": str(workspace / "trackio"), "GRADIO_SHARE": "true"}
     process, port = start_app(args, base / "app.log", env=env, cwd=cwd)
     yield App(f"http://127.0.0.1:{port}/", workspace, base)
     stop_app(process)
@@ -78,6 +78,9 @@ def test_without_the_login_every_request_is_refused(app):
     wrong = httpx.post(app.url + "login", data={"username": LOGIN[0], "password": "guess"})
     assert wrong.status_code == 400
     assert "/start" in app.client().view_api(print_info=False, return_format="dict")["named_endpoints"]
+    log = app.base / "app.log"  # gradio's word on a public link, once it has launched
+    wait_for(lambda: re.search("public link|share link|public URL", log.read_text()), timeout=60, what="gradio's word")
+    assert "To create a public link, set `share=True`" in log.read_text()  # GRADIO_SHARE=true opened no tunnel
 
 
 def test_serving_beyond_this_machine_without_a_login_is_refused_at_start(tmp_path):

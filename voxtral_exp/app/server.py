@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     build(Workspace.create(args.workdir)).queue().launch(
         server_name=args.host,
         server_port=args.port,
+        share=False,  # never a public link (as $GRADIO_SHARE=true would ask): check_exposure is the only way out
         show_error=True,
         auth=credentials,
         auth_message="voxtral_exp: log in with the user:password the app was started with.",
