@@ -167,6 +167,23 @@ def test_ctrl_c_says_which_checkpoint_the_run_goes_on_from(tmp_path):
     )
 
 
+def test_a_stray_folder_named_like_a_checkpoint_is_passed_over_and_left_alone(tmp_path, caplog):
+    from voxtral_exp.training.checkpoints import checkpoint_to_resume, interrupted_message
+
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "checkpoint-4").mkdir(parents=True)
+    (checkpoints / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4}')
+    (checkpoints / "checkpoint-x").mkdir()  # a user's copy, a note: no step in its name
+    (checkpoints / "checkpoint-x" / "notes.txt").write_text("keep me")
+    (checkpoints / "checkpoint-9.bak").write_text("a file")
+    with caplog.at_level("WARNING"):
+        assert checkpoint_to_resume(True, tmp_path, is_main_process=True) == str(checkpoints / "checkpoint-4")
+    assert interrupted_message(tmp_path).endswith("continues it from checkpoint-4")
+    assert f"Passing over {checkpoints / 'checkpoint-x'}: it is no checkpoint (not checkpoint-<step>)" in caplog.text
+    assert (checkpoints / "checkpoint-x" / "notes.txt").read_text() == "keep me"  # neither renamed nor removed
+    assert (checkpoints / "checkpoint-9.bak").read_text() == "a file"
+
+
 def test_a_checkpoint_cut_short_is_never_chosen(tmp_path):
     good = tmp_path / "checkpoint-4"
     good.mkdir()
