@@ -212,6 +212,17 @@ def test_a_value_of_the_wrong_type_is_named_with_its_key():
     assert problems("method.alpha=abc")[0].startswith("method.alpha='abc': must be a number > 0")
 
 
+def test_a_run_length_of_no_steps_is_refused_saying_what_to_use():
+    epochs = "or -1 to train for trainer.num_train_epochs epochs"
+    assert problems("trainer.max_steps=0") == [
+        f"trainer.max_steps=0 trains nothing: set a number of steps (>= 1), {epochs}"
+    ]  # Trainer would train one step, whatever trainer.num_train_epochs says
+    assert problems("trainer.max_steps=null") == [
+        f"trainer.max_steps=null: expected a number of steps (>= 1), {epochs}"
+    ]
+    assert problems("trainer.max_steps=-1", "trainer.num_train_epochs=2") == []
+
+
 def test_training_arguments_rules_name_the_config_keys_they_are_about():
     (problem,) = problems("trainer.save_steps=8", "trainer.eval_steps=50")
     assert problem.endswith("Change trainer.save_steps, trainer.eval_steps")
