@@ -184,6 +184,20 @@ def test_a_stray_folder_named_like_a_checkpoint_is_passed_over_and_left_alone(tm
     assert (checkpoints / "checkpoint-9.bak").read_text() == "a file"
 
 
+def test_run_json_tells_how_the_last_attempt_ended_and_keeps_each_attempts_error(tmp_path):
+    from voxtral_exp.run.record import RunRecord
+
+    RunRecord(tmp_path, []).finish("failed", error="OutOfMemoryError: CUDA out of memory")
+    resumed = RunRecord(tmp_path, [])  # python -m voxtral_exp.resume: a second attempt
+    running = json.loads((tmp_path / "run.json").read_text())
+    assert running["status"] == "running" and "error" not in running and "end_time" not in running
+    resumed.finish("completed", metrics={"eval_loss": 1.5})
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "completed" and "error" not in run and run["metrics"] == {"eval_loss": 1.5}
+    assert [a["status"] for a in run["attempts"]] == ["failed", "completed"]
+    assert run["attempts"][0]["error"] == "OutOfMemoryError: CUDA out of memory"  # the history keeps it
+
+
 def test_a_checkpoint_cut_short_is_never_chosen(tmp_path):
     good = tmp_path / "checkpoint-4"
     good.mkdir()

@@ -90,6 +90,8 @@ class RunRecord:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / "run.json"
         self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        for ended in ("error", "end_time"):  # how an earlier attempt ended: its attempts entry keeps it
+            self.data.pop(ended, None)
         self.data.update(
             {
                 "status": "running",
@@ -114,9 +116,11 @@ class RunRecord:
         self.data["progress"] = progress
         self.save()
 
-    def finish(self, status: str, **extra: Any) -> None:
-        self.data.update(status=status, end_time=now(), **extra)
-        self.data["attempts"][-1].update(end_time=now(), status=status)
+    def finish(self, status: str, error: str | None = None, **extra: Any) -> None:
+        """How this attempt ended (completed, failed or interrupted, with its error)."""
+        ended = {"end_time": now(), "status": status, **({"error": error} if error else {})}
+        self.data.update(**ended, **extra)
+        self.data["attempts"][-1].update(ended)
         self.save()
 
 
