@@ -82,6 +82,18 @@ def test_a_run_directory_in_use_is_refused_even_quoted_before_anything_is_writte
     assert sorted(p.name for p in busy.iterdir()) == [".lock"]  # no .hydra/, no log
 
 
+def test_a_run_directory_that_cannot_be_written_is_named_without_a_traceback(tmp_path, trackio_dir):
+    (tmp_path / "notes").write_text("a file where a folder is expected")
+    run_dir = tmp_path / "notes" / "run"  # fails for root too, which ignores permission bits
+    proc = run_train([*QUICK, f"hydra.run.dir={run_dir}"], trackio_dir, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: hydra.run.dir={run_dir}: cannot create or write the run directory (Not a directory); nothing was "
+        "written. Choose a folder you can write to (hydra.run.dir=DIR)"
+    )
+    assert (tmp_path / "notes").read_text() == "a file where a folder is expected"
+
+
 @pytest.mark.parametrize(
     "key, instead",
     [
