@@ -1,11 +1,16 @@
 """Each speed lever keeps the loss equal to the plain path on the tiny model."""
 
+import os
+import pickle
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from tests.conftest import SAMPLE, compose_config
 from voxtral_exp.data.dataset import SpeechDataset
+from voxtral_exp.data.example import Example
 from voxtral_exp.data.manifest import read_manifest
 from voxtral_exp.model.modeling import apply_method, build_model, unwrap_peft
 from voxtral_exp.model.tokens import PAD_TOKEN_ID
@@ -76,6 +81,53 @@ def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
     cache = EncoderCache(tmp_path, model)
     unnamed = [type(example)(audio=example.audio, text=""), type(example)(audio=str(changed), text="")]
     assert cache.path(unnamed[0]) != cache.path(unnamed[1])
+
+
+def test_a_clip_that_fails_to_decode_gets_no_entry_and_is_skipped_in_every_run(tmp_path, featurizer, examples, caplog):
+    broken = tmp_path / "nan.wav"  # its header reads (so screening keeps it), its samples do not decode
+    sf.write(broken, np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    clips = [examples[0], Example(str(broken), "never heard", "en", origin="train.jsonl:2"), examples[1]]
+    model = lora_model()
+    for run in ("cold cache", "warm cache"):  # a later run shares the cache: nothing may differ
+        dataset = SpeechDataset(clips, featurizer, on_error="skip")
+        cache = EncoderCache(tmp_path / "cache", model)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            written = cache.fill(model, dataset, batch_size=3, num_workers=0)
+            dataset.cache = cache
+            served = dataset[1]
+        assert written == (2 if run == "cold cache" else 0)
+        assert cache.get(clips[1]) is None, run  # no entry: its transcript is never trained on other audio
+        assert caplog.text.count("Skipping train.jsonl:2") == 2, run  # by the fill and in training, each run
+        assert "no entry for 1 clip(s) whose audio failed to decode" in caplog.text, run
+        assert served["text"] == clips[2].text  # the next clip, with its own encoder output
+        assert torch.equal(served["encoder_states"], cache.get(clips[2])["states"])
+
+
+def test_an_unreadable_entry_is_a_miss_recomputed_and_never_unpickled(tmp_path, featurizer, examples, caplog):
+    class Payload:  # what a planted pickle does when it is unpickled
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'ran'}",)
+
+    model = lora_model()
+    dataset = SpeechDataset(examples[:3], featurizer)
+    cache = EncoderCache(tmp_path / "cache", model)
+    cache.fill(model, dataset, batch_size=3, num_workers=0)
+    entries = [cache.get(e) for e in examples[:3]]
+    planted, crafted, cut = (cache.path(e) for e in examples[:3])
+    planted.write_bytes(pickle.dumps(Payload(), protocol=2))  # a bare pickle
+    torch.save({"states": Payload(), "samples": 1}, crafted)  # torch's own format, with a payload inside
+    cut.write_bytes(cut.read_bytes()[:200])  # a copy cut short
+    dataset.cache = cache
+    with caplog.at_level("WARNING"):
+        served = dataset[0]  # read the live way meanwhile: no UnpicklingError
+        assert "input_features" in served and served["text"] == examples[0].text
+        assert cache.fill(model, dataset, batch_size=3, num_workers=0) == 3  # each recomputed, in place
+    for path in (planted, crafted, cut):
+        assert f"Encoder cache: unreadable entry {path} (" in caplog.text
+    assert "weights_only=False" not in caplog.text and not (tmp_path / "ran").exists()
+    for example, entry in zip(examples[:3], entries):
+        assert torch.equal(cache.get(example)["states"], entry["states"])
 
 
 def test_cache_refuses_a_training_audio_path():

@@ -5,20 +5,22 @@ once (before the first epoch) and read back afterwards: later epochs skip audio 
 features and the encoder. The projector runs on the cached states in every step, so it can
 still train (method.train_projector=true). Entries are keyed by the audio's bytes (plus offset
 and duration) under a folder named by a fingerprint of the encoder's weights, so changed audio
-or changed weights never hit a stale entry.
+or changed weights never hit a stale entry. An entry that cannot be read (cut short, or a file
+planted in the cache) is a miss: logged, and computed again by the next fill.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from voxtral_exp.data.audio import TARGET_RATE, header_seconds
 from voxtral_exp.data.example import Example
@@ -26,6 +28,9 @@ from voxtral_exp.files import atomic_path
 from voxtral_exp.model.audio_path import encode_clips
 from voxtral_exp.model.modeling import audio_modules
 from voxtral_exp.model.tokens import audio_tokens
+
+if TYPE_CHECKING:
+    from voxtral_exp.data.dataset import SpeechDataset
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +78,23 @@ class EncoderCache:
         return self.folder / key[:2] / f"{key}.pt"
 
     def get(self, example: Example) -> dict[str, Any] | None:
-        path = self.path(example)
-        return torch.load(path, weights_only=True) if path.exists() else None
+        """The clip's entry; None when it has none or it cannot be read."""
+        return self.read(self.path(example))
+
+    def read(self, path: Path, mmap: bool = False) -> dict[str, Any] | None:
+        """The entry at ``path``, or None: missing, or unreadable (logged with its path). Never
+        unpickled beyond tensors and numbers (weights_only), whatever torch's message suggests.
+        ``mmap``: check it without reading its tensors (the fill checks every entry)."""
+        if not path.exists():
+            return None
+        try:
+            entry = torch.load(path, weights_only=True, mmap=mmap)
+            if not (isinstance(entry, dict) and isinstance(entry.get("states"), torch.Tensor) and "samples" in entry):
+                raise ValueError("not an entry of this cache")
+        except Exception as e:  # noqa: BLE001 - cut short, planted, another format: a miss either way
+            log.warning("Encoder cache: unreadable entry %s (%s): a miss, computed again", path, type(e).__name__)
+            return None
+        return entry
 
     def put(self, example: Example, states: torch.Tensor, samples: int) -> None:
         path = self.path(example)
@@ -86,39 +106,57 @@ class EncoderCache:
     def fill(
         self,
         model: torch.nn.Module,
-        dataset: Dataset,
+        dataset: SpeechDataset,
         batch_size: int,
         num_workers: int,
         rank: int = 0,
         world_size: int = 1,
     ) -> int:
-        """Compute and store the embeddings of the examples not cached yet; returns how many.
+        """Compute and store the entries of the examples not cached yet (or unreadable); returns
+        how many it wrote. A clip whose audio fails to decode (dataset.on_error=skip) gets none:
+        training skips it as it does without the cache, in this run and every later one.
 
         Under torchrun each of the ``world_size`` ranks takes every ``world_size``-th example
         (the caller waits for all ranks before training), so the pass takes 1/N of the time.
         """
         examples = dataset.examples
         # shares by index, not by what is missing: another rank may already be writing its own
-        missing = [i for i in range(rank, len(examples), world_size) if not self.path(examples[i]).exists()]
+        share = range(rank, len(examples), world_size)
+        missing = [i for i in share if self.read(self.path(examples[i]), mmap=True) is None]
         if not missing:
             return 0
         tower, _ = audio_modules(model)
         device = next(tower.parameters()).device
-        subset = torch.utils.data.Subset(dataset, missing)
-        loader = DataLoader(subset, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+        decode = functools.partial(_decoded, dataset)  # in the loader's workers
+        loader = DataLoader(missing, batch_size=batch_size, num_workers=num_workers, collate_fn=decode)
         window = self.encoder_window == "clip"
-        done = 0
+        done = failed = 0
         for batch in loader:
-            features = torch.cat([f["input_features"] for f in batch]).to(device)
-            chunks = [f["input_features"].shape[0] for f in batch]
-            lengths = [f["samples"] for f in batch]
+            decoded = [(i, f) for i, f in batch if f is not None]
+            failed += len(batch) - len(decoded)
+            if not decoded:
+                continue
+            features = torch.cat([f["input_features"] for _, f in decoded]).to(device)
+            chunks = [f["input_features"].shape[0] for _, f in decoded]
+            lengths = [f["samples"] for _, f in decoded]
             keep = [audio_tokens(n, "clip" if window else "chunk") for n in lengths]  # window: the clip's rows only
             states = encode_clips(tower, features, chunks, keep, window)
-            for f, rows in zip(batch, states.split(keep)):
-                self.put(examples[missing[done]], rows, f["samples"])
+            for (i, f), rows in zip(decoded, states.split(keep)):
+                self.put(examples[i], rows, f["samples"])
                 done += 1
         log.info("Encoder cache <speed.encoder_cache>: %d new entries in %s", done, self.folder)
+        if failed:
+            log.warning(
+                "Encoder cache: no entry for %d clip(s) whose audio failed to decode (skipped in training, as "
+                "without the cache)",
+                failed,
+            )
         return done
+
+
+def _decoded(dataset: SpeechDataset, indices: list[int]) -> list[tuple[int, dict[str, Any] | None]]:
+    """(index, features) of each example; None for a clip whose audio fails to decode."""
+    return [(i, dataset.features(i)) for i in indices]
 
 
 def chosen_folder(cfg: DictConfig, examples: list[Example], streaming: bool, model: torch.nn.Module) -> str | None:
