@@ -130,6 +130,19 @@ def test_an_unreadable_entry_is_a_miss_recomputed_and_never_unpickled(tmp_path, 
         assert torch.equal(cache.get(example)["states"], entry["states"])
 
 
+def test_filling_the_cache_places_only_the_audio_tower_on_the_device(tmp_path, featurizer, examples):
+    cfg = compose_config(["model=tiny", "method=full", "hardware=cpu"])
+    model = apply_method(build_model(cfg.model, torch.float32, seed=0), cfg.method)
+    # the language model on no device at all (meta): moving it would fail here, as moving all of
+    # Voxtral-Small-24B (97 GB in fp32) onto one GPU fails there
+    language_model = model.model.language_model.to("meta")
+    cache = EncoderCache(tmp_path, model)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert cache.fill(model, SpeechDataset(examples[:2], featurizer), 2, 0, device=device) == 2
+    assert all(p.is_meta for p in language_model.parameters())  # never moved
+    assert {p.device.type for p in model.model.audio_tower.parameters()} == {"cpu"}  # back where it was
+
+
 def test_cache_refuses_a_training_audio_path():
     from voxtral_exp.run.config import ConfigError, validate
 

@@ -111,10 +111,14 @@ class EncoderCache:
         num_workers: int,
         rank: int = 0,
         world_size: int = 1,
+        device: torch.device | str | None = None,
     ) -> int:
         """Compute and store the entries of the examples not cached yet (or unreadable); returns
         how many it wrote. A clip whose audio fails to decode (dataset.on_error=skip) gets none:
         training skips it as it does without the cache, in this run and every later one.
+
+        Only the audio tower goes to ``device`` for the pass, and back after it: the Trainer or
+        FSDP places the whole model later (a 24B model in fp32 fits no single GPU).
 
         Under torchrun each of the ``world_size`` ranks takes every ``world_size``-th example
         (the caller waits for all ranks before training), so the pass takes 1/N of the time.
@@ -126,24 +130,29 @@ class EncoderCache:
         if not missing:
             return 0
         tower, _ = audio_modules(model)
-        device = next(tower.parameters()).device
+        home = next(tower.parameters()).device
+        device = device or home
         decode = functools.partial(_decoded, dataset)  # in the loader's workers
         loader = DataLoader(missing, batch_size=batch_size, num_workers=num_workers, collate_fn=decode)
         window = self.encoder_window == "clip"
         done = failed = 0
-        for batch in loader:
-            decoded = [(i, f) for i, f in batch if f is not None]
-            failed += len(batch) - len(decoded)
-            if not decoded:
-                continue
-            features = torch.cat([f["input_features"] for _, f in decoded]).to(device)
-            chunks = [f["input_features"].shape[0] for _, f in decoded]
-            lengths = [f["samples"] for _, f in decoded]
-            keep = [audio_tokens(n, "clip" if window else "chunk") for n in lengths]  # window: the clip's rows only
-            states = encode_clips(tower, features, chunks, keep, window)
-            for (i, f), rows in zip(decoded, states.split(keep)):
-                self.put(examples[i], rows, f["samples"])
-                done += 1
+        tower.to(device)
+        try:
+            for batch in loader:
+                decoded = [(i, f) for i, f in batch if f is not None]
+                failed += len(batch) - len(decoded)
+                if not decoded:
+                    continue
+                features = torch.cat([f["input_features"] for _, f in decoded]).to(device)
+                chunks = [f["input_features"].shape[0] for _, f in decoded]
+                lengths = [f["samples"] for _, f in decoded]
+                keep = [audio_tokens(n, "clip" if window else "chunk") for n in lengths]  # window: the clip's rows only
+                states = encode_clips(tower, features, chunks, keep, window)
+                for (i, f), rows in zip(decoded, states.split(keep)):
+                    self.put(examples[i], rows, f["samples"])
+                    done += 1
+        finally:
+            tower.to(home)
         log.info("Encoder cache <speed.encoder_cache>: %d new entries in %s", done, self.folder)
         if failed:
             log.warning(

@@ -203,10 +203,10 @@ class FineTuneRecipe:
         )
 
     def _fill_encoder_cache(self, folder: str) -> EncoderCache:
-        """The frozen encoder's output for every train and eval clip, computed once (each rank its share)."""
+        """The frozen encoder's output for every train and eval clip, computed once (each rank its
+        share, with only the audio tower on the device)."""
         args = self.args
         cache = EncoderCache(folder, self.model, self.cfg.model.encoder_window)
-        self.model.to(args.device)
         for dataset in (self.data.train, self.data.eval):
             cache.fill(
                 self.model,
@@ -215,6 +215,7 @@ class FineTuneRecipe:
                 args.dataloader_num_workers,
                 args.process_index,
                 args.world_size,
+                args.device,
             )
             dataset.cache = cache
         if args.world_size > 1:
