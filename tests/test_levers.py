@@ -2,20 +2,24 @@
 
 import os
 import pickle
+import tracemalloc
 
+import datasets
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 from tests.conftest import SAMPLE, compose_config
+from tests.data_fixtures import HUB_COLUMNS, encode
 from voxtral_exp.data.dataset import SpeechDataset
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.manifest import read_manifest
+from voxtral_exp.data.sources import Data, load_data
 from voxtral_exp.model.modeling import apply_method, build_model, unwrap_peft
 from voxtral_exp.model.tokens import PAD_TOKEN_ID
 from voxtral_exp.training.collator import TranscriptionCollator
-from voxtral_exp.training.encoder_cache import EncoderCache, example_key, fingerprint
+from voxtral_exp.training.encoder_cache import EncoderCache, chosen_folder, example_key, fingerprint
 from voxtral_exp.training.loss import label_only_loss
 
 
@@ -141,6 +145,30 @@ def test_filling_the_cache_places_only_the_audio_tower_on_the_device(tmp_path, f
     assert cache.fill(model, SpeechDataset(examples[:2], featurizer), 2, 0, device=device) == 2
     assert all(p.is_meta for p in language_model.parameters())  # never moved
     assert {p.device.type for p in model.model.audio_tower.parameters()} == {"cpu"}  # back where it was
+
+
+def test_sizing_and_keying_the_cache_keep_no_clip_in_memory(tmp_path):
+    # Hub rows with the audio embedded: each Example holds its clip's bytes (here 40 clips of 0.8 MB)
+    rng = np.random.default_rng(0)
+    clips = [encode(rng.uniform(-0.5, 0.5, 16000 * 25).astype(np.float32), 16000, "WAV") for _ in range(40)]
+    table = datasets.Dataset.from_dict(
+        {"audio": [{"bytes": c, "path": None} for c in clips], "sentence": ["noise"] * 40, "locale": ["en"] * 40}
+    )
+    table.cast_column("audio", datasets.Audio()).to_parquet(tmp_path / "train.parquet")
+    del clips, table
+    overrides = ["dataset=hub", f"dataset.path={tmp_path / 'train.parquet'}", *HUB_COLUMNS, "dataset.eval_split=null"]
+    cfg = compose_config(["hardware=cpu", f"paths.cache_dir={tmp_path}", *overrides])
+    data = load_data(cfg.dataset, 0)
+    model = lora_model()
+    tracemalloc.start()
+    folder = chosen_folder(cfg, data, model)
+    cache = EncoderCache(folder, model)
+    paths = [cache.path(e) for e in data.train]
+    held, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(set(paths)) == len(data.train) == 38  # two held out (dataset.eval_fraction)
+    assert held < 2e6, f"{held / 1e6:.0f} MB still held after sizing and keying 32 MB of clips"
+    assert peak < 5e6, f"{peak / 1e6:.0f} MB at the peak: the clips were held at once"
 
 
 def test_cache_refuses_a_training_audio_path():
@@ -281,13 +309,12 @@ def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_
 
 
 def test_the_encoder_cache_is_on_by_default_where_it_pays(tmp_path, caplog, examples):
-    from voxtral_exp.training.encoder_cache import chosen_folder
-
     model = lora_model()
 
     def chosen(*overrides, streaming=False):
         cfg = compose_config(["hardware=cpu", f"paths.cache_dir={tmp_path}", *overrides])
-        return chosen_folder(cfg, examples, streaming, model)
+        stream = datasets.Dataset.from_dict({"audio": ["a.wav"]}).to_iterable_dataset()
+        return chosen_folder(cfg, Data(train=stream if streaming else examples, eval=[]), model)
 
     with caplog.at_level("INFO"):
         assert chosen() == str(tmp_path / "encoder")  # map-style, frozen encoder: on, size logged

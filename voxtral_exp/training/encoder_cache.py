@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from voxtral_exp.model.tokens import audio_tokens
 
 if TYPE_CHECKING:
     from voxtral_exp.data.dataset import SpeechDataset
+    from voxtral_exp.data.sources import Data
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +71,16 @@ class EncoderCache:
         self.encoder_window = encoder_window
         self.folder = Path(folder).expanduser() / fingerprint(model, encoder_window)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._keys: dict[tuple, str] = {}  # (audio, offset, duration) -> content hash: read each file once
+        self._keys: dict[tuple, str] = {}  # (file path, offset, duration) -> content hash: read each file once
 
     def path(self, example: Example) -> Path:
-        clip = (example.audio, example.offset, example.duration)
-        if clip not in self._keys:
-            self._keys[clip] = example_key(example)
-        key = self._keys[clip]
+        if isinstance(example.audio, bytes):  # hashed again each time: as a key, the bytes would hold every clip
+            key = example_key(example)
+        else:
+            clip = (example.audio, example.offset, example.duration)
+            if clip not in self._keys:
+                self._keys[clip] = example_key(example)
+            key = self._keys[clip]
         return self.folder / key[:2] / f"{key}.pt"
 
     def get(self, example: Example) -> dict[str, Any] | None:
@@ -168,7 +174,7 @@ def _decoded(dataset: SpeechDataset, indices: list[int]) -> list[tuple[int, dict
     return [(i, dataset.features(i)) for i in indices]
 
 
-def chosen_folder(cfg: DictConfig, examples: list[Example], streaming: bool, model: torch.nn.Module) -> str | None:
+def chosen_folder(cfg: DictConfig, data: Data, model: torch.nn.Module) -> str | None:
     """`speed.encoder_cache`: a folder, null (off) or auto: on, in <paths.cache_dir>/encoder, for
     map-style data with a frozen encoder when its size (estimated and logged) fits
     `speed.encoder_cache_budget_gb` and the free disk; off for streams, where each clip is seen
@@ -177,13 +183,14 @@ def chosen_folder(cfg: DictConfig, examples: list[Example], streaming: bool, mod
     if setting != "auto":
         return setting
     frozen = cfg.method.name == "lora" or cfg.method.freeze_audio_tower
-    if streaming or not frozen:
-        why = "the data is streamed" if streaming else "the audio encoder trains (method.freeze_audio_tower=false)"
+    if data.streaming or not frozen:
+        why = "the data is streamed" if data.streaming else "the audio encoder trains (method.freeze_audio_tower=false)"
         log.info("Encoder cache <speed.encoder_cache=auto>: off, %s", why)
         return None
     folder = Path(cfg.paths.cache_dir).expanduser() / "encoder"
     tower, _ = audio_modules(model)
-    size = estimated_bytes(examples, tower, cfg.model.encoder_window)
+    clips = len(data.train) + len(data.eval)
+    size = estimated_bytes(itertools.chain(data.train, data.eval), tower, cfg.model.encoder_window)
     budget = cfg.speed.encoder_cache_budget_gb * 1e9
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     free = shutil.disk_usage(existing).free
@@ -193,19 +200,20 @@ def chosen_folder(cfg: DictConfig, examples: list[Example], streaming: bool, mod
             "speed.encoder_cache_budget_gb=%s or 90%% of the %.1f GB free in %s; raise the budget or set "
             "speed.encoder_cache to a folder with room",
             size / 1e9,
-            len(examples),
+            clips,
             cfg.speed.encoder_cache_budget_gb,
             free / 1e9,
             existing,
         )
         return None
-    log.info("Encoder cache <speed.encoder_cache=auto>: ~%.2f GB for %d clips in %s", size / 1e9, len(examples), folder)
+    log.info("Encoder cache <speed.encoder_cache=auto>: ~%.2f GB for %d clips in %s", size / 1e9, clips, folder)
     return str(folder)
 
 
-def estimated_bytes(examples: list[Example], tower: torch.nn.Module, encoder_window: str) -> float:
+def estimated_bytes(examples: Iterable[Example], tower: torch.nn.Module, encoder_window: str) -> float:
     """Disk the cache takes for ``examples``: encoder rows (375 per chunk, or the clip's tokens
-    with `model.encoder_window=clip`) x 4 x the encoder's width, in its dtype."""
+    with `model.encoder_window=clip`) x 4 x the encoder's width, in its dtype. Each clip's length
+    comes from its row or its file's header, one clip at a time (Hub rows carry their audio)."""
     row = tower.config.intermediate_size * next(tower.parameters()).element_size()
     rows = 0
     for example in examples:

@@ -182,8 +182,7 @@ class FineTuneRecipe:
         """The encoder cache (filled), the checkpoint to resume from, the tracker (started or
         continued) and the Trainer."""
         cfg, data = self.cfg, self.data
-        examples = [] if data.streaming else [*data.examples.train, *data.examples.eval]
-        cache_folder = chosen_folder(cfg, examples, data.streaming, self.model)
+        cache_folder = chosen_folder(cfg, data.examples, self.model)
         self.cache = self._fill_encoder_cache(cache_folder) if cache_folder else None
         self.checkpoint = checkpoint_to_resume(cfg.resume, self.run_dir, self.is_main_process)
         if self.is_main_process and cfg.tracking.enabled:
