@@ -37,6 +37,7 @@ def register_resolvers() -> None:
         "voxtral.eq": lambda a, b: str(a) == str(b),
         "voxtral.next_trial_dir": next_trial_dir,
         "voxtral.mkdir": mkdir,
+        "voxtral.sample_eval": sample_eval,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -47,6 +48,16 @@ def mkdir(path: str) -> str:
     """Create ``path`` (for files that must exist before Hydra makes the sweep directory)."""
     Path(path).mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sample_eval(train_manifest: str | None, data_dir: str) -> str | None:
+    """`dataset.eval_manifest`'s default: the bundled sample's eval set when the train manifest is
+    the bundled sample's; otherwise null, so that `dataset.eval_fraction` of the user's own data is
+    held out (a user's data is never scored on the sample)."""
+    sample = Path(data_dir) / "sample"
+    if train_manifest and Path(train_manifest).expanduser().resolve() == (sample / "train.jsonl").resolve():
+        return str(sample / "eval.jsonl")
+    return None
 
 
 def next_trial_dir(sweep_dir: str) -> str:
