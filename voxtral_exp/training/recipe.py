@@ -176,7 +176,7 @@ class FineTuneRecipe:
         """The model in its training precision, with the method applied (LoRA adapters or full)."""
         cfg = self.cfg
         self.dtype = torch_dtype(cfg.model.dtype, self.args.bf16, cfg.method.name)
-        self.model = apply_method(build_model(cfg.model, self.dtype, cfg.seed), cfg.method)
+        self.model = apply_method(build_model(cfg.model, self.dtype, cfg.seed), cfg.method, cfg.model.revision)
 
     def _setup_trainer(self) -> None:
         """The encoder cache (filled), the checkpoint to resume from, the tracker (started or
