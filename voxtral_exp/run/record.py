@@ -111,6 +111,16 @@ class RunRecord:
     def save(self) -> None:
         write_json(self.path, self.data)
 
+    @property
+    def trackio_id(self) -> str | None:
+        """The id of this run directory's trackio run (None before it has one)."""
+        return self.data.get("trackio", {}).get("id")
+
+    def tracked(self, project: str, name: str, run_id: str) -> None:
+        """The trackio run this run directory writes into (the only one its resume touches)."""
+        self.data["trackio"] = {"project": project, "name": name, "id": run_id}
+        self.save()
+
     def progress(self, progress: dict[str, Any]) -> None:
         """Where training stands (step, max_steps, elapsed_s, eta_s): the web app shows it."""
         self.data["progress"] = progress

@@ -51,7 +51,7 @@ from voxtral_exp.training.distributed import rank
 from voxtral_exp.training.encoder_cache import EncoderCache, chosen_folder
 from voxtral_exp.training.evaluation import WerCallback, evaluate_wer, per_language_metrics
 from voxtral_exp.training.loss import label_only_loss
-from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics
+from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics, unclaimed_name
 from voxtral_exp.training.trainer import Progress, VoxtralTrainer
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ class FineTuneRecipe:
         with open_dict(cfg):  # fix the names this run is tracked under in its record (resume reuses them)
             cfg.tracking.name = run_name(cfg, run_dir)
             cfg.tracking.group = run_group(cfg)
+            if self.is_main_process and cfg.tracking.enabled and not cfg.tracking.space_id:
+                cfg.tracking.name = unclaimed_name(cfg.tracking.project, cfg.tracking.name, self.record.trackio_id)
         self.resolved = resolved_container(cfg)
         if self.is_main_process:
             write_resolved_config(run_dir, self.resolved)
@@ -238,7 +240,10 @@ class FineTuneRecipe:
             space_id=cfg.tracking.space_id,
             replay=trainer_state(self.checkpoint)["log_history"] if self.checkpoint else None,
             system_metrics_interval=cfg.tracking.get("system_metrics_interval", 10),
+            own_id=self.record.trackio_id,
         )
+        if self.tracker.run is not None:
+            self.record.tracked(cfg.tracking.project, self.tracker.run.name, self.tracker.run.id)
 
     def _callbacks(self) -> list:
         cfg, args, tracker = self.cfg, self.args, self.tracker
