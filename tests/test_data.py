@@ -103,6 +103,21 @@ def test_one_manifest_split_by_seeded_ratio():
     assert not {e.origin for e in first.eval} & {e.origin for e in first.train}
 
 
+def test_a_training_manifest_given_alone_is_evaluated_on_a_held_out_part_of_it_saying_so(tmp_path, caplog):
+    manifest = write_jsonl(tmp_path / "mine.jsonl", sample_rows("train")[:20])
+    with caplog.at_level("INFO"):
+        data = load_data(data_cfg(f"dataset.train_manifest={manifest}"), 7)
+    assert (len(data.train), len(data.eval)) == (18, 2)  # dataset.eval_fraction=0.1
+    assert all(e.origin.startswith(f"{manifest}:") for e in data.eval)  # none of the bundled sample's
+    assert not {e.origin for e in data.eval} & {e.origin for e in data.train}
+    assert (
+        f"Data <dataset.eval_manifest=null>: evaluating on 2 of the 20 examples of {manifest}, held out "
+        "(dataset.eval_fraction=0.1, seed 7) and never trained on" in caplog.text
+    )
+    assert data.report["eval_held_out"] == {"of": str(manifest), "eval_fraction": 0.1, "seed": 7, "examples": 2}
+    assert data_cfg().eval_manifest == str(ROOT / "data" / "sample" / "eval.jsonl")  # the sample keeps its own
+
+
 # --- hub -------------------------------------------------------------------------------------
 
 
@@ -298,7 +313,9 @@ def test_check_command_reports_every_planted_problem_in_one_pass(tmp_path):
         "empty_text",
     ):
         assert f"{path}:{line[name]}:" in out, name
-    assert "train: 10 examples, 3 usable" in out and "7 example(s) with errors" in out
+    assert "7 example(s) with errors" in out
+    # its one good row held out for evaluation (dataset.eval_fraction), as train.py would
+    assert "train: 9 examples, 2 usable" in out and "eval: 1 examples, 1 usable" in out
 
 
 def test_streamed_bad_rows_are_skipped_and_written_to_the_drop_log(tmp_path, processor):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import torch
 import yaml
 
 from tests.conftest import ROOT, SAMPLE, compose_config, read_trackio
+from voxtral_exp.data.audio import load_audio
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.manifest import read_manifest
@@ -130,6 +132,36 @@ def test_transcribe_cli_on_a_run_directory(lora_run):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(f) for f in files]
+
+
+def test_serving_prompts_in_the_language_the_run_trained_with_and_says_so(lora_run, tmp_path, caplog, capsys):
+    from voxtral_exp.inference import load, trained_language
+    from voxtral_exp.transcribe import main as transcribe
+
+    run_dir = tmp_path / "run"  # the shared run, as if trained with dataset.language=French
+    shutil.copytree(lora_run[0] / "final", run_dir / "final")
+    saved = yaml.safe_load((lora_run[0] / "resolved_config.yaml").read_text())
+    saved["dataset"]["language"] = "French"
+    (run_dir / "resolved_config.yaml").write_text(yaml.safe_dump(saved))
+    merged = merge(run_dir)  # final/merged
+    clip = SAMPLE / "audio" / "fr_01.flac"
+    audio = load_audio(str(clip))
+    for source in (run_dir, merged):
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            _, featurizer = load(source)
+        assert featurizer.default_language == "fr", source
+        assert torch.equal(featurizer.prompt(audio, None)["prompt_ids"], featurizer.prompt(audio, "fr")["prompt_ids"])
+        assert (
+            f"Language <dataset.language=fr>: clips given no language are prompted lang:fr, as {run_dir} trained"
+            in (caplog.text)
+        )
+    assert trained_language(str(lora_run[0] / "final")) is None  # trained without one: the model detects it
+    capsys.readouterr()
+    assert transcribe([str(run_dir / "final"), str(clip), "--max-new-tokens", "2"]) == 0
+    assert "language: fr, the one the run trained with (dataset.language); --language overrides it" in (
+        capsys.readouterr().err
+    )
 
 
 def test_model_card_holds_the_runs_real_numbers_and_working_code(lora_run, tmp_path):

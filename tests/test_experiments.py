@@ -153,13 +153,14 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
         "trainer.save_total_limit=10",
         "evaluation.wer_at_end=false",
     ]
-    straight = tmp_path / "straight"
-    run_train([*args, f"hydra.run.dir={straight}", "tracking.name=straight"], trackio_dir)
+    # two run folders of the same name: the default trackio names (<experiment>/run) collide
+    straight = tmp_path / "straight" / "run"
+    run_train([*args, f"hydra.run.dir={straight}"], trackio_dir)
 
-    killed = tmp_path / "killed"
+    killed = tmp_path / "killed" / "run"
     env = {**os.environ, "TRACKIO_DIR": str(trackio_dir)}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={killed}", "tracking.name=killed"],
+        [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={killed}"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -196,9 +197,16 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, trackio_dir
     run = json.loads((killed / "run.json").read_text())
     assert run["status"] == "completed" and len(run["attempts"]) == 2
     tracked = {r["name"]: r for r in read_trackio(trackio_dir)}
-    assert set(tracked) == {"straight", "killed"}  # the resumed run continued its trackio run
-    steps = [row["step"] for row in tracked["killed"]["logs"] if "train/loss" in row]
-    assert steps == list(range(1, 25))  # each step once: the history replayed from checkpoint-6, then trained
+    # one trackio run each, the second named apart (saying so); the resume continued its own
+    assert set(tracked) == {"default/run", "default/run-2"} and run["trackio"]["name"] == "default/run-2"
+    assert "trackio run 'default/run' belongs to " + str(straight) in (killed / "train.log").read_text()
+    assert [tracked[name]["config"]["run_dir"] for name in ("default/run", "default/run-2")] == [
+        str(straight),
+        str(killed),
+    ]
+    for name in tracked:  # each step once: the killed run's history replayed from checkpoint-6, then trained; the
+        steps = [row["step"] for row in tracked[name]["logs"] if "train/loss" in row]  # other run's untouched
+        assert steps == list(range(1, 25)), name
 
 
 def test_torchrun_two_processes_make_one_run(tmp_path, trackio_dir):

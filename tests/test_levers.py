@@ -1,16 +1,25 @@
 """Each speed lever keeps the loss equal to the plain path on the tiny model."""
 
+import os
+import pickle
+import tracemalloc
+
+import datasets
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from tests.conftest import SAMPLE, compose_config
+from tests.data_fixtures import HUB_COLUMNS, encode
 from voxtral_exp.data.dataset import SpeechDataset
+from voxtral_exp.data.example import Example
 from voxtral_exp.data.manifest import read_manifest
+from voxtral_exp.data.sources import Data, load_data
 from voxtral_exp.model.modeling import apply_method, build_model, unwrap_peft
 from voxtral_exp.model.tokens import PAD_TOKEN_ID
 from voxtral_exp.training.collator import TranscriptionCollator
-from voxtral_exp.training.encoder_cache import EncoderCache, example_key, fingerprint
+from voxtral_exp.training.encoder_cache import EncoderCache, chosen_folder, example_key, fingerprint
 from voxtral_exp.training.loss import label_only_loss
 
 
@@ -76,6 +85,90 @@ def test_cache_is_invalidated_by_new_weights_or_new_audio(tmp_path, examples):
     cache = EncoderCache(tmp_path, model)
     unnamed = [type(example)(audio=example.audio, text=""), type(example)(audio=str(changed), text="")]
     assert cache.path(unnamed[0]) != cache.path(unnamed[1])
+
+
+def test_a_clip_that_fails_to_decode_gets_no_entry_and_is_skipped_in_every_run(tmp_path, featurizer, examples, caplog):
+    broken = tmp_path / "nan.wav"  # its header reads (so screening keeps it), its samples do not decode
+    sf.write(broken, np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    clips = [examples[0], Example(str(broken), "never heard", "en", origin="train.jsonl:2"), examples[1]]
+    model = lora_model()
+    for run in ("cold cache", "warm cache"):  # a later run shares the cache: nothing may differ
+        dataset = SpeechDataset(clips, featurizer, on_error="skip")
+        cache = EncoderCache(tmp_path / "cache", model)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            written = cache.fill(model, dataset, batch_size=3, num_workers=0)
+            dataset.cache = cache
+            served = dataset[1]
+        assert written == (2 if run == "cold cache" else 0)
+        assert cache.get(clips[1]) is None, run  # no entry: its transcript is never trained on other audio
+        assert caplog.text.count("Skipping train.jsonl:2") == 2, run  # by the fill and in training, each run
+        assert "no entry for 1 clip(s) whose audio failed to decode" in caplog.text, run
+        assert served["text"] == clips[2].text  # the next clip, with its own encoder output
+        assert torch.equal(served["encoder_states"], cache.get(clips[2])["states"])
+
+
+def test_an_unreadable_entry_is_a_miss_recomputed_and_never_unpickled(tmp_path, featurizer, examples, caplog):
+    class Payload:  # what a planted pickle does when it is unpickled
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'ran'}",)
+
+    model = lora_model()
+    dataset = SpeechDataset(examples[:3], featurizer)
+    cache = EncoderCache(tmp_path / "cache", model)
+    cache.fill(model, dataset, batch_size=3, num_workers=0)
+    entries = [cache.get(e) for e in examples[:3]]
+    planted, crafted, cut = (cache.path(e) for e in examples[:3])
+    planted.write_bytes(pickle.dumps(Payload(), protocol=2))  # a bare pickle
+    torch.save({"states": Payload(), "samples": 1}, crafted)  # torch's own format, with a payload inside
+    cut.write_bytes(cut.read_bytes()[:200])  # a copy cut short
+    dataset.cache = cache
+    with caplog.at_level("WARNING"):
+        served = dataset[0]  # read the live way meanwhile: no UnpicklingError
+        assert "input_features" in served and served["text"] == examples[0].text
+        assert cache.fill(model, dataset, batch_size=3, num_workers=0) == 3  # each recomputed, in place
+    for path in (planted, crafted, cut):
+        assert f"Encoder cache: unreadable entry {path} (" in caplog.text
+    assert "weights_only=False" not in caplog.text and not (tmp_path / "ran").exists()
+    for example, entry in zip(examples[:3], entries):
+        assert torch.equal(cache.get(example)["states"], entry["states"])
+
+
+def test_filling_the_cache_places_only_the_audio_tower_on_the_device(tmp_path, featurizer, examples):
+    cfg = compose_config(["model=tiny", "method=full", "hardware=cpu"])
+    model = apply_method(build_model(cfg.model, torch.float32, seed=0), cfg.method)
+    # the language model on no device at all (meta): moving it would fail here, as moving all of
+    # Voxtral-Small-24B (97 GB in fp32) onto one GPU fails there
+    language_model = model.model.language_model.to("meta")
+    cache = EncoderCache(tmp_path, model)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert cache.fill(model, SpeechDataset(examples[:2], featurizer), 2, 0, device=device) == 2
+    assert all(p.is_meta for p in language_model.parameters())  # never moved
+    assert {p.device.type for p in model.model.audio_tower.parameters()} == {"cpu"}  # back where it was
+
+
+def test_sizing_and_keying_the_cache_keep_no_clip_in_memory(tmp_path):
+    # Hub rows with the audio embedded: each Example holds its clip's bytes (here 40 clips of 0.8 MB)
+    rng = np.random.default_rng(0)
+    clips = [encode(rng.uniform(-0.5, 0.5, 16000 * 25).astype(np.float32), 16000, "WAV") for _ in range(40)]
+    table = datasets.Dataset.from_dict(
+        {"audio": [{"bytes": c, "path": None} for c in clips], "sentence": ["noise"] * 40, "locale": ["en"] * 40}
+    )
+    table.cast_column("audio", datasets.Audio()).to_parquet(tmp_path / "train.parquet")
+    del clips, table
+    overrides = ["dataset=hub", f"dataset.path={tmp_path / 'train.parquet'}", *HUB_COLUMNS, "dataset.eval_split=null"]
+    cfg = compose_config(["hardware=cpu", f"paths.cache_dir={tmp_path}", *overrides])
+    data = load_data(cfg.dataset, 0)
+    model = lora_model()
+    tracemalloc.start()
+    folder = chosen_folder(cfg, data, model)
+    cache = EncoderCache(folder, model)
+    paths = [cache.path(e) for e in data.train]
+    held, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(set(paths)) == len(data.train) == 38  # two held out (dataset.eval_fraction)
+    assert held < 2e6, f"{held / 1e6:.0f} MB still held after sizing and keying 32 MB of clips"
+    assert peak < 5e6, f"{peak / 1e6:.0f} MB at the peak: the clips were held at once"
 
 
 def test_cache_refuses_a_training_audio_path():
@@ -216,13 +309,12 @@ def test_activation_checkpointing_keeps_the_update_and_the_frozen_encoder_graph_
 
 
 def test_the_encoder_cache_is_on_by_default_where_it_pays(tmp_path, caplog, examples):
-    from voxtral_exp.training.encoder_cache import chosen_folder
-
     model = lora_model()
 
     def chosen(*overrides, streaming=False):
         cfg = compose_config(["hardware=cpu", f"paths.cache_dir={tmp_path}", *overrides])
-        return chosen_folder(cfg, examples, streaming, model)
+        stream = datasets.Dataset.from_dict({"audio": ["a.wav"]}).to_iterable_dataset()
+        return chosen_folder(cfg, Data(train=stream if streaming else examples, eval=[]), model)
 
     with caplog.at_level("INFO"):
         assert chosen() == str(tmp_path / "encoder")  # map-style, frozen encoder: on, size logged

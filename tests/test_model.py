@@ -1,5 +1,7 @@
 """Model building, method application, and the label-only loss head."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,45 @@ def test_gpu_precision_keeps_trainable_weights_and_adamw_states_in_fp32(batch, m
     assert states and all(s.dtype == torch.float32 for s in states)  # AdamW moments: fp32
     base = {p.dtype for p in frozen if p.ndim == 2 and p.shape[0] >= 64}
     assert base == ({torch.bfloat16} if method == "lora" else {torch.float32})
+
+
+# peft's save_pretrained looks up the base's config.json on the Hub to see if its vocabulary changed: offline here
+@pytest.mark.filterwarnings("ignore:Unable to fetch remote file", "ignore:Could not find a config file")
+def test_a_pinned_base_revision_is_the_one_a_lora_adapter_is_served_on(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+    from omegaconf import OmegaConf
+
+    from voxtral_exp.model.modeling import load_trained, unwrap_peft
+    from voxtral_exp.model.processor import build_offline_processor
+    from voxtral_exp.run.model_card import REPO, loading_code
+
+    # the Hub's own cache, read offline (as HF_HUB_CACHE and HF_HUB_OFFLINE=1 set it), holding
+    # someone/tiny-voxtral at the tag v1, which the run pins, and at main, which has moved on since
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    repo = tmp_path / "hub" / "models--someone--tiny-voxtral"
+    tiny = compose_config(["model=tiny", "hardware=cpu"]).model
+    embeddings = {}
+    for seed, ref in ((0, "v1"), (1, "main")):
+        commit = f"{seed + 1:040x}"
+        model = build_model(tiny, torch.float32, seed)
+        model.save_pretrained(repo / "snapshots" / commit)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+        embeddings[ref] = model.get_input_embeddings().weight
+
+    def base_of(model: torch.nn.Module) -> list[str]:
+        weight = unwrap_peft(model).get_input_embeddings().weight
+        return [ref for ref, w in embeddings.items() if torch.equal(weight, w)]
+
+    pinned = ["model.random_init=false", "model.name_or_path=someone/tiny-voxtral", "model.revision=v1"]
+    cfg = compose_config(["model=tiny", "hardware=cpu", "method=lora", *pinned])
+    trained = apply_method(build_model(cfg.model, torch.float32, cfg.seed), cfg.method, cfg.model.revision)
+    final = tmp_path / "final"
+    trained.save_pretrained(final)
+    build_offline_processor().save_pretrained(final)
+    assert json.loads((final / "adapter_config.json").read_text())["revision"] == "v1"
+    imports, statements = loading_code({"model": OmegaConf.to_container(cfg.model), "method": {"name": "lora"}})
+    card = {}
+    exec(imports + statements.replace(REPO, str(final)), card)  # the model card's code, as written
+    assert base_of(trained) == base_of(load_trained(str(final))) == base_of(card["model"]) == ["v1"]

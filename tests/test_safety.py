@@ -82,6 +82,18 @@ def test_a_run_directory_in_use_is_refused_even_quoted_before_anything_is_writte
     assert sorted(p.name for p in busy.iterdir()) == [".lock"]  # no .hydra/, no log
 
 
+def test_a_run_directory_that_cannot_be_written_is_named_without_a_traceback(tmp_path, trackio_dir):
+    (tmp_path / "notes").write_text("a file where a folder is expected")
+    run_dir = tmp_path / "notes" / "run"  # fails for root too, which ignores permission bits
+    proc = run_train([*QUICK, f"hydra.run.dir={run_dir}"], trackio_dir, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: hydra.run.dir={run_dir}: cannot create or write the run directory (Not a directory); nothing was "
+        "written. Choose a folder you can write to (hydra.run.dir=DIR)"
+    )
+    assert (tmp_path / "notes").read_text() == "a file where a folder is expected"
+
+
 @pytest.mark.parametrize(
     "key, instead",
     [
@@ -167,6 +179,37 @@ def test_ctrl_c_says_which_checkpoint_the_run_goes_on_from(tmp_path):
     )
 
 
+def test_a_stray_folder_named_like_a_checkpoint_is_passed_over_and_left_alone(tmp_path, caplog):
+    from voxtral_exp.training.checkpoints import checkpoint_to_resume, interrupted_message
+
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "checkpoint-4").mkdir(parents=True)
+    (checkpoints / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4}')
+    (checkpoints / "checkpoint-x").mkdir()  # a user's copy, a note: no step in its name
+    (checkpoints / "checkpoint-x" / "notes.txt").write_text("keep me")
+    (checkpoints / "checkpoint-9.bak").write_text("a file")
+    with caplog.at_level("WARNING"):
+        assert checkpoint_to_resume(True, tmp_path, is_main_process=True) == str(checkpoints / "checkpoint-4")
+    assert interrupted_message(tmp_path).endswith("continues it from checkpoint-4")
+    assert f"Passing over {checkpoints / 'checkpoint-x'}: it is no checkpoint (not checkpoint-<step>)" in caplog.text
+    assert (checkpoints / "checkpoint-x" / "notes.txt").read_text() == "keep me"  # neither renamed nor removed
+    assert (checkpoints / "checkpoint-9.bak").read_text() == "a file"
+
+
+def test_run_json_tells_how_the_last_attempt_ended_and_keeps_each_attempts_error(tmp_path):
+    from voxtral_exp.run.record import RunRecord
+
+    RunRecord(tmp_path, []).finish("failed", error="OutOfMemoryError: CUDA out of memory")
+    resumed = RunRecord(tmp_path, [])  # python -m voxtral_exp.resume: a second attempt
+    running = json.loads((tmp_path / "run.json").read_text())
+    assert running["status"] == "running" and "error" not in running and "end_time" not in running
+    resumed.finish("completed", metrics={"eval_loss": 1.5})
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "completed" and "error" not in run and run["metrics"] == {"eval_loss": 1.5}
+    assert [a["status"] for a in run["attempts"]] == ["failed", "completed"]
+    assert run["attempts"][0]["error"] == "OutOfMemoryError: CUDA out of memory"  # the history keeps it
+
+
 def test_a_checkpoint_cut_short_is_never_chosen(tmp_path):
     good = tmp_path / "checkpoint-4"
     good.mkdir()
@@ -193,6 +236,17 @@ def test_a_checkpoint_cut_short_is_never_chosen(tmp_path):
 def test_a_value_of_the_wrong_type_is_named_with_its_key():
     assert problems("trainer.learning_rate=abc") == ["trainer.learning_rate='abc': expected a number"]
     assert problems("method.alpha=abc")[0].startswith("method.alpha='abc': must be a number > 0")
+
+
+def test_a_run_length_of_no_steps_is_refused_saying_what_to_use():
+    epochs = "or -1 to train for trainer.num_train_epochs epochs"
+    assert problems("trainer.max_steps=0") == [
+        f"trainer.max_steps=0 trains nothing: set a number of steps (>= 1), {epochs}"
+    ]  # Trainer would train one step, whatever trainer.num_train_epochs says
+    assert problems("trainer.max_steps=null") == [
+        f"trainer.max_steps=null: expected a number of steps (>= 1), {epochs}"
+    ]
+    assert problems("trainer.max_steps=-1", "trainer.num_train_epochs=2") == []
 
 
 def test_training_arguments_rules_name_the_config_keys_they_are_about():

@@ -9,22 +9,27 @@ beam search, sharded across processes under torchrun / accelerate.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from accelerate import PartialState
 from accelerate.utils import gather_object
 
 from voxtral_exp.data.featurize import Featurizer
+from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.errors import UserError
 from voxtral_exp.model.audio_path import AUDIO_INPUTS, batch_audio, encoder_window, inner, prompt_embeddings
 from voxtral_exp.model.modeling import audio_settings, load_trained
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.record import final_dir
+
+log = logging.getLogger(__name__)
 
 
 def device_and_dtype() -> tuple[str, torch.dtype]:
@@ -45,7 +50,29 @@ def load(source: str | Path) -> tuple[torch.nn.Module, Featurizer]:
         processor = load_processor(folder)
     except OSError as e:  # a Hub id that does not exist or cannot be reached
         raise UserError(f"cannot load the model {source}: {e}") from None
-    return model, Featurizer(processor, folder, audio_tokens=audio_settings(folder)["audio_tokens"])
+    language = trained_language(folder)  # clips given no language are prompted in it
+    return model, Featurizer(processor, folder, language, audio_tokens=audio_settings(folder)["audio_tokens"])
+
+
+def trained_language(folder: str) -> str | None:
+    """The prompt language the model trained with (`dataset.language`, for rows without their
+    own), logged: read from the run's resolved_config.yaml, beside its final/ (also for
+    final/merged). None for a model outside a run (a Hub id, a folder copied elsewhere), which
+    records none: the model then detects the language."""
+    path = Path(folder).resolve()
+    run_dir = next((p.parent for p in (path, path.parent) if p.name == "final"), None)
+    saved = run_dir / "resolved_config.yaml" if run_dir else None
+    if saved is None or not saved.is_file():
+        return None
+    language = language_code((yaml.safe_load(saved.read_text()).get("dataset") or {}).get("language"))
+    if language:
+        log.info(
+            "Language <dataset.language=%s>: clips given no language are prompted lang:%s, as %s trained",
+            language,
+            language,
+            run_dir,
+        )
+    return language
 
 
 def model_source(source: str | Path) -> str:

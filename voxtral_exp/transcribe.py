@@ -23,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="run directory, final/ or merged folder, or Hub id")
     parser.add_argument("audio", nargs="+", type=Path, help="audio files (WAV, FLAC, OGG, MP3)")
-    parser.add_argument("--language", help="ISO 639-1 code for the prompt; default: the model detects it")
+    parser.add_argument(
+        "--language",
+        help="ISO 639-1 code for the prompt; default: the language the run trained with (dataset.language), "
+        "else the model detects it",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
@@ -38,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
             bad += 1
     if audios:
         model, featurizer = load(args.model)
+        if language is None and featurizer.default_language:
+            print(
+                f"language: {featurizer.default_language}, the one the run trained with (dataset.language); "
+                "--language overrides it",
+                file=sys.stderr,
+            )
         clips = list(audios.values())
         texts = transcribe(model, featurizer, clips, [language] * len(clips), args.batch_size, args.max_new_tokens)
         for path, text in zip(audios, texts):

@@ -48,7 +48,9 @@ def build(page: gr.Blocks, workspace: Workspace) -> None:
         audio = gr.Audio(
             sources=["upload", "microphone"], type="filepath", label="Upload or record", elem_id="try-audio"
         )
-        language = gr.Textbox("", label="Language (empty: the model detects it)")
+        language = gr.Textbox(
+            "", label="Language (empty: the one the run trained with, if any; else the model detects it)"
+        )
         transcribe_button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
         transcript = gr.Textbox(label="Transcript", elem_id="transcript-out")
 

@@ -56,17 +56,25 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         for attempt in range(len(self)):
-            example = self.examples[(index + attempt) % len(self)]
-            states = self.cache.get(example) if self.cache is not None else None
-            if states is not None:
-                return self.featurizer.from_encoder_states(example, states)
-            try:
-                return self.featurizer(example)
-            except (AudioError, FileNotFoundError) as e:
-                if self.on_error == "raise":
-                    raise AudioError(f"{example.origin}: {e}") from e
-                log.warning("Skipping %s: %s <dataset.on_error=skip>", example.origin, e)
+            features = self.features((index + attempt) % len(self))
+            if features is not None:
+                return features
         raise AudioError("no example in the dataset could be decoded")
+
+    def features(self, index: int) -> dict[str, Any] | None:
+        """``examples[index]`` featurised (from the cache when it holds the clip); None, logged,
+        when its audio fails to decode and on_error=skip."""
+        example = self.examples[index]
+        states = self.cache.get(example) if self.cache is not None else None
+        if states is not None:
+            return self.featurizer.from_encoder_states(example, states)
+        try:
+            return self.featurizer(example)
+        except (AudioError, FileNotFoundError) as e:
+            if self.on_error == "raise":
+                raise AudioError(f"{example.origin}: {e}") from e
+            log.warning("Skipping %s: %s <dataset.on_error=skip>", example.origin, e)
+            return None
 
 
 def stream_features(

@@ -84,10 +84,13 @@ def lora_target_regex(target_modules: list[str]) -> str:
     return rf".*language_model\..*\.({names})"
 
 
-def apply_method(model: VoxtralForConditionalGeneration, cfg: DictConfig) -> torch.nn.Module:
-    """`method` node -> the trainable model: LoRA adapters (PeftModel) or selected full weights."""
+def apply_method(
+    model: VoxtralForConditionalGeneration, cfg: DictConfig, revision: str | None = None
+) -> torch.nn.Module:
+    """`method` node -> the trainable model: LoRA adapters (PeftModel) or selected full weights.
+    ``revision``: the base's `model.revision`, which a LoRA adapter records for its reload."""
     if cfg.name == "lora":
-        model = get_peft_model(model, lora_config(cfg))  # freezes every base weight
+        model = get_peft_model(model, lora_config(cfg), revision=revision)  # freezes every base weight
     elif cfg.name == "full":
         vocab = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
         for name, param in model.named_parameters():
@@ -186,5 +189,7 @@ def _adapter_base(path: str, dtype: torch.dtype) -> VoxtralForConditionalGenerat
     base_dir = Path(path) / "base_model"
     if base_dir.exists():
         return VoxtralForConditionalGeneration.from_pretrained(base_dir, dtype=dtype)
-    base = PeftConfig.from_pretrained(path).base_model_name_or_path
-    return VoxtralForConditionalGeneration.from_pretrained(base, dtype=dtype)
+    config = PeftConfig.from_pretrained(path)  # the base and its pinned revision (model.revision)
+    return VoxtralForConditionalGeneration.from_pretrained(
+        config.base_model_name_or_path, revision=config.revision, dtype=dtype
+    )

@@ -37,6 +37,7 @@ def register_resolvers() -> None:
         "voxtral.eq": lambda a, b: str(a) == str(b),
         "voxtral.next_trial_dir": next_trial_dir,
         "voxtral.mkdir": mkdir,
+        "voxtral.sample_eval": sample_eval,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -47,6 +48,16 @@ def mkdir(path: str) -> str:
     """Create ``path`` (for files that must exist before Hydra makes the sweep directory)."""
     Path(path).mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sample_eval(train_manifest: str | None, data_dir: str) -> str | None:
+    """`dataset.eval_manifest`'s default: the bundled sample's eval set when the train manifest is
+    the bundled sample's; otherwise null, so that `dataset.eval_fraction` of the user's own data is
+    held out (a user's data is never scored on the sample)."""
+    sample = Path(data_dir) / "sample"
+    if train_manifest and Path(train_manifest).expanduser().resolve() == (sample / "train.jsonl").resolve():
+        return str(sample / "eval.jsonl")
+    return None
 
 
 def next_trial_dir(sweep_dir: str) -> str:
@@ -187,7 +198,12 @@ def _trainer_problems(t: DictConfig, hardware: DictConfig) -> list[str]:
         return problems
     if not t.learning_rate or t.learning_rate <= 0:
         problems.append(f"trainer.learning_rate={t.learning_rate}: must be > 0 (e.g. 1e-4 for LoRA)")
-    if t.max_steps <= 0 and t.num_train_epochs <= 0:
+    epochs = "-1 to train for trainer.num_train_epochs epochs"
+    if t.max_steps is None:
+        problems.append(f"trainer.max_steps=null: expected a number of steps (>= 1), or {epochs}")
+    elif t.max_steps == 0:  # Trainer would train one step, and num_train_epochs would be ignored
+        problems.append(f"trainer.max_steps=0 trains nothing: set a number of steps (>= 1), or {epochs}")
+    elif t.max_steps < 0 and (t.num_train_epochs or 0) <= 0:
         problems.append("trainer.max_steps and trainer.num_train_epochs are both <= 0: set one of them")
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
         if t[key] < 1:
@@ -304,7 +320,7 @@ def _dataset_problems(data: DictConfig, t: DictConfig) -> list[str]:
             problems.append(f"dataset.eval_fraction={data.eval_fraction}: must be in (0, 1) when eval_manifest is null")
     if data.on_error not in ("raise", "skip"):
         problems.append(f"dataset.on_error={data.on_error}: expected raise | skip")
-    if data.get("streaming") and t.max_steps <= 0:
+    if data.get("streaming") and (t.max_steps or 0) <= 0:
         problems.append(
             f"dataset={data.name} is streamed (dataset.streaming=true) and a stream has no length: "
             "set trainer.max_steps instead of epochs"

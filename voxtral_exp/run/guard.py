@@ -9,13 +9,16 @@ interpolated ``hydra.run.dir`` is resolved as Hydra will resolve it):
   ``overwrite=true``, which first moves it aside to ``<dir>.replaced-<time>``, whole: two runs'
   files are never mixed. A stopped run is continued with ``python -m voxtral_exp.resume DIR``.
 - a sweep directory that holds an earlier sweep's jobs is treated the same way (an Optuna study
-  continued in its sweep directory numbers new trials past the old ones, and is let through).
+  continued in its sweep directory numbers new trials past the old ones, and is let through);
+- a directory that cannot be created or written (a file in its path, no permission, a read-only
+  disk) is refused, naming it, instead of Hydra's traceback from its log file.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,27 +37,44 @@ class RunDirectoryTaken(UserError, FileExistsError):
     """The run (or sweep) directory already holds a run."""
 
 
+class RunDirectoryUnwritable(UserError, PermissionError):
+    """The run (or sweep) directory cannot be created or written."""
+
+
 def holds_a_run(folder: Path) -> bool:
     return any((folder / name).exists() for name in RUN_FILES)
 
 
 def claim(folder: Path, overwrite: bool, what: str = "run", resume_hint: bool = True) -> None:
-    """Refuse ``folder`` if a live process trains there or it holds a run; with ``overwrite``,
-    move the old run aside (never mixing it with the new one)."""
+    """Refuse ``folder`` if a live process trains there, it holds a run or it cannot be written;
+    with ``overwrite``, move the old run aside (never mixing it with the new one)."""
     check_free(folder)
     taken = holds_a_run(folder) if what == "run" else any(holds_a_run(p) for p in folder.glob("*"))
-    if not taken:
-        return
-    if not overwrite:
+    if taken and not overwrite:
         hint = f" continue it with `python -m voxtral_exp.resume {folder}`," if resume_hint else ""
         raise RunDirectoryTaken(
             f"{what} directory {folder} already holds a {what} ({', '.join(found(folder))}): nothing was "
             f"written. Choose another hydra.{what}.dir,{hint} or add overwrite=true to move the old one "
             f"aside to {folder}.replaced-<time> first"
         )
-    aside = folder.with_name(f"{folder.name}.replaced-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}")
-    folder.rename(aside)
-    log.warning("overwrite=true: moved the %s that was in %s to %s", what, folder, aside)
+    if taken:
+        aside = folder.with_name(f"{folder.name}.replaced-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}")
+        folder.rename(aside)
+        log.warning("overwrite=true: moved the %s that was in %s to %s", what, folder, aside)
+    writable(folder, what)
+
+
+def writable(folder: Path, what: str = "run") -> None:
+    """Create ``folder`` and write a file in it, as Hydra is about to; refuse it, naming it, if that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise RunDirectoryUnwritable(
+            f"hydra.{what}.dir={folder}: cannot create or write the {what} directory ({e.strerror}); nothing was "
+            f"written. Choose a folder you can write to (hydra.{what}.dir=DIR)"
+        ) from None
 
 
 def found(folder: Path) -> list[str]:

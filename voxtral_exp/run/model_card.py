@@ -22,10 +22,11 @@ def loading_code(resolved: dict[str, Any]) -> tuple[str, str]:
     model_cfg, method = resolved["model"], resolved["method"]["name"]
     imports = "from transformers import VoxtralForConditionalGeneration, VoxtralProcessor\n"
     if method == "lora":
+        revision = f', revision="{model_cfg["revision"]}"' if model_cfg.get("revision") else ""  # the pinned base
         base = (
             f'VoxtralForConditionalGeneration.from_pretrained("{REPO}", subfolder="base_model")'
             if model_cfg["random_init"]
-            else f'VoxtralForConditionalGeneration.from_pretrained("{model_cfg["name_or_path"]}")'
+            else f'VoxtralForConditionalGeneration.from_pretrained("{model_cfg["name_or_path"]}"{revision})'
         )
         imports = "from peft import PeftModel\n" + imports
         load = f'model = PeftModel.from_pretrained({base}, "{REPO}")'

@@ -90,6 +90,8 @@ class RunRecord:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / "run.json"
         self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        for ended in ("error", "end_time"):  # how an earlier attempt ended: its attempts entry keeps it
+            self.data.pop(ended, None)
         self.data.update(
             {
                 "status": "running",
@@ -109,14 +111,26 @@ class RunRecord:
     def save(self) -> None:
         write_json(self.path, self.data)
 
+    @property
+    def trackio_id(self) -> str | None:
+        """The id of this run directory's trackio run (None before it has one)."""
+        return self.data.get("trackio", {}).get("id")
+
+    def tracked(self, project: str, name: str, run_id: str) -> None:
+        """The trackio run this run directory writes into (the only one its resume touches)."""
+        self.data["trackio"] = {"project": project, "name": name, "id": run_id}
+        self.save()
+
     def progress(self, progress: dict[str, Any]) -> None:
         """Where training stands (step, max_steps, elapsed_s, eta_s): the web app shows it."""
         self.data["progress"] = progress
         self.save()
 
-    def finish(self, status: str, **extra: Any) -> None:
-        self.data.update(status=status, end_time=now(), **extra)
-        self.data["attempts"][-1].update(end_time=now(), status=status)
+    def finish(self, status: str, error: str | None = None, **extra: Any) -> None:
+        """How this attempt ended (completed, failed or interrupted, with its error)."""
+        ended = {"end_time": now(), "status": status, **({"error": error} if error else {})}
+        self.data.update(**ended, **extra)
+        self.data["attempts"][-1].update(ended)
         self.save()
 
 

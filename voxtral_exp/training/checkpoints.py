@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,25 @@ def _incomplete(path: Path) -> str | None:
     return None
 
 
+def checkpoints(folder: Path) -> list[Path]:
+    """The checkpoints under ``folder``, newest first: the folders named checkpoint-<step>, as the
+    Trainer names them. Anything else named checkpoint-* (a user's copy, checkpoint-x) is passed
+    over, saying so, and left alone."""
+    found = {}
+    for path in folder.glob("checkpoint-*"):
+        step = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if step and path.is_dir():
+            found[path] = int(step.group(1))
+        else:
+            log.warning("Passing over %s: it is no checkpoint (not checkpoint-<step>); left as it is", path)
+    return sorted(found, key=lambda p: -found[p])
+
+
 def last_complete_checkpoint(folder: Path, rename_incomplete: bool = True) -> Path | None:
     """The newest checkpoint that can be resumed from; unsound ones are skipped, saying why, and,
     with ``rename_incomplete`` (the process that writes), renamed incomplete-checkpoint-N so that
     the Trainer's own checkpoint rotation never counts them."""
-    for checkpoint in sorted(folder.glob("checkpoint-*"), key=lambda p: -int(p.name.split("-")[1])):
+    for checkpoint in checkpoints(folder):
         problem = unsound(checkpoint)
         if problem is None:
             return checkpoint

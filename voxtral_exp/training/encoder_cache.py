@@ -5,20 +5,24 @@ once (before the first epoch) and read back afterwards: later epochs skip audio 
 features and the encoder. The projector runs on the cached states in every step, so it can
 still train (method.train_projector=true). Entries are keyed by the audio's bytes (plus offset
 and duration) under a folder named by a fingerprint of the encoder's weights, so changed audio
-or changed weights never hit a stale entry.
+or changed weights never hit a stale entry. An entry that cannot be read (cut short, or a file
+planted in the cache) is a miss: logged, and computed again by the next fill.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from voxtral_exp.data.audio import TARGET_RATE, header_seconds
 from voxtral_exp.data.example import Example
@@ -26,6 +30,10 @@ from voxtral_exp.files import atomic_path
 from voxtral_exp.model.audio_path import encode_clips
 from voxtral_exp.model.modeling import audio_modules
 from voxtral_exp.model.tokens import audio_tokens
+
+if TYPE_CHECKING:
+    from voxtral_exp.data.dataset import SpeechDataset
+    from voxtral_exp.data.sources import Data
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +71,36 @@ class EncoderCache:
         self.encoder_window = encoder_window
         self.folder = Path(folder).expanduser() / fingerprint(model, encoder_window)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._keys: dict[tuple, str] = {}  # (audio, offset, duration) -> content hash: read each file once
+        self._keys: dict[tuple, str] = {}  # (file path, offset, duration) -> content hash: read each file once
 
     def path(self, example: Example) -> Path:
-        clip = (example.audio, example.offset, example.duration)
-        if clip not in self._keys:
-            self._keys[clip] = example_key(example)
-        key = self._keys[clip]
+        if isinstance(example.audio, bytes):  # hashed again each time: as a key, the bytes would hold every clip
+            key = example_key(example)
+        else:
+            clip = (example.audio, example.offset, example.duration)
+            if clip not in self._keys:
+                self._keys[clip] = example_key(example)
+            key = self._keys[clip]
         return self.folder / key[:2] / f"{key}.pt"
 
     def get(self, example: Example) -> dict[str, Any] | None:
-        path = self.path(example)
-        return torch.load(path, weights_only=True) if path.exists() else None
+        """The clip's entry; None when it has none or it cannot be read."""
+        return self.read(self.path(example))
+
+    def read(self, path: Path, mmap: bool = False) -> dict[str, Any] | None:
+        """The entry at ``path``, or None: missing, or unreadable (logged with its path). Never
+        unpickled beyond tensors and numbers (weights_only), whatever torch's message suggests.
+        ``mmap``: check it without reading its tensors (the fill checks every entry)."""
+        if not path.exists():
+            return None
+        try:
+            entry = torch.load(path, weights_only=True, mmap=mmap)
+            if not (isinstance(entry, dict) and isinstance(entry.get("states"), torch.Tensor) and "samples" in entry):
+                raise ValueError("not an entry of this cache")
+        except Exception as e:  # noqa: BLE001 - cut short, planted, another format: a miss either way
+            log.warning("Encoder cache: unreadable entry %s (%s): a miss, computed again", path, type(e).__name__)
+            return None
+        return entry
 
     def put(self, example: Example, states: torch.Tensor, samples: int) -> None:
         path = self.path(example)
@@ -86,42 +112,69 @@ class EncoderCache:
     def fill(
         self,
         model: torch.nn.Module,
-        dataset: Dataset,
+        dataset: SpeechDataset,
         batch_size: int,
         num_workers: int,
         rank: int = 0,
         world_size: int = 1,
+        device: torch.device | str | None = None,
     ) -> int:
-        """Compute and store the embeddings of the examples not cached yet; returns how many.
+        """Compute and store the entries of the examples not cached yet (or unreadable); returns
+        how many it wrote. A clip whose audio fails to decode (dataset.on_error=skip) gets none:
+        training skips it as it does without the cache, in this run and every later one.
+
+        Only the audio tower goes to ``device`` for the pass, and back after it: the Trainer or
+        FSDP places the whole model later (a 24B model in fp32 fits no single GPU).
 
         Under torchrun each of the ``world_size`` ranks takes every ``world_size``-th example
         (the caller waits for all ranks before training), so the pass takes 1/N of the time.
         """
         examples = dataset.examples
         # shares by index, not by what is missing: another rank may already be writing its own
-        missing = [i for i in range(rank, len(examples), world_size) if not self.path(examples[i]).exists()]
+        share = range(rank, len(examples), world_size)
+        missing = [i for i in share if self.read(self.path(examples[i]), mmap=True) is None]
         if not missing:
             return 0
         tower, _ = audio_modules(model)
-        device = next(tower.parameters()).device
-        subset = torch.utils.data.Subset(dataset, missing)
-        loader = DataLoader(subset, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+        home = next(tower.parameters()).device
+        device = device or home
+        decode = functools.partial(_decoded, dataset)  # in the loader's workers
+        loader = DataLoader(missing, batch_size=batch_size, num_workers=num_workers, collate_fn=decode)
         window = self.encoder_window == "clip"
-        done = 0
-        for batch in loader:
-            features = torch.cat([f["input_features"] for f in batch]).to(device)
-            chunks = [f["input_features"].shape[0] for f in batch]
-            lengths = [f["samples"] for f in batch]
-            keep = [audio_tokens(n, "clip" if window else "chunk") for n in lengths]  # window: the clip's rows only
-            states = encode_clips(tower, features, chunks, keep, window)
-            for f, rows in zip(batch, states.split(keep)):
-                self.put(examples[missing[done]], rows, f["samples"])
-                done += 1
+        done = failed = 0
+        tower.to(device)
+        try:
+            for batch in loader:
+                decoded = [(i, f) for i, f in batch if f is not None]
+                failed += len(batch) - len(decoded)
+                if not decoded:
+                    continue
+                features = torch.cat([f["input_features"] for _, f in decoded]).to(device)
+                chunks = [f["input_features"].shape[0] for _, f in decoded]
+                lengths = [f["samples"] for _, f in decoded]
+                keep = [audio_tokens(n, "clip" if window else "chunk") for n in lengths]  # window: the clip's rows only
+                states = encode_clips(tower, features, chunks, keep, window)
+                for (i, f), rows in zip(decoded, states.split(keep)):
+                    self.put(examples[i], rows, f["samples"])
+                    done += 1
+        finally:
+            tower.to(home)
         log.info("Encoder cache <speed.encoder_cache>: %d new entries in %s", done, self.folder)
+        if failed:
+            log.warning(
+                "Encoder cache: no entry for %d clip(s) whose audio failed to decode (skipped in training, as "
+                "without the cache)",
+                failed,
+            )
         return done
 
 
-def chosen_folder(cfg: DictConfig, examples: list[Example], streaming: bool, model: torch.nn.Module) -> str | None:
+def _decoded(dataset: SpeechDataset, indices: list[int]) -> list[tuple[int, dict[str, Any] | None]]:
+    """(index, features) of each example; None for a clip whose audio fails to decode."""
+    return [(i, dataset.features(i)) for i in indices]
+
+
+def chosen_folder(cfg: DictConfig, data: Data, model: torch.nn.Module) -> str | None:
     """`speed.encoder_cache`: a folder, null (off) or auto: on, in <paths.cache_dir>/encoder, for
     map-style data with a frozen encoder when its size (estimated and logged) fits
     `speed.encoder_cache_budget_gb` and the free disk; off for streams, where each clip is seen
@@ -130,13 +183,14 @@ def chosen_folder(cfg: DictConfig, examples: list[Example], streaming: bool, mod
     if setting != "auto":
         return setting
     frozen = cfg.method.name == "lora" or cfg.method.freeze_audio_tower
-    if streaming or not frozen:
-        why = "the data is streamed" if streaming else "the audio encoder trains (method.freeze_audio_tower=false)"
+    if data.streaming or not frozen:
+        why = "the data is streamed" if data.streaming else "the audio encoder trains (method.freeze_audio_tower=false)"
         log.info("Encoder cache <speed.encoder_cache=auto>: off, %s", why)
         return None
     folder = Path(cfg.paths.cache_dir).expanduser() / "encoder"
     tower, _ = audio_modules(model)
-    size = estimated_bytes(examples, tower, cfg.model.encoder_window)
+    clips = len(data.train) + len(data.eval)
+    size = estimated_bytes(itertools.chain(data.train, data.eval), tower, cfg.model.encoder_window)
     budget = cfg.speed.encoder_cache_budget_gb * 1e9
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     free = shutil.disk_usage(existing).free
@@ -146,19 +200,20 @@ def chosen_folder(cfg: DictConfig, examples: list[Example], streaming: bool, mod
             "speed.encoder_cache_budget_gb=%s or 90%% of the %.1f GB free in %s; raise the budget or set "
             "speed.encoder_cache to a folder with room",
             size / 1e9,
-            len(examples),
+            clips,
             cfg.speed.encoder_cache_budget_gb,
             free / 1e9,
             existing,
         )
         return None
-    log.info("Encoder cache <speed.encoder_cache=auto>: ~%.2f GB for %d clips in %s", size / 1e9, len(examples), folder)
+    log.info("Encoder cache <speed.encoder_cache=auto>: ~%.2f GB for %d clips in %s", size / 1e9, clips, folder)
     return str(folder)
 
 
-def estimated_bytes(examples: list[Example], tower: torch.nn.Module, encoder_window: str) -> float:
+def estimated_bytes(examples: Iterable[Example], tower: torch.nn.Module, encoder_window: str) -> float:
     """Disk the cache takes for ``examples``: encoder rows (375 per chunk, or the clip's tokens
-    with `model.encoder_window=clip`) x 4 x the encoder's width, in its dtype."""
+    with `model.encoder_window=clip`) x 4 x the encoder's width, in its dtype. Each clip's length
+    comes from its row or its file's header, one clip at a time (Hub rows carry their audio)."""
     row = tower.config.intermediate_size * next(tower.parameters()).element_size()
     rows = 0
     for example in examples:

@@ -51,7 +51,7 @@ from voxtral_exp.training.distributed import rank
 from voxtral_exp.training.encoder_cache import EncoderCache, chosen_folder
 from voxtral_exp.training.evaluation import WerCallback, evaluate_wer, per_language_metrics
 from voxtral_exp.training.loss import label_only_loss
-from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics
+from voxtral_exp.training.tracking import Tracker, TrackioLogger, prefix_metrics, unclaimed_name
 from voxtral_exp.training.trainer import Progress, VoxtralTrainer
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ class FineTuneRecipe:
         with open_dict(cfg):  # fix the names this run is tracked under in its record (resume reuses them)
             cfg.tracking.name = run_name(cfg, run_dir)
             cfg.tracking.group = run_group(cfg)
+            if self.is_main_process and cfg.tracking.enabled and not cfg.tracking.space_id:
+                cfg.tracking.name = unclaimed_name(cfg.tracking.project, cfg.tracking.name, self.record.trackio_id)
         self.resolved = resolved_container(cfg)
         if self.is_main_process:
             write_resolved_config(run_dir, self.resolved)
@@ -176,14 +178,13 @@ class FineTuneRecipe:
         """The model in its training precision, with the method applied (LoRA adapters or full)."""
         cfg = self.cfg
         self.dtype = torch_dtype(cfg.model.dtype, self.args.bf16, cfg.method.name)
-        self.model = apply_method(build_model(cfg.model, self.dtype, cfg.seed), cfg.method)
+        self.model = apply_method(build_model(cfg.model, self.dtype, cfg.seed), cfg.method, cfg.model.revision)
 
     def _setup_trainer(self) -> None:
         """The encoder cache (filled), the checkpoint to resume from, the tracker (started or
         continued) and the Trainer."""
         cfg, data = self.cfg, self.data
-        examples = [] if data.streaming else [*data.examples.train, *data.examples.eval]
-        cache_folder = chosen_folder(cfg, examples, data.streaming, self.model)
+        cache_folder = chosen_folder(cfg, data.examples, self.model)
         self.cache = self._fill_encoder_cache(cache_folder) if cache_folder else None
         self.checkpoint = checkpoint_to_resume(cfg.resume, self.run_dir, self.is_main_process)
         if self.is_main_process and cfg.tracking.enabled:
@@ -203,10 +204,10 @@ class FineTuneRecipe:
         )
 
     def _fill_encoder_cache(self, folder: str) -> EncoderCache:
-        """The frozen encoder's output for every train and eval clip, computed once (each rank its share)."""
+        """The frozen encoder's output for every train and eval clip, computed once (each rank its
+        share, with only the audio tower on the device)."""
         args = self.args
         cache = EncoderCache(folder, self.model, self.cfg.model.encoder_window)
-        self.model.to(args.device)
         for dataset in (self.data.train, self.data.eval):
             cache.fill(
                 self.model,
@@ -215,6 +216,7 @@ class FineTuneRecipe:
                 args.dataloader_num_workers,
                 args.process_index,
                 args.world_size,
+                args.device,
             )
             dataset.cache = cache
         if args.world_size > 1:
@@ -238,7 +240,10 @@ class FineTuneRecipe:
             space_id=cfg.tracking.space_id,
             replay=trainer_state(self.checkpoint)["log_history"] if self.checkpoint else None,
             system_metrics_interval=cfg.tracking.get("system_metrics_interval", 10),
+            own_id=self.record.trackio_id,
         )
+        if self.tracker.run is not None:
+            self.record.tracked(cfg.tracking.project, self.tracker.run.name, self.tracker.run.id)
 
     def _callbacks(self) -> list:
         cfg, args, tracker = self.cfg, self.args, self.tracker

@@ -5,6 +5,10 @@ the model config rather than the resolved Hydra config; it ends the run at train
 final evaluation's WER; it cannot replay a resumed run's history (below); and a trackio error
 stops training. So voxtral_exp drives trackio itself: ``Tracker`` owns the run,
 ``TrackioLogger`` forwards the Trainer's metrics to it.
+
+A run directory's trackio run is its own: its name is one no other trackio run of the project
+holds (``unclaimed_name``), and run.json records the trackio run's id, the only one a resume
+touches.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ class Tracker:
         space_id: str | None,
         replay: list[dict] | None = None,
         system_metrics_interval: float | None = 10.0,
+        own_id: str | None = None,
     ) -> None:
         """Start (or continue) the run. ``replay``: resuming from a checkpoint, the Trainer's log
         history up to it. The stopped attempt also logged the steps after the checkpoint, which
         are now trained again; trackio has no API to delete metric rows, so the run is deleted
         (trackio.Api) and started anew under its name with the history up to the checkpoint
-        logged again: every step then appears once, from the attempt that continues.
+        logged again: every step then appears once, from the attempt that continues. Only the
+        trackio run ``own_id`` (the one run.json recorded) is ever deleted.
 
         ``system_metrics_interval``: seconds between trackio's own system metrics: GPU memory and
         utilisation (when it finds an NVIDIA GPU, through nvidia-ml-py) and CPU/RAM; None: off."""
@@ -48,9 +54,9 @@ class Tracker:
         def init():
             import trackio
 
-            if replay is not None and space_id is None:
+            if replay is not None and space_id is None and own_id is not None:
                 for run in trackio.Api().runs(project):
-                    if run.name == name:
+                    if run.id == own_id:
                         run.delete()
             self.run = trackio.init(
                 project=project,
@@ -99,6 +105,36 @@ class Tracker:
                 log.warning("trackio failed (%s: %s); training continues without tracking", type(e).__name__, e)
                 self._warned = True
             self.run = None
+
+
+def unclaimed_name(project: str, name: str, own_id: str | None) -> str:
+    """``name``, or else ``name-2``, ``name-3``, ...: the first name that no trackio run of
+    ``project`` holds but this run directory's own (``own_id``), so that two run directories (a
+    reused tracking.name, or default names from two folders of the same name) never write into
+    one trackio run. Logged when it is not ``name``. (A project on a Space is not read: the
+    name is kept.)"""
+    try:
+        import trackio
+
+        others = {run.name: run for run in trackio.Api().runs(project) if run.id != own_id}
+    except Exception as e:  # noqa: BLE001 - no such project yet, or unreadable: tracking never stops training
+        if "does not exist" not in str(e):
+            log.warning("trackio: could not list the runs of %s (%s); keeping the name %r", project, e, name)
+        return name
+    unclaimed, n = name, 1
+    while unclaimed in others:
+        n += 1
+        unclaimed = f"{name}-{n}"
+    if unclaimed != name:
+        holder = (others[name].config or {}).get("run_dir", "another run")
+        log.warning(
+            "Tracking <tracking.name=%s>: trackio run %r belongs to %s; this run is tracked as %r",
+            name,
+            name,
+            holder,
+            unclaimed,
+        )
+    return unclaimed
 
 
 class TrackioLogger(TrainerCallback):
