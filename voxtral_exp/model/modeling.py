@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import VoxtralConfig, VoxtralForConditionalGeneration
+from transformers.models.whisper.modeling_whisper import sinusoids
 
 from voxtral_exp.model.audio_path import attach
 from voxtral_exp.model.audio_rule import AudioRule, read_rule
@@ -50,6 +51,8 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
         encoder = cfg.get("pretrained_audio_encoder")
         if encoder:
             model.model.audio_tower.load_state_dict(pretrained_audio_encoder(encoder))
+        if cfg.encoder_positions == "sinusoids":
+            set_sinusoid_positions(model)
         model = model.to(dtype)
         model.config._attn_implementation = cfg.attn_implementation
         log.info(
@@ -64,6 +67,16 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
         cfg.name_or_path, revision=cfg.revision, dtype=dtype, attn_implementation=cfg.attn_implementation
     )
     return attach(model, cfg.encoder_window == "clip")
+
+
+def set_sinusoid_positions(model: VoxtralForConditionalGeneration) -> None:
+    """`model.encoder_positions=sinusoids`: the encoder's positional embeddings are Whisper's
+    sinusoids, exactly, as in Voxtral's checkpoints and as every Mistral-format runtime rebuilds
+    them on load (voxtral_exp.export); transformers' init draws them at random, and the Whisper
+    files hold a float16 copy. `legacy`: kept as built (runs saved before 2026-12)."""
+    positions = model.model.audio_tower.embed_positions.weight
+    with torch.no_grad():
+        positions.copy_(sinusoids(*positions.shape))
 
 
 def pretrained_audio_encoder(name: str) -> dict[str, torch.Tensor]:
