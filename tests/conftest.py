@@ -236,7 +236,16 @@ def run_torchrun(
 
 
 # Each of these trains (or serves) once per worker: the tests that use one go to the same worker.
-SHARED_RUNS = ("lora_run", "full_run", "ddp_run", "finished_run", "app", "one_process_eval")
+SHARED_RUNS = (
+    "lora_run",
+    "full_run",
+    "ddp_run",
+    "finished_run",
+    "app",
+    "one_process_eval",
+    "clip_run",
+    "tiny_whisper_runs",
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from transformers import WhisperFeatureExtractor
+from transformers.models.whisper.modeling_whisper import sinusoids
 
 from tests.conftest import ROOT, compose_config
 from voxtral_exp.data.audio import load_audio
@@ -26,7 +27,9 @@ MODELS = [
 def test_converted_encoder_equals_ctranslate2s_own_encoder(model_name, encoder, shape, multilingual):
     ctranslate2 = pytest.importorskip("ctranslate2")
     folder = whisper_encoder.ctranslate2_model_dir(encoder)
-    model = build_model(compose_config([f"model={model_name}"]).model, torch.float32, seed=0).eval()
+    # the file's own positions (a float16 copy of the sinusoids that voxtral_exp puts in their place)
+    cfg = compose_config([f"model={model_name}", "model.encoder_positions=legacy"])
+    model = build_model(cfg.model, torch.float32, seed=0).eval()
     audio = [load_audio(str(SAMPLE / "audio" / name)) for name in ("en_00.flac", "fr_01.flac")]
     features = WhisperFeatureExtractor(feature_size=80)(audio, sampling_rate=16000, return_tensors="np").input_features
     reference = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32")
@@ -53,7 +56,14 @@ def test_model_has_whispers_encoder_a_random_language_model_and_80_mel_bins(mode
     pretrained = whisper_encoder.encoder_weights(encoder)
     assert set(pretrained) == set(tower.state_dict())
     for name, tensor in tower.state_dict().items():  # the same pretrained encoder whatever the seed
-        assert torch.equal(tensor, pretrained[name]) and torch.equal(tensor, b.model.audio_tower.state_dict()[name])
+        assert torch.equal(tensor, b.model.audio_tower.state_dict()[name])
+        if name != "embed_positions.weight":
+            assert torch.equal(tensor, pretrained[name])
+    # the positions are Whisper's sinusoids exactly (model.encoder_positions=sinusoids), of which the
+    # file holds a float16 copy
+    positions = tower.embed_positions.weight
+    assert torch.equal(positions, sinusoids(*positions.shape))
+    assert (pretrained["embed_positions.weight"] - positions).abs().max() < 5e-4
     lm_a, lm_b = (
         a.model.language_model.layers[0].mlp.up_proj.weight,
         b.model.language_model.layers[0].mlp.up_proj.weight,

@@ -25,7 +25,8 @@ from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.errors import UserError
 from voxtral_exp.model.audio_path import AUDIO_INPUTS, batch_audio, encoder_window, inner, prompt_embeddings
-from voxtral_exp.model.modeling import audio_settings, load_trained
+from voxtral_exp.model.audio_rule import read_rule
+from voxtral_exp.model.modeling import load_trained
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.record import final_dir
 
@@ -42,16 +43,17 @@ def device_and_dtype() -> tuple[str, torch.dtype]:
 def load(source: str | Path) -> tuple[torch.nn.Module, Featurizer]:
     """A trained model (run directory, its final/, a merged folder, or a Hub id) on this
     machine's device and dtype, in eval mode, with the featuriser that builds its prompts the way
-    it was trained (final/audio.json: 375 audio tokens per chunk, or the clip's own)."""
+    it was trained (the rule saved with it: 375 audio tokens per chunk, or the clip's own)."""
     folder = model_source(source)
     device, dtype = device_and_dtype()
     try:
-        model = load_trained(folder, dtype).to(device).eval()
         processor = load_processor(folder)
+        rule = read_rule(processor, folder)
+        model = load_trained(folder, dtype, rule).to(device).eval()
     except OSError as e:  # a Hub id that does not exist or cannot be reached
         raise UserError(f"cannot load the model {source}: {e}") from None
     language = trained_language(folder)  # clips given no language are prompted in it
-    return model, Featurizer(processor, folder, language, audio_tokens=audio_settings(folder)["audio_tokens"])
+    return model, Featurizer(processor, folder, language, audio_tokens=rule.audio_tokens)
 
 
 def trained_language(folder: str) -> str | None:

@@ -2,7 +2,8 @@
 
     python -m voxtral_exp.merge RUN_DIR [--out DIR]      # default: RUN_DIR/final/merged
 
-The merged model's outputs equal base + adapter (to float rounding); the processor is copied.
+The merged model's outputs equal base + adapter (to float rounding); the processor is copied, and
+with it how the model reads audio (processor_config.json: voxtral_exp.model.audio_rule).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import logging
 from pathlib import Path
 
 from voxtral_exp.errors import UserError, run_command
-from voxtral_exp.model.modeling import load_trained
+from voxtral_exp.model.audio_rule import read_rule, save_rule
+from voxtral_exp.model.modeling import merged_model
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.run.record import final_dir
 
@@ -24,9 +26,11 @@ def merge(path: Path, out: Path | None = None) -> Path:
     if not (adapter_dir / "adapter_config.json").is_file():
         raise UserError(f"{adapter_dir} holds no LoRA adapter (adapter_config.json): only method=lora runs merge")
     out = out or adapter_dir / "merged"
-    merged = load_trained(str(adapter_dir)).merge_and_unload()
+    merged = merged_model(adapter_dir)
     merged.save_pretrained(str(out))
-    load_processor(str(adapter_dir)).save_pretrained(str(out))
+    processor = load_processor(str(adapter_dir))
+    save_rule(processor, read_rule(processor, adapter_dir))  # a run saved before 2026-12 had it in audio.json
+    processor.save_pretrained(str(out))
     log.info("Merged %s into %s", adapter_dir, out)
     return out
 

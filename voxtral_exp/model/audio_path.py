@@ -35,7 +35,9 @@ def encode(tower: torch.nn.Module, features: torch.Tensor, frames: int | None = 
     else:  # VoxtralEncoder.forward, which insists on 3000 frames, on a shorter window
         x = features[..., :frames].to(tower.conv1.weight.dtype)
         x = F.gelu(tower.conv2(F.gelu(tower.conv1(x)))).permute(0, 2, 1)
-        x = F.dropout(x + tower.embed_positions.weight[: x.shape[1]], p=tower.dropout, training=tower.training)
+        # the positions stay fp32 in a bf16 model (transformers keeps them so): add, then back to x's dtype
+        x = (x + tower.embed_positions.weight[: x.shape[1]]).to(x.dtype)
+        x = F.dropout(x, p=tower.dropout, training=tower.training)
         for layer in tower.layers:
             x = layer(x, attention_mask=None)
         hidden = tower.layer_norm(x)
@@ -46,21 +48,25 @@ def encode_clips(
     tower: torch.nn.Module, features: torch.Tensor, chunks: list[int], tokens: list[int], window: bool
 ) -> torch.Tensor:
     """Each clip's encoder rows, the first ``tokens[i]`` of its ``chunks[i]`` chunks, in clip
-    order. ``window``: each clip's last chunk is encoded on the frames of its kept tokens only."""
-    last = [sum(chunks[: i + 1]) - 1 for i in range(len(chunks))]
+    order. ``window``: each clip's last chunk is encoded on the frames of its kept tokens only.
+
+    A clip's rows do not depend on the clips batched with it: chunks are encoded independently,
+    and last chunks are encoded together only with those of the same window (never padded to
+    another clip's), so training, the cache, evaluation and transcribe compute the same rows."""
+    first = [sum(chunks[:i]) for i in range(len(chunks))]
+    last = [start + k - 1 for start, k in zip(first, chunks)]
     kept_last = [n - AUDIO_TOKENS_PER_CHUNK * (k - 1) for n, k in zip(tokens, chunks)]
     if not window:
         rows = encode(tower, features).split([k * AUDIO_TOKENS_PER_CHUNK for k in chunks])
         return torch.cat([clip[:n] for clip, n in zip(rows, tokens)])
-    full = [i for i in range(features.shape[0]) if i not in last]  # earlier chunks of long clips
-    full_rows = encode(tower, features[full]).split(AUDIO_TOKENS_PER_CHUNK) if full else []
-    window_rows = max(kept_last)
-    last_rows = encode(tower, features[last], window_rows * MEL_FRAMES_PER_TOKEN).split(window_rows)
-    out, used = [], 0
-    for k, n_last, tail in zip(chunks, kept_last, last_rows):
-        out += [*full_rows[used : used + k - 1], tail[:n_last]]
-        used += k - 1
-    return torch.cat(out)
+    pieces: dict[int, torch.Tensor] = {}  # chunk index -> its encoder rows
+    whole = [i for i in range(features.shape[0]) if i not in last]  # earlier chunks of long clips
+    if whole:
+        pieces.update(zip(whole, encode(tower, features[whole]).split(AUDIO_TOKENS_PER_CHUNK)))
+    for n in sorted(set(kept_last)):
+        same = [chunk for chunk, kept in zip(last, kept_last) if kept == n]
+        pieces.update(zip(same, encode(tower, features[same], n * MEL_FRAMES_PER_TOKEN).split(n)))
+    return torch.cat([pieces[i] for start, k in zip(first, chunks) for i in range(start, start + k)])
 
 
 def prompt_embeddings(

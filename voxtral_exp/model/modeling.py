@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -10,9 +9,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import VoxtralConfig, VoxtralForConditionalGeneration
+from transformers.models.whisper.modeling_whisper import sinusoids
 
-from voxtral_exp.files import write_json
 from voxtral_exp.model.audio_path import attach
+from voxtral_exp.model.audio_rule import AudioRule, read_rule
+from voxtral_exp.model.processor import load_processor
 from voxtral_exp.model.tokens import AUDIO_TOKEN_ID, PAD_TOKEN_ID
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
         encoder = cfg.get("pretrained_audio_encoder")
         if encoder:
             model.model.audio_tower.load_state_dict(pretrained_audio_encoder(encoder))
+        if cfg.encoder_positions == "sinusoids":
+            set_sinusoid_positions(model)
         model = model.to(dtype)
         model.config._attn_implementation = cfg.attn_implementation
         log.info(
@@ -64,6 +67,16 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
         cfg.name_or_path, revision=cfg.revision, dtype=dtype, attn_implementation=cfg.attn_implementation
     )
     return attach(model, cfg.encoder_window == "clip")
+
+
+def set_sinusoid_positions(model: VoxtralForConditionalGeneration) -> None:
+    """`model.encoder_positions=sinusoids`: the encoder's positional embeddings are Whisper's
+    sinusoids, exactly, as in Voxtral's checkpoints and as every Mistral-format runtime rebuilds
+    them on load (voxtral_exp.export); transformers' init draws them at random, and the Whisper
+    files hold a float16 copy. `legacy`: kept as built (runs saved before 2026-12)."""
+    positions = model.model.audio_tower.embed_positions.weight
+    with torch.no_grad():
+        positions.copy_(sinusoids(*positions.shape))
 
 
 def pretrained_audio_encoder(name: str) -> dict[str, torch.Tensor]:
@@ -147,39 +160,26 @@ def audio_modules(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mod
     return voxtral.model.audio_tower, voxtral.model.multi_modal_projector
 
 
-def load_trained(path: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """Reload a saved `final/` (full model, or base + LoRA adapter) for inference, reading audio
-    the way it was trained to (`model.encoder_window`, saved in audio.json)."""
+def load_trained(
+    path: str | Path, dtype: torch.dtype = torch.float32, rule: AudioRule | None = None
+) -> torch.nn.Module:
+    """Reload a saved model (a full model, or base + LoRA adapter) for inference, reading audio the
+    way it was trained to: ``rule``, else the one saved with it (voxtral_exp.model.audio_rule)."""
+    path = str(path)
     if (Path(path) / "adapter_config.json").exists():
         model = PeftModel.from_pretrained(_adapter_base(path, dtype), path)
     else:
         model = VoxtralForConditionalGeneration.from_pretrained(path, dtype=dtype)
-    return attach(model, audio_settings(path)["encoder_window"] == "clip")
+    if rule is None:
+        rule = read_rule(load_processor(path), path)
+    return attach(model, rule.window)
 
 
-AUDIO_SETTINGS = "audio.json"  # in final/: how the model reads audio (model.audio_tokens, model.encoder_window)
-
-
-def save_audio_settings(folder: Path, cfg: DictConfig) -> None:
-    """final/audio.json: the `model` keys that decide how the model reads audio, for whatever
-    loads it later (transcribe, the app, the model card's code, the demo Space)."""
-    settings = {"audio_tokens": cfg.audio_tokens, "encoder_window": cfg.encoder_window}
-    write_json(Path(folder) / AUDIO_SETTINGS, settings)
-
-
-def audio_settings(source: str) -> dict[str, str]:
-    """A saved model's audio settings (final/audio.json, local or on the Hub); Voxtral's own
-    (375 tokens per 30 s chunk, the encoder on whole chunks) when it has none."""
-    path = Path(source) / AUDIO_SETTINGS
-    if not path.exists() and not Path(source).exists():
-        from huggingface_hub import hf_hub_download
-
-        try:
-            path = Path(hf_hub_download(source, AUDIO_SETTINGS))
-        except Exception:  # noqa: BLE001 - not a voxtral_exp model, or offline: Voxtral's defaults
-            path = None
-    saved = json.loads(path.read_text()) if path is not None and path.exists() else {}
-    return {"audio_tokens": saved.get("audio_tokens", "chunk"), "encoder_window": saved.get("encoder_window", "chunk")}
+def merged_model(path: str | Path, dtype: torch.dtype = torch.float32) -> VoxtralForConditionalGeneration:
+    """The saved model as one plain VoxtralForConditionalGeneration: a LoRA adapter merged into
+    its base (what merge saves and export writes), a full model as it is."""
+    model = load_trained(path, dtype)
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model
 
 
 def _adapter_base(path: str, dtype: torch.dtype) -> VoxtralForConditionalGeneration:

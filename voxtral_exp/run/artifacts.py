@@ -24,7 +24,7 @@ MODEL_FILES = (
     "preprocessor_config.json",
     "processor_config.json",
     "chat_template*",
-    "audio.json",  # how the model reads audio (model.audio_tokens, model.encoder_window): loaders need it
+    "audio.json",  # runs saved before 2026-12: how the model reads audio (now in processor_config.json)
 )
 CARD = "README.md"  # the model card, at the top of final/
 BASE_MODEL = "base_model"  # the random base a LoRA adapter was trained on (model=tiny and friends)

@@ -159,6 +159,8 @@ decoding); eval loss {eval_loss:.4f}.
 {usage}
 ```
 
+{serving}
+
 ## Training hyperparameters
 
 | key | value |
@@ -214,6 +216,7 @@ def model_card(
         eval_loss=eval_results.get("eval_loss", float("nan")),
         results=results_table(eval_results),
         usage=usage_snippet(resolved, languages[0] if languages else None),
+        serving=serving_text(model_cfg),
         hyperparameters="\n".join(f"| {k} | {resolved['trainer'].get(k)} |" for k in HYPERPARAMETERS),
         commit=run.get("git", {}).get("commit"),
         packages="\n".join(f"- {name} {version}" for name, version in run.get("packages", {}).items() if version),
@@ -269,6 +272,23 @@ def audio_text(model_cfg: dict[str, Any]) -> str:
         f"`model.audio_tokens=clip`), the encoder {encoder}. Serve it with the code below or voxtral_exp: a "
         "standard Voxtral server (transformers' processor as is, mistral-common, vLLM) pads every clip to 30 s, "
         f"which this model was not trained on and transcribes badly ({PADDED_SERVING})"
+    )
+
+
+def serving_text(model_cfg: dict[str, Any]) -> str:
+    """How to serve it at scale: vLLM through voxtral_exp's export, or, for a clip-token model, why not."""
+    if model_cfg["audio_tokens"] == "clip":
+        return (
+            "**Serving.** This model reads clip-length audio, which no Voxtral server states: voxtral_exp's "
+            "export to Mistral's format (what vLLM loads) refuses it. Serve it with the code above, "
+            "`python -m voxtral_exp.transcribe`, voxtral_exp's web app or its demo Space."
+        )
+    return (
+        "**Serving with vLLM.** Export the run to Mistral's native layout, then serve it:\n\n"
+        "```bash\npython -m voxtral_exp.export RUN_DIR --out DIR\n"
+        "vllm serve DIR --tokenizer-mode mistral --config-format mistral --load-format mistral\n```\n\n"
+        "and transcribe through its OpenAI-compatible API (`client.audio.transcriptions.create(model=DIR, "
+        "file=open('speech.wav', 'rb'))`)."
     )
 
 

@@ -164,6 +164,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
       is `resume`; `group_by_chunks` is `speed.group_by_length`; the encoder cache was off unless
       a folder was named;
     - no `model.audio_tokens` / `model.encoder_window` (until 2026-11-28): Voxtral's own, chunk;
+    - no `model.encoder_positions` (until 2026-12-07): random-weight models kept the encoder
+      positions as drawn (legacy);
     - no `dataset.reader` (until 2026-11-27): the dataset's name was its reader;
     - no `method.train_embeddings` (until 2026-11-27): embeddings trained (true).
     """
@@ -176,7 +178,12 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if "group_by_chunks" in speed:
         speed["group_by_length"] = speed.pop("group_by_chunks")
     speed.setdefault("encoder_cache_budget_gb", 50)
-    saved["model"] = {"audio_tokens": "chunk", "encoder_window": "chunk", **saved["model"]}
+    saved["model"] = {
+        "audio_tokens": "chunk",
+        "encoder_window": "chunk",
+        "encoder_positions": "legacy",
+        **saved["model"],
+    }
     saved["paths"] = {"cache_dir": f"{saved['paths']['root_dir']}/.cache", **saved["paths"]}
     saved["dataset"] = {"reader": saved["dataset"]["name"], **saved["dataset"]}
     if saved["method"]["name"] == "full":

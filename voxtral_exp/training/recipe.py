@@ -32,7 +32,8 @@ from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.sources import Data, load_data, preflight
 from voxtral_exp.files import write_atomic, write_json
-from voxtral_exp.model.modeling import apply_method, build_model, count_parameters, save_audio_settings, torch_dtype
+from voxtral_exp.model.audio_rule import AudioRule, save_rule
+from voxtral_exp.model.modeling import apply_method, build_model, count_parameters, torch_dtype
 from voxtral_exp.model.processor import OFFLINE_MODEL_ID, load_processor
 from voxtral_exp.run.config import resolved_container, training_arguments, validate
 from voxtral_exp.run.model_card import model_card, write_model_card
@@ -153,9 +154,11 @@ class FineTuneRecipe:
         preflight(cfg.dataset)
         name = None if cfg.model.random_init else cfg.model.name_or_path
         self.processor = load_processor(name, cfg.model.revision, cfg.model.audio_config.get("num_mel_bins", 128))
+        rule = AudioRule.of(cfg.model)
+        save_rule(self.processor, rule)  # saved with every checkpoint and final/: how the model reads audio
         model_id = cfg.model.name_or_path or OFFLINE_MODEL_ID
         language = language_code(cfg.dataset.language)
-        self.featurizer = Featurizer(self.processor, model_id, language, cfg.model.audio_tokens)
+        self.featurizer = Featurizer(self.processor, model_id, language, rule.audio_tokens)
 
     def _setup_data(self) -> None:
         """Read and screen the data (data_report.json), and wrap it as featurising datasets."""
@@ -277,7 +280,6 @@ class FineTuneRecipe:
         if not self.is_main_process:
             return eval_metrics
         trainer.processing_class.save_pretrained(str(final_dir))
-        save_audio_settings(final_dir, self.cfg.model)
         train_results = self._write_results(self.result, eval_metrics, predictions)
         self._write_model_card(final_dir, eval_metrics, train_results)
         scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
