@@ -351,7 +351,6 @@ def test_push_takes_only_a_runs_model_files_private_unless_public_and_fails_clea
         "README.md",
         "adapter_config.json",
         "adapter_model.safetensors",
-        "audio.json",
         "base_model/config.json",
         "base_model/generation_config.json",
         "base_model/model.safetensors",

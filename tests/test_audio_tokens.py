@@ -101,7 +101,7 @@ CLIP_RUN = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per xdist worker, whatever runs between its tests
 def clip_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("clip") / "run"
     run_train([*CLIP_RUN, f"hydra.run.dir={run_dir}"], run_dir.parent / "trackio")

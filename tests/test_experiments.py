@@ -86,14 +86,14 @@ def save_in_the_layout_before_2026_11_28(run_dir: Path) -> None:
     """Rewrite a run's resolved_config.yaml as voxtral_exp saved it until 2026-11-28: the levers and
     resume under `training.*` (group_by_chunks; no cache budget), no `dataset.reader` (its name was
     its reader), no `model.audio_tokens` / `encoder_window` / `encoder_positions` (the run trained
-    with `legacy` positions, as such runs did), no `paths.cache_dir`."""
+    with `as_built` positions, as such runs did), no `paths.cache_dir`."""
     path = run_dir / "resolved_config.yaml"
     saved = yaml.safe_load(path.read_text())
     speed = saved.pop("speed")
     speed["group_by_chunks"] = speed.pop("group_by_length")
     del speed["encoder_cache_budget_gb"]
     saved["training"] = {**speed, "resume_from_checkpoint": saved.pop("resume")}
-    assert saved["model"].pop("encoder_positions") == "legacy"
+    assert saved["model"].pop("encoder_positions") == "as_built"
     del saved["dataset"]["reader"], saved["model"]["audio_tokens"], saved["model"]["encoder_window"]
     del saved["paths"]["cache_dir"]
     path.write_text(yaml.safe_dump(saved, sort_keys=False))
@@ -111,7 +111,7 @@ def test_reproduce_gives_the_same_per_step_losses_from_todays_and_older_saved_co
             "trainer.eval_steps=6",
             "trainer.dataloader_num_workers=2",
             "evaluation.wer_at_end=false",
-            "model.encoder_positions=legacy",  # as a run before 2026-12 trained
+            "model.encoder_positions=as_built",  # as a run before 2026-12 trained
             f"hydra.run.dir={original}",
         ],
         trackio_dir,

@@ -40,7 +40,7 @@ TINY_WHISPER_RUN = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per xdist worker, whatever runs between its tests
 def tiny_whisper_runs(tmp_path_factory):
     """{"lora": run dir, "full": run dir} of two short model=tiny-whisper runs (one encoder cache)."""
     tmp = tmp_path_factory.mktemp("export")

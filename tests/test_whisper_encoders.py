@@ -28,7 +28,7 @@ def test_converted_encoder_equals_ctranslate2s_own_encoder(model_name, encoder, 
     ctranslate2 = pytest.importorskip("ctranslate2")
     folder = whisper_encoder.ctranslate2_model_dir(encoder)
     # the file's own positions (a float16 copy of the sinusoids that voxtral_exp puts in their place)
-    cfg = compose_config([f"model={model_name}", "model.encoder_positions=legacy"])
+    cfg = compose_config([f"model={model_name}", "model.encoder_positions=as_built"])
     model = build_model(cfg.model, torch.float32, seed=0).eval()
     audio = [load_audio(str(SAMPLE / "audio" / name)) for name in ("en_00.flac", "fr_01.flac")]
     features = WhisperFeatureExtractor(feature_size=80)(audio, sampling_rate=16000, return_tensors="np").input_features

@@ -107,8 +107,9 @@ def check_representable(model: torch.nn.Module, run_dir: Path) -> None:
     positions = model.model.audio_tower.embed_positions.weight
     if (distance := distance_from_sinusoids(positions)) > POSITION_TOLERANCE:
         problems.append(
-            f"encoder positions that differ from Whisper's sinusoids by up to {distance:.1e} (runtimes rebuild the "
-            "sinusoids: trained before voxtral_exp built random-weight models with them? train it again)"
+            f"encoder positions that differ from Whisper's sinusoids by up to {distance:.1e}, which runtimes rebuild "
+            "(model.encoder_positions=as_built: model=tiny's random draw, or a run saved before 2026-12; train with "
+            "model.encoder_positions=sinusoids to export)"
         )
     if problems:
         raise ExportError(f"{run_dir} cannot be exported faithfully: " + "; ".join(problems))

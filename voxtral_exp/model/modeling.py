@@ -73,7 +73,8 @@ def set_sinusoid_positions(model: VoxtralForConditionalGeneration) -> None:
     """`model.encoder_positions=sinusoids`: the encoder's positional embeddings are Whisper's
     sinusoids, exactly, as in Voxtral's checkpoints and as every Mistral-format runtime rebuilds
     them on load (voxtral_exp.export); transformers' init draws them at random, and the Whisper
-    files hold a float16 copy. `legacy`: kept as built (runs saved before 2026-12)."""
+    files hold a float16 copy. `as_built`: kept as drawn or as the file holds them (model=tiny, runs
+    saved before 2026-12)."""
     positions = model.model.audio_tower.embed_positions.weight
     with torch.no_grad():
         positions.copy_(sinusoids(*positions.shape))

@@ -260,8 +260,8 @@ def _model_problems(model: DictConfig) -> list[str]:
         problems.append(
             "model.encoder_window=clip needs model.audio_tokens=clip (the encoder reads what the prompt keeps)"
         )
-    if model.encoder_positions not in ("sinusoids", "legacy"):
-        problems.append(f"model.encoder_positions={model.encoder_positions}: expected sinusoids | legacy")
+    if model.encoder_positions not in ("sinusoids", "as_built"):
+        problems.append(f"model.encoder_positions={model.encoder_positions}: expected sinusoids | as_built")
     if model.dtype not in ("auto", "float32", "bfloat16", "float16"):
         problems.append(f"model.dtype={model.dtype}: expected auto | float32 | bfloat16 | float16")
     audio = model.audio_config

@@ -165,7 +165,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
       a folder was named;
     - no `model.audio_tokens` / `model.encoder_window` (until 2026-11-28): Voxtral's own, chunk;
     - no `model.encoder_positions` (until 2026-12-07): random-weight models kept the encoder
-      positions as drawn (legacy);
+      positions as built (as_built: drawn at random, or the Whisper file's);
     - no `dataset.reader` (until 2026-11-27): the dataset's name was its reader;
     - no `method.train_embeddings` (until 2026-11-27): embeddings trained (true).
     """
@@ -181,7 +181,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     saved["model"] = {
         "audio_tokens": "chunk",
         "encoder_window": "chunk",
-        "encoder_positions": "legacy",
+        "encoder_positions": "as_built",
         **saved["model"],
     }
     saved["paths"] = {"cache_dir": f"{saved['paths']['root_dir']}/.cache", **saved["paths"]}
