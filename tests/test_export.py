@@ -73,25 +73,31 @@ def test_the_export_is_the_runs_model_as_vllm_and_transformers_read_it(tiny_whis
     # mistral-common's prompt is voxtral_exp's, clip for clip, with and without a language
     tok = mistral_reference.tokenizer(out)
     model, featurizer = load(run_dir)
-    clips = [load_audio(str(DIGITS / row["audio_path"])) for row in read_jsonl(DIGITS / "eval.jsonl")]
+    assert featurizer.default_language == "en"  # the language of the run's rows, for clips given none
+    featurizer.default_language = None  # here both prompts are compared: with a language and without
+    rows = read_jsonl(DIGITS / "eval.jsonl")
+    clips = [load_audio(str(DIGITS / row["audio_path"])) for row in rows]
     for audio in clips:  # every eval clip
         for language in ("en", None):
             ids, _ = mistral_reference.request(tok, audio, language)
             assert ids == featurizer.prompt(audio, language)["prompt_ids"].tolist()
 
     # served that way, the exported model computes what the run's model computes and writes its predictions
-    for audio in clips[:3]:
+    for audio, row in zip(clips[:3], rows):
         with torch.no_grad():
-            batch = collate_prompts([featurizer.prompt(audio, None)], featurizer.processor.tokenizer.pad_token_id)
+            batch = collate_prompts(
+                [featurizer.prompt(audio, row["language"])], featurizer.processor.tokenizer.pad_token_id
+            )
             torch.testing.assert_close(
-                mistral_reference.next_token_logits(reference, tok, audio, None),
+                mistral_reference.next_token_logits(reference, tok, audio, row["language"]),
                 model(**batch).logits[0, -1],
                 rtol=0,
                 atol=1e-4,
             )
     predictions = [p["hypothesis"] for p in read_jsonl(run_dir / "predictions.jsonl")]
     assert all(predictions)  # words, not an immediate stop
-    served = [normalize_transcript(mistral_reference.transcribe(reference, tok, a, None, 8)) for a in clips[:3]]
+    served = [mistral_reference.transcribe(reference, tok, a, row["language"], 8) for a, row in zip(clips, rows[:3])]
+    served = [normalize_transcript(text) for text in served]  # the eval prompts carry each row's language
     assert served == predictions
 
 
@@ -119,9 +125,24 @@ def test_bad_input_is_refused_and_nothing_is_written(tiny_whisper_runs, tmp_path
         run_command(lambda: main([str(tmp_path), "--out", str(tmp_path / "out")]))
     assert str(exit.value.code).startswith("error: ") and "is not a finished voxtral_exp run" in str(exit.value.code)
     assert not (tmp_path / "out").exists()
-    # --force replaces what the folder held, once the export is complete
-    assert export(run_dir, tmp_path / "taken", force=True) == tmp_path / "taken"
-    assert not (tmp_path / "taken" / "notes.txt").exists()
+    # --out may not be the run, in it or around it, even with --force
+    for inside in (run_dir, run_dir / "final", run_dir / "export", run_dir.parent):
+        with pytest.raises(ExportError, match="inside it or around it"):
+            export(run_dir, inside, force=True)
+    assert not (run_dir / "export").exists()
+    # --force replaces an earlier export, and nothing else
+    with pytest.raises(ExportError, match=r"holds more than an export \(notes.txt\)"):
+        export(run_dir, tmp_path / "taken", force=True)
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["notes.txt"]
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "params.json").write_text("{}")  # an earlier export's file
+    killed = tmp_path / f".earlier.export-{2**22 + 7}"  # staging left by a killed export (no such process)
+    killed.mkdir()
+    assert export(run_dir, earlier, force=True) == earlier
+    assert sorted(p.name for p in earlier.iterdir()) == ["consolidated.safetensors", "params.json", "tekken.json"]
+    assert json.loads((earlier / "params.json").read_text())["dim"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left behind
 
 
 def test_voxtral_mini_3b_names_shapes_and_rotary_layout_round_trip(tmp_path):

@@ -1,7 +1,7 @@
 """Export a finished run's model in Mistral's native layout, the one vLLM and the other Voxtral
 runtimes (ExecuTorch, the MLX, C++ and Rust ports) load:
 
-    python -m voxtral_exp.export RUN_DIR --out DIR [--dtype auto|bfloat16|float32] [--force]
+    python -m voxtral_exp.export RUN_DIR --out DIR [--dtype auto|bfloat16|float32|float16] [--force]
     vllm serve DIR --tokenizer-mode mistral --config-format mistral --load-format mistral
 
 DIR gets ``consolidated.safetensors`` (a LoRA adapter merged into its base), ``params.json`` (the
@@ -9,8 +9,9 @@ model's shapes) and ``tekken.json`` (the base model's vocabulary, its audio sect
 Voxtral's rule: 375 audio tokens per 30 s chunk). Weights keep the training dtype (--dtype auto:
 the run's model.dtype, or bf16 where it trained under bf16, fp32 on CPU).
 
-Refused, writing nothing: a folder that is not a finished run; an --out that holds files (unless
---force); a model the format cannot state as trained. That includes models trained with
+Refused, writing nothing: a folder that is not a finished run; an --out that is the run or
+around it, or holds files (with --force, only an earlier export's files are replaced); a model the
+format cannot state as trained. That includes models trained with
 `model.audio_tokens=clip`: no tekken.json audio section reproduces their prompts (mistral-common
 pads to a multiple of `chunk_length_s` with no margin) and vLLM 0.33.0 cannot batch clips of
 different padded lengths (README, "Serve it"). voxtral_exp's transcribe, app and Space serve them
@@ -39,11 +40,12 @@ from voxtral_exp.run.record import load_run_config
 
 log = logging.getLogger("voxtral_exp.export")
 
-FILES = ("consolidated.safetensors", "params.json", "tekken.json")
+FILES = ("consolidated.safetensors", "params.json", "tekken.json")  # all an export folder holds
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
-# Whisper's positions are computed, not stored: a model whose own differ more than this from the
-# sinusoids every reader rebuilds would be served with other positions than it was trained with.
-POSITION_TOLERANCE = 1e-6
+# Whisper's positions are computed, not stored: every reader rebuilds the sinusoids. A model whose
+# own are further from them than bf16 resolves (values up to 1: 2^-8), the precision runtimes serve
+# in, would be served with other positions than it was trained with (a random draw is ~1 off).
+POSITION_TOLERANCE = 2**-8
 
 
 class ExportError(UserError):
@@ -54,12 +56,17 @@ def export(run: Path, out: Path, dtype: str = "auto", force: bool = False) -> Pa
     """Write ``out``/{consolidated.safetensors, params.json, tekken.json} for the finished run
     ``run`` (its directory or final/); returns ``out``."""
     final = run_final(run)  # refuses a folder that is not a run with a model
-    status = json.loads((final.parent / "run.json").read_text()).get("status")
-    if status != "completed":
-        raise ExportError(f"{final.parent} is {status}, not completed: resume it (python -m voxtral_exp.resume) first")
-    check_target(out, force)
-    processor = load_processor(str(final))
-    rule = read_rule(processor, final)
+    check_status(final.parent)
+    check_target(out, final.parent, force)
+    if not (final / "tekken.json").is_file():
+        raise ExportError(f"{final / 'tekken.json'} not found: the run's processor was saved without its tokenizer")
+    try:
+        processor = load_processor(str(final))
+        rule = read_rule(processor, final)
+        torch_dtype = export_dtype(final.parent, dtype)
+        model = merged_model(final, torch_dtype)
+    except (OSError, ValueError) as e:  # a damaged final/ (processor, weights) or a base model that cannot be found
+        raise ExportError(f"cannot load the model in {final}: {type(e).__name__}: {e}") from None
     if not rule.is_voxtrals_own:
         raise ExportError(
             f"{final.parent} was trained with {rule.describe()}: Mistral's format has no way to state it. A "
@@ -68,8 +75,6 @@ def export(run: Path, out: Path, dtype: str = "auto", force: bool = False) -> Pa
             "(README, Serve it). Serve it as trained with `python -m voxtral_exp.transcribe`, the web app or a "
             "demo Space (`python -m voxtral_exp.push --space`)"
         )
-    torch_dtype = export_dtype(final.parent, dtype)
-    model = merged_model(final, torch_dtype)
     check_representable(model, final.parent)
     weights = to_mistral(model.state_dict(), model.config)
     tekken = tekken_json(final / "tekken.json", model.config.audio_config.num_mel_bins)
@@ -78,13 +83,34 @@ def export(run: Path, out: Path, dtype: str = "auto", force: bool = False) -> Pa
     return out
 
 
-def check_target(out: Path, force: bool) -> None:
-    """An --out that holds anything is refused unless --force; one that cannot be written, too."""
+def check_status(run_dir: Path) -> None:
+    """Only a completed run exports."""
+    try:
+        status = json.loads((run_dir / "run.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError) as e:
+        raise ExportError(f"{run_dir / 'run.json'} is unreadable ({type(e).__name__}: {e})") from None
+    if status != "completed":
+        raise ExportError(f"{run_dir} is {status}, not completed: resume it (python -m voxtral_exp.resume) first")
+
+
+def check_target(out: Path, run_dir: Path, force: bool) -> None:
+    """--out must be a folder of its own: not the run or anything around or in it, empty or new
+    (with --force, also one that holds an earlier export and nothing else), beside a folder that
+    can be written to (the export is staged there and moved in)."""
+    out, run_dir = out.resolve(), run_dir.resolve()
+    if out == run_dir or run_dir.is_relative_to(out) or out.is_relative_to(run_dir):
+        raise ExportError(f"--out {out} is the run {run_dir}, inside it or around it: give a folder of its own")
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} is a file: give a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ExportError(f"--out {out} is not empty: choose another folder, or --force to replace what it holds")
-    parent = next(p for p in (out, *out.parents) if p.exists())
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not force:
+        raise ExportError(f"--out {out} is not empty: choose another folder, or --force to replace an earlier export")
+    if held and not set(held) <= set(FILES):
+        raise ExportError(
+            f"--out {out} holds more than an export ({', '.join(sorted(set(held) - set(FILES)))}): --force replaces "
+            "only an earlier export's files; choose another folder"
+        )
+    parent = next(p for p in out.parents if p.exists())
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise ExportError(f"--out {out}: {parent} cannot be written to")
 
@@ -119,8 +145,6 @@ def tekken_json(source: Path, num_mel_bins: int) -> dict:
     """The model's own tekken.json (final/'s: the base model's vocabulary and special tokens) with
     the audio section of Voxtral's rule: 30 s chunks, 12.5 audio tokens a second, this encoder's
     mel bins."""
-    if not source.is_file():
-        raise ExportError(f"{source} not found: the run's processor was saved without its tokenizer file")
     data = json.loads(source.read_text(encoding="utf-8"))
     data["audio"] = {
         "sampling_rate": 16000,
@@ -132,24 +156,41 @@ def tekken_json(source: Path, num_mel_bins: int) -> dict:
 
 
 def write_export(out: Path, weights: dict[str, torch.Tensor], params_json: dict, tekken: dict) -> None:
-    """The three files, written into a folder beside ``out`` and moved into place when complete:
-    a failure leaves ``out`` as it was."""
+    """The three files, written into a staging folder beside ``out`` and moved into place when
+    complete; an earlier export in ``out`` is moved aside first and deleted last. A failure, or a
+    kill, leaves ``out`` as it was (a killed export's staging folder is removed by the next one)."""
     from safetensors.torch import save_file
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.export-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    remove_stale_staging(out)
+    staging, old = (out.with_name(f".{out.name}.{kind}-{os.getpid()}") for kind in ("export", "replaced"))
     staging.mkdir()
     try:
         save_file(weights, str(staging / "consolidated.safetensors"), metadata={"format": "pt"})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging / "consolidated.safetensors", 0o666 & ~umask)  # as readable as the other files (it is 0600)
         write_json(staging / "params.json", params_json)
         (staging / "tekken.json").write_text(json.dumps(tekken, ensure_ascii=False), encoding="utf-8")
         check_tokenizer(staging / "tekken.json")
-        if out.exists():  # empty, or --force
-            shutil.rmtree(out)
-        os.replace(staging, out)
+        if out.is_dir() and any(out.iterdir()):  # --force, checked: an earlier export
+            os.replace(out, old)
+        os.replace(staging, out)  # onto an empty folder; fails if another export filled it meanwhile
+    except OSError as e:
+        if old.exists() and not out.exists():
+            os.replace(old, out)
+        raise ExportError(f"could not write {out}: {type(e).__name__}: {e} (nothing changed there)") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_staging(out: Path) -> None:
+    """Staging folders of exports to ``out`` that were killed (their process is gone)."""
+    for folder in out.parent.glob(f".{out.name}.*-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_tokenizer(path: Path) -> None:

@@ -16,6 +16,8 @@ import torch
 from transformers import VoxtralConfig
 from transformers.models.whisper.modeling_whisper import sinusoids
 
+from voxtral_exp.errors import UserError
+
 # transformers' names (a VoxtralForConditionalGeneration's state_dict) -> Mistral's. The encoder's
 # sinusoidal positions have no entry: the original checkpoints do not hold them, every reader
 # rebuilds them (``distance_from_sinusoids`` checks that this loses nothing).
@@ -51,7 +53,7 @@ NOT_EXPORTED = (ENCODER + "embed_positions.weight",)
 ROPE_PERMUTED = re.compile(TEXT_LAYER + r"self_attn\.(q|k)_proj\.weight")
 
 
-class UnrepresentableError(ValueError):
+class UnrepresentableError(UserError):
     """The model has something Mistral's layout has no place for; the message says what."""
 
 
