@@ -51,9 +51,10 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralForCon
         encoder = cfg.get("pretrained_audio_encoder")
         if encoder:
             model.model.audio_tower.load_state_dict(pretrained_audio_encoder(encoder))
+        model = model.to(dtype)
+        model.model.audio_tower.embed_positions.float()  # kept in fp32, as from_pretrained keeps them
         if cfg.encoder_positions == "sinusoids":
             set_sinusoid_positions(model)
-        model = model.to(dtype)
         model.config._attn_implementation = cfg.attn_implementation
         log.info(
             "Model <model=%s>: random weights%s, %s",
