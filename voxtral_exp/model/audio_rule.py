@@ -83,7 +83,7 @@ def read_rule(processor: Any, source: str | Path) -> AudioRule:
     try:
         return AudioRule(**saved)
     except (AudioRuleError, TypeError) as e:
-        raise AudioRuleError(f"{where}: {e}; was it saved by a newer voxtral_exp?") from None
+        raise AudioRuleError(f"{where}: {e} (a typo, or a rule of a newer voxtral_exp?)") from None
 
 
 def _has(processor: Any, key: str) -> bool:
@@ -91,28 +91,43 @@ def _has(processor: Any, key: str) -> bool:
 
 
 def _legacy(source: str | Path) -> dict[str, str]:
-    """final/audio.json of an earlier voxtral_exp, local or on the Hub; {} when there is none."""
-    path = Path(source) / LEGACY_FILE
-    if Path(source).exists():
-        if not path.exists():
-            return {}
-    else:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import RemoteEntryNotFoundError
-
-        try:
-            path = Path(hf_hub_download(str(source), LEGACY_FILE))
-        except RemoteEntryNotFoundError:  # the Hub says there is none (offline: LocalEntryNotFoundError, below)
-            return {}
-        except Exception as e:  # noqa: BLE001 - offline, refused: the rule cannot be known
-            raise AudioRuleError(
-                f"cannot tell how {source} reads audio: its processor_config.json has no rule and {LEGACY_FILE} "
-                f"could not be looked up ({type(e).__name__}: {e}). Run once with the network, or give a local copy"
-            ) from None
+    """final/audio.json of an earlier voxtral_exp, local or on the Hub; {} when there is none. A
+    file that is there must hold the rule."""
+    path = Path(source) / LEGACY_FILE if Path(source).exists() else _hub_legacy_file(str(source))
+    if path is None or not path.exists():
+        return {}
     try:
         saved = json.loads(path.read_text())
-        return {key: saved[key] for key in ("audio_tokens", "encoder_window") if key in saved}
+        rule = {key: saved[key] for key in ("audio_tokens", "encoder_window") if key in saved}
     except (OSError, ValueError, TypeError) as e:
         raise AudioRuleError(
             f"{path}: unreadable ({type(e).__name__}: {e}); it says how the model reads audio"
+        ) from None
+    if not rule:
+        raise AudioRuleError(f"{path} holds no audio_tokens or encoder_window: it says how the model reads audio")
+    return rule
+
+
+def _hub_legacy_file(repo: str) -> Path | None:
+    """A Hub model's audio.json (pushed by voxtral_exp before 2026-12), or None: the Hub (or the
+    local cache, offline) says it has none, or the cached model card is not voxtral_exp's."""
+    from huggingface_hub import _CACHED_NO_EXIST, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    cached = try_to_load_from_cache(repo, LEGACY_FILE)
+    if cached is _CACHED_NO_EXIST:
+        return None
+    if isinstance(cached, str):
+        return Path(cached)
+    try:
+        return Path(hf_hub_download(repo, LEGACY_FILE))
+    except RemoteEntryNotFoundError:  # the Hub says there is none
+        return None
+    except Exception as e:  # noqa: BLE001 - offline or refused: the rule cannot be known from the Hub
+        card = try_to_load_from_cache(repo, "README.md")
+        if isinstance(card, str) and "voxtral_exp" not in Path(card).read_text(encoding="utf-8", errors="replace"):
+            return None  # a model voxtral_exp never pushed (e.g. Mistral's own): no audio.json to look for
+        raise AudioRuleError(
+            f"cannot tell how {repo} reads audio: its processor_config.json has no rule and {LEGACY_FILE} could not "
+            f"be looked up ({type(e).__name__}: {e}). Run once with the network, or give a local copy"
         ) from None
