@@ -9,6 +9,7 @@ beam search, sharded across processes under torchrun / accelerate.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -57,22 +58,28 @@ def load(source: str | Path) -> tuple[torch.nn.Module, Featurizer]:
 
 
 def trained_language(folder: str) -> str | None:
-    """The prompt language the model trained with (`dataset.language`, for rows without their
-    own), logged: read from the run's resolved_config.yaml, beside its final/ (also for
-    final/merged). None for a model outside a run (a Hub id, a folder copied elsewhere), which
-    records none: the model then detects the language."""
+    """The prompt language the model trained with, for clips given none, logged: `dataset.language`
+    (for rows without their own), else the one language its eval rows carried (eval_results.json's
+    per_language: the quickstart's lang:en), read beside the run's final/ (also for final/merged).
+    None for several languages or none recorded (a Hub id, a folder copied elsewhere): the model
+    then detects the language."""
     path = Path(folder).resolve()
     run_dir = next((p.parent for p in (path, path.parent) if p.name == "final"), None)
     saved = run_dir / "resolved_config.yaml" if run_dir else None
     if saved is None or not saved.is_file():
         return None
     language = language_code((yaml.safe_load(saved.read_text()).get("dataset") or {}).get("language"))
+    source = "dataset.language"
+    if not language:
+        try:
+            evaluated = set(json.loads((run_dir / "eval_results.json").read_text()).get("per_language", {}))
+        except (OSError, ValueError, AttributeError):
+            evaluated = set()
+        language = next(iter(evaluated)) if len(evaluated) == 1 and evaluated != {"unknown"} else None
+        source = "the language of its rows"
     if language:
         log.info(
-            "Language <dataset.language=%s>: clips given no language are prompted lang:%s, as %s trained",
-            language,
-            language,
-            run_dir,
+            "Language <%s>: clips given no language are prompted lang:%s, as %s trained", source, language, run_dir
         )
     return language
 

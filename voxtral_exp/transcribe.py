@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         model, featurizer = load(args.model)
         if language is None and featurizer.default_language:
             print(
-                f"language: {featurizer.default_language}, the one the run trained with (dataset.language); "
-                "--language overrides it",
+                f"language: {featurizer.default_language}, the one the run trained with; --language overrides it",
                 file=sys.stderr,
             )
         clips = list(audios.values())
