@@ -120,7 +120,6 @@ class RecordedDataset:
             raise ClipError(f"{len(clips)} clip(s): a dataset needs at least 2 (one to train on, one to evaluate)")
         if not 0 < eval_fraction < 1:
             raise ClipError(f"eval fraction {eval_fraction}: pick a value between 0 and 1, e.g. 0.1")
-        self._check_replaceable(["train.jsonl", "eval.jsonl"])
         held_out = holdout(len(clips), eval_fraction, seed)
         if len(held_out) == len(clips):
             held_out = set(list(held_out)[:-1])
@@ -131,6 +130,7 @@ class RecordedDataset:
         ):
             manifest = [{k: c[k] for k in ("audio_path", "text", "language", "duration")} for c in rows]
             texts[f"{split}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest)
+        self._check_replaceable(texts)
         recorded = self._recorded()
         for name, text in texts.items():
             # each hash is recorded once its manifest is on disk, never before: a save cut short (a
@@ -140,12 +140,16 @@ class RecordedDataset:
             write_atomic(self.written, json.dumps(recorded) + "\n")
         return self.folder / "train.jsonl", self.folder / "eval.jsonl"
 
-    def _check_replaceable(self, names: list[str]) -> None:
-        """Refuse when one of ``names`` exists but is not, byte for byte, what this class wrote."""
+    def _check_replaceable(self, texts: dict[str, str]) -> None:
+        """Refuse when a manifest of ``texts`` ({name: what this save writes}) exists but is neither
+        what this class last wrote nor, byte for byte, what it writes now (a save cut short between
+        a manifest and its hash left exactly that)."""
         ours = self._recorded()
-        theirs = [
-            n for n in names if (self.folder / n).exists() and _sha256((self.folder / n).read_bytes()) != ours.get(n)
-        ]
+        theirs = []
+        for name, text in texts.items():
+            path = self.folder / name
+            if path.exists() and _sha256(path.read_bytes()) not in (ours.get(name), _sha256(text.encode())):
+                theirs.append(name)
         if theirs:
             raise ClipError(
                 f"{self.folder} already holds {' and '.join(theirs)}, not written from these clips by this app (or "
