@@ -108,29 +108,46 @@ def test_a_clip_that_fails_to_decode_gets_no_entry_and_is_skipped_in_every_run(t
         assert torch.equal(served["encoder_states"], cache.get(clips[2])["states"])
 
 
+def test_an_eval_clip_that_fails_to_decode_is_dropped_before_training_or_stops_it_at_once(tmp_path, examples):
+    """The screen reads headers only: an eval clip whose samples do not decode would stop the final
+    WER after all the training (it did, with on_error=skip too)."""
+    from voxtral_exp.data.audio import AudioError
+    from voxtral_exp.data.dataset import decodable
+
+    broken = tmp_path / "nan.wav"
+    sf.write(broken, np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    clips = [examples[0], Example(str(broken), "never heard", "en", origin="eval.jsonl:2"), examples[1]]
+    report = {}
+    assert decodable(clips, "skip", report) == [clips[0], clips[2]]
+    assert [d["origin"] for d in report["eval_undecodable"]] == ["eval.jsonl:2"]
+    with pytest.raises(AudioError, match="eval.jsonl:2: audio .*nan.wav contains NaN"):
+        decodable(clips, "raise", {})
+
+
 def test_an_unreadable_entry_is_a_miss_recomputed_and_never_unpickled(tmp_path, featurizer, examples, caplog):
     class Payload:  # what a planted pickle does when it is unpickled
         def __reduce__(self):
             return os.system, (f"touch {tmp_path / 'ran'}",)
 
     model = lora_model()
-    dataset = SpeechDataset(examples[:3], featurizer)
+    dataset = SpeechDataset(examples[:4], featurizer)
     cache = EncoderCache(tmp_path / "cache", model)
-    cache.fill(model, dataset, batch_size=3, num_workers=0)
-    entries = [cache.get(e) for e in examples[:3]]
-    planted, crafted, cut = (cache.path(e) for e in examples[:3])
+    cache.fill(model, dataset, batch_size=4, num_workers=0)
+    entries = [cache.get(e) for e in examples[:4]]
+    planted, crafted, cut, misshapen = (cache.path(e) for e in examples[:4])
     planted.write_bytes(pickle.dumps(Payload(), protocol=2))  # a bare pickle
     torch.save({"states": Payload(), "samples": 1}, crafted)  # torch's own format, with a payload inside
     cut.write_bytes(cut.read_bytes()[:200])  # a copy cut short
+    torch.save({"states": torch.zeros(3, 7), "samples": 16000}, misshapen)  # well-formed, but no rows of this encoder
     dataset.cache = cache
     with caplog.at_level("WARNING"):
         served = dataset[0]  # read the live way meanwhile: no UnpicklingError
         assert "input_features" in served and served["text"] == examples[0].text
-        assert cache.fill(model, dataset, batch_size=3, num_workers=0) == 3  # each recomputed, in place
-    for path in (planted, crafted, cut):
+        assert cache.fill(model, dataset, batch_size=4, num_workers=0) == 4  # each recomputed, in place
+    for path in (planted, crafted, cut, misshapen):
         assert f"Encoder cache: unreadable entry {path} (" in caplog.text
     assert "weights_only=False" not in caplog.text and not (tmp_path / "ran").exists()
-    for example, entry in zip(examples[:3], entries):
+    for example, entry in zip(examples[:4], entries):
         assert torch.equal(cache.get(example)["states"], entry["states"])
 
 

@@ -179,7 +179,9 @@ def test_ctrl_c_says_which_checkpoint_the_run_goes_on_from(tmp_path):
     )
 
 
-def test_a_stray_folder_named_like_a_checkpoint_is_passed_over_and_left_alone(tmp_path, caplog):
+def test_a_stray_folder_named_like_a_checkpoint_is_moved_out_of_the_rotation_whole(tmp_path, caplog):
+    """The Trainer's checkpoint rotation deletes whatever matches checkpoint-*: a user's folder
+    named so is renamed stray-<name> (contents kept) by the process that resumes, never chosen."""
     from voxtral_exp.training.checkpoints import checkpoint_to_resume, interrupted_message
 
     checkpoints = tmp_path / "checkpoints"
@@ -188,12 +190,15 @@ def test_a_stray_folder_named_like_a_checkpoint_is_passed_over_and_left_alone(tm
     (checkpoints / "checkpoint-x").mkdir()  # a user's copy, a note: no step in its name
     (checkpoints / "checkpoint-x" / "notes.txt").write_text("keep me")
     (checkpoints / "checkpoint-9.bak").write_text("a file")
+    (checkpoints / "checkpoint-\uff17").mkdir()  # a full-width digit is no step either
+    assert interrupted_message(tmp_path).endswith("continues it from checkpoint-4")  # only reads
+    assert (checkpoints / "checkpoint-x").is_dir()
     with caplog.at_level("WARNING"):
         assert checkpoint_to_resume(True, tmp_path, is_main_process=True) == str(checkpoints / "checkpoint-4")
-    assert interrupted_message(tmp_path).endswith("continues it from checkpoint-4")
-    assert f"Passing over {checkpoints / 'checkpoint-x'}: it is no checkpoint (not checkpoint-<step>)" in caplog.text
-    assert (checkpoints / "checkpoint-x" / "notes.txt").read_text() == "keep me"  # neither renamed nor removed
-    assert (checkpoints / "checkpoint-9.bak").read_text() == "a file"
+    assert "renamed stray-checkpoint-x, out of the Trainer's rotation" in caplog.text
+    assert (checkpoints / "stray-checkpoint-x" / "notes.txt").read_text() == "keep me"
+    assert (checkpoints / "stray-checkpoint-9.bak").read_text() == "a file"
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-4"]
 
 
 def test_run_json_tells_how_the_last_attempt_ended_and_keeps_each_attempts_error(tmp_path):
@@ -247,6 +252,10 @@ def test_a_run_length_of_no_steps_is_refused_saying_what_to_use():
         f"trainer.max_steps=null: expected a number of steps (>= 1), {epochs}"
     ]
     assert problems("trainer.max_steps=-1", "trainer.num_train_epochs=2") == []
+    for steps in ("0.5", "-5"):  # 0.5 failed once the model had loaded; -5 trained epochs without a word
+        assert problems(f"trainer.max_steps={steps}") == [
+            f"trainer.max_steps={steps}: expected a whole number of steps (>= 1), {epochs}"
+        ]
 
 
 def test_training_arguments_rules_name_the_config_keys_they_are_about():

@@ -17,7 +17,7 @@ from typing import Any
 import datasets
 from torch.utils.data import Dataset
 
-from voxtral_exp.data.audio import TARGET_RATE, AudioError, header_seconds
+from voxtral_exp.data.audio import TARGET_RATE, AudioError, header_seconds, load_audio
 from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import ExampleChecker
@@ -75,6 +75,29 @@ class SpeechDataset(Dataset):
                 raise AudioError(f"{example.origin}: {e}") from e
             log.warning("Skipping %s: %s <dataset.on_error=skip>", example.origin, e)
             return None
+
+
+def decodable(examples: list[Example], on_error: str, report: dict[str, Any]) -> list[Example]:
+    """The eval examples whose audio decodes, checked once before training: the screen reads
+    headers only, and a clip that fails to decode (NaN samples, a cut file) would otherwise stop
+    the final WER after all the training (on_error=raise: stop now, naming it), or, skipped by
+    SpeechDataset, score the next clip twice (on_error=skip: dropped, counted in
+    data_report.json's eval_undecodable)."""
+    kept, dropped = [], []
+    for example in examples:
+        try:
+            load_audio(example.audio, example.offset, example.duration)
+            kept.append(example)
+        except (AudioError, FileNotFoundError) as e:
+            if on_error == "raise":
+                raise AudioError(f"{example.origin}: {e} (an eval clip; dataset.on_error=skip drops it)") from None
+            log.warning("Skipping eval clip %s: %s <dataset.on_error=skip>", example.origin, e)
+            dropped.append({"origin": example.origin, "message": str(e)})
+    if dropped:
+        report["eval_undecodable"] = dropped
+    if not kept:
+        raise AudioError("no eval clip could be decoded: see data_report.json's eval_undecodable")
+    return kept
 
 
 def stream_features(

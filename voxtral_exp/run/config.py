@@ -203,6 +203,8 @@ def _trainer_problems(t: DictConfig, hardware: DictConfig) -> list[str]:
         problems.append(f"trainer.max_steps=null: expected a number of steps (>= 1), or {epochs}")
     elif t.max_steps == 0:  # Trainer would train one step, and num_train_epochs would be ignored
         problems.append(f"trainer.max_steps=0 trains nothing: set a number of steps (>= 1), or {epochs}")
+    elif t.max_steps != int(t.max_steps) or t.max_steps < -1:  # 0.5 failed after loading; -5 trained epochs
+        problems.append(f"trainer.max_steps={t.max_steps}: expected a whole number of steps (>= 1), or {epochs}")
     elif t.max_steps < 0 and (t.num_train_epochs or 0) <= 0:
         problems.append("trainer.max_steps and trainer.num_train_epochs are both <= 0: set one of them")
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):

@@ -63,17 +63,25 @@ def _incomplete(path: Path) -> str | None:
     return None
 
 
-def checkpoints(folder: Path) -> list[Path]:
+def checkpoints(folder: Path, move_strays: bool = False) -> list[Path]:
     """The checkpoints under ``folder``, newest first: the folders named checkpoint-<step>, as the
     Trainer names them. Anything else named checkpoint-* (a user's copy, checkpoint-x) is passed
-    over, saying so, and left alone."""
+    over, saying so; with ``move_strays`` (the process that trains) it is renamed stray-<name>,
+    because the Trainer's checkpoint rotation would delete it."""
     found = {}
     for path in folder.glob("checkpoint-*"):
-        step = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        step = re.fullmatch(r"checkpoint-([0-9]+)", path.name)
         if step and path.is_dir():
             found[path] = int(step.group(1))
+        elif move_strays and not path.with_name(f"stray-{path.name}").exists():
+            path.rename(path.with_name(f"stray-{path.name}"))
+            log.warning(
+                "%s is no checkpoint (not checkpoint-<step>): renamed stray-%s, out of the Trainer's rotation (it would delete it)",
+                path,
+                path.name,
+            )
         else:
-            log.warning("Passing over %s: it is no checkpoint (not checkpoint-<step>); left as it is", path)
+            log.warning("Passing over %s: it is no checkpoint (not checkpoint-<step>)", path)
     return sorted(found, key=lambda p: -found[p])
 
 
@@ -81,7 +89,7 @@ def last_complete_checkpoint(folder: Path, rename_incomplete: bool = True) -> Pa
     """The newest checkpoint that can be resumed from; unsound ones are skipped, saying why, and,
     with ``rename_incomplete`` (the process that writes), renamed incomplete-checkpoint-N so that
     the Trainer's own checkpoint rotation never counts them."""
-    for checkpoint in checkpoints(folder):
+    for checkpoint in checkpoints(folder, move_strays=rename_incomplete):
         problem = unsound(checkpoint)
         if problem is None:
             return checkpoint

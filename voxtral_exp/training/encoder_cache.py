@@ -69,6 +69,7 @@ class EncoderCache:
 
     def __init__(self, folder: str | Path, model: torch.nn.Module, encoder_window: str = "chunk"):
         self.encoder_window = encoder_window
+        self.width = audio_modules(model)[0].config.intermediate_size  # an entry's row width
         self.folder = Path(folder).expanduser() / fingerprint(model, encoder_window)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._keys: dict[tuple, str] = {}  # (file path, offset, duration) -> content hash: read each file once
@@ -97,8 +98,13 @@ class EncoderCache:
             entry = torch.load(path, weights_only=True, mmap=mmap)
             if not (isinstance(entry, dict) and isinstance(entry.get("states"), torch.Tensor) and "samples" in entry):
                 raise ValueError("not an entry of this cache")
+            rows = audio_tokens(int(entry["samples"]), "clip" if self.encoder_window == "clip" else "chunk")
+            if tuple(entry["states"].shape) != (rows, self.width):  # planted, or another encoder's
+                raise ValueError(f"states of shape {tuple(entry['states'].shape)}, not ({rows}, {self.width})")
         except Exception as e:  # noqa: BLE001 - cut short, planted, another format: a miss either way
-            log.warning("Encoder cache: unreadable entry %s (%s): a miss, computed again", path, type(e).__name__)
+            log.warning(
+                "Encoder cache: unreadable entry %s (%s: %s): a miss, computed again", path, type(e).__name__, e
+            )
             return None
         return entry
 

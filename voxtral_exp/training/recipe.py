@@ -26,7 +26,7 @@ from omegaconf import DictConfig, open_dict
 from transformers import EarlyStoppingCallback, set_seed
 from transformers.trainer_utils import TrainOutput
 
-from voxtral_exp.data.dataset import SpeechDataset, stream_features
+from voxtral_exp.data.dataset import SpeechDataset, decodable, stream_features
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.languages import language_code
@@ -164,6 +164,7 @@ class FineTuneRecipe:
         """Read and screen the data (data_report.json), and wrap it as featurising datasets."""
         cfg = self.cfg
         data = load_data(cfg.dataset, cfg.seed, self.processor.tokenizer)
+        data.eval = decodable(data.eval, cfg.dataset.on_error, data.report)
         if self.is_main_process:
             write_json(self.run_dir / "data_report.json", data.report)
         evaluation = SpeechDataset(data.eval, self.featurizer, cfg.dataset.on_error)
@@ -276,10 +277,11 @@ class FineTuneRecipe:
         result files and the summary; returns the scalar eval metrics."""
         trainer, final_dir = self.trainer, self.run_dir / "final"
         trainer.save_model(str(final_dir))  # the best checkpoint's weights when load_best_model_at_end
+        if self.is_main_process:  # the whole model in final/ before anything that can fail
+            self._save_processor_and_base(final_dir)
         eval_metrics, predictions = self._evaluate()
         if not self.is_main_process:
             return eval_metrics
-        trainer.processing_class.save_pretrained(str(final_dir))
         train_results = self._write_results(self.result, eval_metrics, predictions)
         self._write_model_card(final_dir, eval_metrics, train_results)
         scalars = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
@@ -330,10 +332,15 @@ class FineTuneRecipe:
         return train_results
 
     def _write_model_card(self, final_dir: Path, eval_metrics: dict, train_results: dict) -> None:
-        cfg = self.cfg
         languages = sorted({e.language for e in self.data.examples.eval if e.language})
         card = model_card(self.resolved, eval_metrics, train_results, self.record.data, languages)
         write_model_card(final_dir, card)
+
+    def _save_processor_and_base(self, final_dir: Path) -> None:
+        """The processor (and with it how the model reads audio) and, for an adapter on a random
+        base, that base: final/ then holds a loadable model even if the evaluation fails."""
+        cfg = self.cfg
+        self.trainer.processing_class.save_pretrained(str(final_dir))
         if cfg.method.name == "lora" and cfg.model.random_init:
             # a random base cannot be re-downloaded: rebuilt from its seed (the very weights trained
             # on, frozen), it is kept beside the adapter
