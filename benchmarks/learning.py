@@ -9,6 +9,8 @@
                                                             # an A/B side: reuse side A's encoder output
     .venv/bin/python benchmarks/learning.py method.train_embeddings=false   # + train.py overrides
     .venv/bin/python benchmarks/learning.py --task multilingual             # en, fr, de, es: ~20 min
+    .venv/bin/python benchmarks/learning.py --task transfer --seeds 3 --out DIR
+                      # padding-pretrained, then LoRA under each audio rule: decides the default
 
 Task (--task digits, the default): spoken digit strings ("three one four") made by espeak-ng.
 Three disjoint sets of strings:
@@ -96,6 +98,16 @@ LANGUAGES = {
         ["es-419", "es-419+f4"],
     ),
 }
+# --task transfer: the language stage 2 fine-tunes on, held out of stage 1 (whose languages are
+# LANGUAGES'); the unseen voices are Brazilian, the training voices European Portuguese
+NEW_LANGUAGES = {
+    "pt": (
+        ["zero", "um", "dois", "três", "quatro", "cinco", "seis", "sete", "oito", "nove"],
+        ["pt", "pt+f3", "pt+m3", "pt+f1"],
+        ["pt-br", "pt-br+f4"],
+    ),
+}
+ALL_LANGUAGES = {**LANGUAGES, **NEW_LANGUAGES}
 MULTILINGUAL_LENGTHS = {"train": (2, 3, 4, 5), "held-out": (2, 3, 4, 5), "unseen voices and lengths": (1, 6)}
 # a wrong language for each, for the prompt check
 WRONG_LANGUAGE = {"en": "fr", "fr": "de", "de": "es", "es": "en"}
@@ -122,7 +134,7 @@ def sentences(name: str, rng: random.Random, task: str, language: str = "en"):
     ``language``'s digit words). commands: "<verb> the <colour> <object>", training from the
     pairs not held out, the held-out sets from the rest."""
     if task in ("digits", "multilingual"):
-        words = LANGUAGES[language][0]
+        words = ALL_LANGUAGES[language][0]
         lengths = MULTILINGUAL_LENGTHS[name] if task == "multilingual" else SETS[name][1]
         while True:
             yield " ".join(rng.choice(words) for _ in range(rng.choice(lengths)))
@@ -135,11 +147,13 @@ def sentences(name: str, rng: random.Random, task: str, language: str = "en"):
 def voices(name: str, task: str, language: str) -> list[str]:
     if task != "multilingual":
         return SETS[name][0]
-    _, train, unseen = LANGUAGES[language]
+    _, train, unseen = ALL_LANGUAGES[language]
     return unseen if name == "unseen voices and lengths" else train
 
 
-def synthesize(folder: Path, counts: dict[str, int], seed: int = 0, task: str = "digits") -> dict[str, Path]:
+def synthesize(
+    folder: Path, counts: dict[str, int], seed: int = 0, task: str = "digits", languages: list[str] | None = None
+) -> dict[str, Path]:
     """One manifest per set. Digit strings occur in one set only; commands repeat within the
     training set (other voices, speeds) but occur once in each held-out set (whose pairs training
     never has; the two held-out sets differ in voices). multilingual: ``counts`` clips per
@@ -149,7 +163,7 @@ def synthesize(folder: Path, counts: dict[str, int], seed: int = 0, task: str = 
     rng = random.Random(seed)
     seen: set[tuple[str, str]] = set()
     manifests = {}
-    languages = list(LANGUAGES) if task == "multilingual" else ["en"]
+    languages = languages or (list(LANGUAGES) if task == "multilingual" else ["en"])
     for name, count in counts.items():
         slug = name.split()[0]
         (folder / slug).mkdir(parents=True, exist_ok=True)
@@ -241,7 +255,7 @@ def whisper_zero_shot(manifest: Path, encoder: str = "whisper-tiny.en", beam_siz
             max_length=64,
         )
         for row, result in zip(batch, results):
-            words = LANGUAGES[row["language"]][0] if model.is_multilingual else DIGITS
+            words = ALL_LANGUAGES[row["language"]][0] if model.is_multilingual else DIGITS
             texts.append(digits_as_words(tokenizer.decode(result.sequences_ids[0]), words))
     return texts
 
@@ -334,11 +348,11 @@ def evaluate_padded(run_dir: Path, manifest: Path, cache_dir: Path) -> dict:
 
 
 def cached_examples(
-    run_dir: Path, manifest: Path, cache_dir: Path, model, serve: str | None = None
+    run_dir: Path, manifest: Path, cache_dir: Path, model, serve: str | None = None, window: str = "chunk"
 ) -> tuple[list, object, object]:
     """(examples of ``manifest``, a featurizer that builds the run's prompts (or, with ``serve``,
-    prompts with that model.audio_tokens and the encoder on whole chunks), the encoder cache
-    filled for them)."""
+    prompts with that model.audio_tokens and the encoder on ``window``), the encoder cache filled
+    for them)."""
     from voxtral_exp.data.dataset import SpeechDataset
     from voxtral_exp.data.featurize import Featurizer
     from voxtral_exp.data.manifest import read_manifest
@@ -347,7 +361,7 @@ def cached_examples(
     from voxtral_exp.training.encoder_cache import EncoderCache
 
     cfg = load_run_config(run_dir).model
-    audio_tokens, window = (serve, "chunk") if serve else (cfg.audio_tokens, cfg.encoder_window)
+    audio_tokens, window = (serve, window) if serve else (cfg.audio_tokens, cfg.encoder_window)
     examples, _ = read_manifest(manifest)
     featurizer = Featurizer(load_processor(str(run_dir / "final")), str(run_dir / "final"), audio_tokens=audio_tokens)
     cache = EncoderCache(cache_dir, model, window)
@@ -411,8 +425,14 @@ DEFAULTS = {  # task: (train clips, clips in each held-out set, steps); multilin
     "digits": (400, 40, 360),
     "commands": (400, 40, 360),
     "multilingual": (400, 10, 800),
+    "transfer": (100, 20, 240),  # stage 2 (Portuguese); stage 1: benchmarks/transfer.py
 }
-SMOKE = {"digits": (16, 4, 4), "commands": (16, 4, 4), "multilingual": (2, 1, 4)}  # --smoke: runs end to end
+SMOKE = {
+    "digits": (16, 4, 4),
+    "commands": (16, 4, 4),
+    "multilingual": (2, 1, 4),
+    "transfer": (4, 2, 4),
+}  # --smoke: runs end to end
 
 
 def main() -> None:
@@ -421,16 +441,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="train this many times (seeds 0..N-1)")
     parser.add_argument(
         "--task",
-        choices=["digits", "commands", "multilingual"],
+        choices=["digits", "commands", "multilingual", "transfer"],
         default="digits",
         help="digits: spoken digit strings; commands: '<verb> the <colour> <object>' with "
-        "colour-object pairs never heard in training; multilingual: digit strings in en, fr, de, es",
+        "colour-object pairs never heard in training; multilingual: digit strings in en, fr, de, es; transfer: "
+        "a model pretrained on padded chunks fine-tuned with LoRA on Portuguese under each audio rule "
+        "(benchmarks/transfer.py)",
     )
     parser.add_argument("--train-clips", type=int, help="default 400 (multilingual: 400 per language)")
     parser.add_argument(
         "--eval-clips", type=int, help="clips in each held-out set; default 40 (multilingual: 10 per language)"
     )
-    parser.add_argument("--steps", type=int, help="default 360 (multilingual: 800)")
+    parser.add_argument("--steps", type=int, help="default 360 (multilingual: 800; transfer: 240 equal steps)")
+    parser.add_argument("--eval-every", type=int, default=30, help="transfer: steps between evaluations")
     parser.add_argument("--out", type=Path, help="keep the data (DIR/<task>) and the runs (DIR/run-seedN) here")
     parser.add_argument(
         "--encoder-cache",
@@ -448,7 +471,12 @@ def main() -> None:
     # everything in one folder, removed at the end (a run is ~1 GB) unless --out keeps it
     work = args.out.resolve() if args.out else Path(tempfile.mkdtemp(prefix="voxtral_learning_"))
     try:
-        (report_multilingual if args.task == "multilingual" else report)(work, args)
+        if args.task == "transfer":
+            from benchmarks.transfer import report_transfer
+
+            report_transfer(work, args)
+        else:
+            (report_multilingual if args.task == "multilingual" else report)(work, args)
     finally:
         if not args.out:
             shutil.rmtree(work, ignore_errors=True)
