@@ -204,6 +204,9 @@ def test_runs_saved_with_audio_json_still_load_and_an_unreadable_rule_is_an_erro
     predictions = [p["hypothesis"] for p in read_jsonl(clip_run / "predictions.jsonl")]
     assert transcripts(old, read_jsonl(SAMPLE / "eval.jsonl"), 8) == predictions
     assert read_rule(build_offline_processor(), tmp_path) == AudioRule()  # none saved: Voxtral's own
+    (tmp_path / "audio.json").write_text(json.dumps({"audio_token": "clip"}))  # there, but without the rule
+    with pytest.raises(AudioRuleError, match="holds no audio_tokens or encoder_window"):
+        read_rule(build_offline_processor(), tmp_path)
     for bad, message in [
         ({"audio_tokens": "clip"}, "not both"),
         ({"audio_tokens": "1.5 s", "encoder_window": "chunk"}, "1.5 s"),

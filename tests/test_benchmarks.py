@@ -166,3 +166,50 @@ def test_commands_task_fills_both_held_out_sets_at_their_default_size(tmp_path):
     for name in ("held-out", "unseen voices and lengths"):
         assert len(set(texts[name])) == eval_clips and all(" ".join(t.split()[2:]) in held_out for t in texts[name])
     assert not set(SETS["unseen voices and lengths"][0]) & set(SETS["train"][0])
+
+
+def test_the_transfer_decision_follows_the_rule_written_before_the_run():
+    """RESULTS.md's rule: a clip side becomes the default when its median WER at equal steps is
+    within chunk's seed range (or below) and it reaches chunk's median WER in no more steps;
+    clip+window first; otherwise chunk stays."""
+    from benchmarks.transfer import decide, first_step_at
+
+    def side(wers: list[float], curves: list[list[tuple[int, float]]]) -> list[dict]:
+        return [{"at_equal": w, "best": min(c[1] for c in curve), "curve": curve} for w, curve in zip(wers, curves)]
+
+    chunk = side([0.20, 0.25, 0.30], [[(0, 1.0), (120, 0.4), (240, w)] for w in (0.20, 0.25, 0.30)])
+    target = 0.25
+    fast = side([0.22, 0.24, 0.26], [[(0, 1.0), (120, 0.24), (240, 0.22)]] * 3)
+    slow = side([0.24, 0.24, 0.24], [[(0, 1.0), (120, 0.5), (240, 0.24)]] * 3)
+    worse = side([0.31, 0.32, 0.33], [[(0, 1.0), (120, 0.31), (240, 0.31)]] * 3)
+    never = side([0.28, 0.29, 0.29], [[(0, 1.0), (120, 0.30), (240, 0.28)]] * 3)
+
+    def decision(clip, window):
+        runs = {"chunk": chunk, "clip": clip, "clip+window": window}
+        steps = {name: [first_step_at(r["curve"], target) for r in rows] for name, rows in runs.items()}
+        return decide(runs, steps)
+
+    assert decision(fast, fast) == ("clip", "clip")  # both qualify: the cheaper
+    assert decision(fast, worse) == ("clip", "chunk")  # the window's WER is outside chunk's range
+    assert decision(slow, never) == ("clip", "chunk")  # equal steps to the target qualify (no more steps)
+    assert decision(never, worse) == ("chunk", "chunk")  # within range, but never reaches chunk's WER
+    assert first_step_at([(0, 1.0), (30, 0.25)], 0.25) == 30 and first_step_at([(0, 1.0)], 0.25) is None
+
+
+@pytest.mark.slow  # ~1.5 min: 4 train.py runs; `make test-all` runs it
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng; .ci/run does)"
+)
+def test_transfer_benchmark_prints_every_side_and_the_decision(tmp_path):
+    out = run_benchmark("learning.py", "--task", "transfer", "--out", str(tmp_path / "transfer"), timeout=600)
+    lines = out.splitlines()
+    for side in ("chunk", "clip", "clip+window"):
+        float(next(line for line in lines if line.startswith(f"held-out WER after [{side}]: ")).split()[-1])
+    assert lines[-1].startswith("default after the decision: model.audio_tokens=")
+    assert "stage-1 zero-shot under this rule" in out and "served chunk" in out and "served clip" in out
+    stage2 = [
+        json.loads(line) for line in (tmp_path / "transfer" / "portuguese" / "train.jsonl").read_text().splitlines()
+    ]
+    assert {row["language"] for row in stage2} == {"pt"}  # a language stage 1 never heard
+    stage1 = (tmp_path / "transfer" / "stage1-data" / "train.jsonl").read_text()
+    assert '"language": "pt"' not in stage1
