@@ -149,12 +149,15 @@ def make_trainer(
 
 
 @functools.cache
-def model_3b(method: str, encoder_adapters: bool, train_embeddings: bool):
-    """Voxtral-Mini-3B's architecture on the meta device (no memory), with a training method."""
+def model_3b(method: str, encoder_adapters: bool, train_embeddings: bool, layers: int | None = None):
+    """Voxtral-Mini-3B's architecture on the meta device (no memory), with a training method;
+    ``layers``: cut to that many layers per tower (benchmarks/training_speed.py --only real)."""
     from transformers import VoxtralConfig, VoxtralForConditionalGeneration
 
     with torch.device("meta"):
         config = VoxtralConfig()  # no arguments: the 3B architecture
+        if layers:
+            config.text_config.num_hidden_layers = config.audio_config.num_hidden_layers = layers
         config._attn_implementation = "sdpa"
         return apply_training_method(
             VoxtralForConditionalGeneration(config), method, encoder_adapters, train_embeddings
@@ -177,6 +180,7 @@ def work_3b(
     text_tokens: int = 24,
     audio_tokens: int = 375,
     encoder_frames: int = 3000,
+    layers: int | None = None,
 ) -> tuple[float, float]:
     """(encoder, everything else) FLOPs of one training sample (forward + backward) on
     Voxtral-Mini-3B's real shapes, counted by torch's flop counter on the meta device (no memory,
@@ -196,7 +200,7 @@ def work_3b(
     from voxtral_exp.model.audio_path import encode
     from voxtral_exp.model.modeling import audio_modules, unwrap_peft
 
-    model = model_3b(method, encoder_adapters, train_embeddings)
+    model = model_3b(method, encoder_adapters, train_embeddings, layers)
     config = unwrap_peft(model).config
     with torch.device("meta"):
         voxtral = unwrap_peft(model)
@@ -222,6 +226,32 @@ def work_3b(
                 logits = voxtral.lm_head(hidden[0, :-1]).float()
                 loss = F.cross_entropy(logits[-text_tokens:], targets)
             loss.backward()
+    return float(encoder.get_total_flops()), float(rest.get_total_flops())
+
+
+def prefill_3b(audio_tokens: int = 375, encoder_frames: int = 3000, prompt_tokens: int = 8) -> tuple[float, float]:
+    """(encoder, language model) FLOPs of transcription's prefill for one clip on
+    Voxtral-Mini-3B's real shapes (meta device): the encoder on ``encoder_frames`` mel frames, the
+    projector, and the language model's forward over the prompt (``audio_tokens`` [AUDIO] tokens
+    inside ``prompt_tokens`` text tokens), with the logits of its last position only, as
+    generation computes them. Decoding is not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from voxtral_exp.model.audio_path import encode
+    from voxtral_exp.model.modeling import audio_modules
+
+    voxtral = model_3b("full", False, True)
+    with torch.device("meta"), torch.no_grad():
+        tower, projector = audio_modules(voxtral)
+        with FlopCounterMode(display=False) as encoder:
+            features = torch.zeros(1, voxtral.config.audio_config.num_mel_bins, 3000)
+            states = encode(tower, features, None if encoder_frames == 3000 else encoder_frames)[:audio_tokens]
+        with FlopCounterMode(display=False) as rest:
+            audio = projector(states)
+            embeds = voxtral.get_input_embeddings()(torch.zeros(1, prompt_tokens, dtype=torch.long))
+            embeds = torch.cat([embeds[:, :3], audio[None], embeds[:, 3:]], dim=1)
+            hidden = voxtral.model.language_model(inputs_embeds=embeds).last_hidden_state
+            voxtral.lm_head(hidden[:, -1:])
     return float(encoder.get_total_flops()), float(rest.get_total_flops())
 
 

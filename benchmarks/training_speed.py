@@ -130,13 +130,15 @@ def run_side(spec: dict, args) -> dict:
     from voxtral_exp.model.processor import build_offline_processor
 
     torch.manual_seed(0)
+    layers = spec.get("real_layers")  # the 3B's real widths and vocabulary, cut to this many layers per tower
     model_cfg = OmegaConf.create(
         {
             "name": "bench",
             "random_init": True,
             "attn_implementation": spec.get("attention", "sdpa"),
-            "text_config": SCALED["text"],
-            "audio_config": SCALED["audio"],
+            "text_config": {"num_hidden_layers": layers} if layers else SCALED["text"],
+            "audio_config": {"num_hidden_layers": layers} if layers else SCALED["audio"],
+            "encoder_positions": "sinusoids",
             "audio_tokens": spec.get("audio_tokens", "chunk"),
             "encoder_window": spec.get("encoder_window", "chunk"),
         }
@@ -192,7 +194,7 @@ def run_side(spec: dict, args) -> dict:
         spec["pipeline"],
         model,
         examples,
-        build_offline_processor(),
+        build_offline_processor(model.config.audio_config.num_mel_bins),
         training_args,
         [timer],
         label_only=spec.get("label_only", True),
@@ -311,7 +313,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few steps of each, to check the script runs")
     parser.add_argument(
-        "--only", help="comma-separated sections: lora, full, methods, cache, clip, projection, quickstart"
+        "--only", help="comma-separated sections: lora, full, methods, cache, clip, projection, quickstart, real"
     )
     parser.add_argument("--ablation", action="store_true", help="also each lever of voxtral_exp, alternated with it")
     parser.add_argument("--pairs", type=int, default=3, help="rounds of alternated sides")
@@ -331,10 +333,16 @@ def main() -> None:
         f"CPU ({os.cpu_count()} cores), scaled-down Voxtral-Mini-3B, fp32, batch {args.batch_size}; "
         f"{args.pairs} rounds of alternated processes, {args.steps} timed steps each after 2 warm-up"
     )
-    sections = args.only.split(",") if args.only else [*SECTIONS, "clip", "projection", "quickstart"]
+    sections = args.only.split(",") if args.only else [*SECTIONS, "clip", "projection", "quickstart", "real"]
+    own = {
+        "clip": clip_section,
+        "projection": projection_section,
+        "quickstart": quickstart_section,
+        "real": real_section,
+    }
     for key in sections:
-        if key in ("clip", "projection", "quickstart"):
-            {"clip": clip_section, "projection": projection_section, "quickstart": quickstart_section}[key](args)
+        if key in own:
+            own[key](args)
             continue
         title, sides = SECTIONS[key]
         if key == "methods":
@@ -395,6 +403,44 @@ def clip_section(args) -> None:
         projection = {name: sum(clip_work_3b("lora", m, seconds)) for name, m in CLIP_SIDES.items()}
         title = f"audio tokens, LoRA, {seconds:g} s clips ({clip_tokens(seconds)} clip tokens against 375; method changes, WER in RESULTS.md)"
         report(title, alternate(sides, args), next(iter(CLIP_SIDES)), projection)
+
+
+REAL_LAYERS = 2  # --only real: Voxtral-Mini-3B's real widths, 2 layers per tower (~1.1 B weights, 4.4 GB fp32)
+
+
+def real_section(args) -> None:
+    """Voxtral-Mini-3B's real shapes on CPU (`model=voxtral-mini-3b model.random_init=true`, cut to
+    REAL_LAYERS layers per tower): LoRA steps on 10 s clips under each audio rule, alternated, beside
+    the FLOP ratio of the same cut model and of the whole 3B."""
+    from benchmarks.pipelines import work_3b
+
+    seconds, layers = 10.0, 1 if args.smoke else REAL_LAYERS
+    sides = {
+        name: {"pipeline": "voxtral_exp", "method": "lora", "seconds": seconds, "real_layers": layers, **m}
+        for name, m in CLIP_SIDES.items()
+    }
+    runs = alternate(sides, args)
+    base = next(iter(CLIP_SIDES))
+
+    def work(mode: dict, cut: int | None) -> float:
+        n = clip_tokens(seconds) if mode["audio_tokens"] == "clip" else 375
+        frames = 8 * n if mode["encoder_window"] == "clip" else 3000
+        return sum(work_3b("voxtral_exp", "lora", audio_tokens=n, encoder_frames=frames, layers=cut))
+
+    cut = {name: work(m, layers) for name, m in CLIP_SIDES.items()}
+    whole = {name: work(m, None) for name, m in CLIP_SIDES.items()}
+    base_rate = statistics.median(r["samples_per_s"] for r in runs[base])
+    print(
+        f"\nreal shapes: Voxtral-Mini-3B's widths and vocabulary, {layers} layers per tower, LoRA r=8, "
+        f"batch {args.batch_size}, {seconds:g} s clips (ratios against: {base})"
+    )
+    print(f"  {'side':<32}{'step s (min-max)':>22}{'time ratio':>12}{'FLOP ratio, cut':>17}{'3B FLOP ratio':>15}")
+    for name, each in runs.items():
+        rate = statistics.median(r["samples_per_s"] for r in each)
+        print(
+            f"  {name:<32}{median_spread([r['step_s'] for r in each], '{:.2f}'):>22}{rate / base_rate:>11.2f}x"
+            f"{cut[base] / cut[name]:>16.2f}x{whole[base] / whole[name]:>14.2f}x"
+        )
 
 
 def projection_section(args) -> None:
