@@ -425,7 +425,7 @@ DEFAULTS = {  # task: (train clips, clips in each held-out set, steps); multilin
     "digits": (400, 40, 360),
     "commands": (400, 40, 360),
     "multilingual": (400, 10, 800),
-    "transfer": (100, 20, 240),  # stage 2 (Portuguese); stage 1: benchmarks/transfer.py
+    "transfer": (100, 40, 240),  # stage 2 (Portuguese); stage 1: benchmarks/transfer.py
 }
 SMOKE = {
     "digits": (16, 4, 4),
