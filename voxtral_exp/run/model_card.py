@@ -263,15 +263,27 @@ PADDED_SERVING = (
 )
 
 
+# What benchmarks/learning.py --task transfer measured: why chunk is the default (RESULTS.md)
+PADDING_PRETRAINED = (
+    "a model pretrained on the padding and fine-tuned with LoRA on a new language reached a held-out WER of "
+    "0.29 with 375 tokens per chunk against 0.69-0.70 with clip tokens, at equal steps (median of 3 seeds; "
+    "benchmarks/RESULTS.md, Clip tokens as the default?)"
+)
+
+
 def audio_text(model_cfg: dict[str, Any]) -> str:
     if model_cfg["audio_tokens"] != "clip":
-        return "375 [AUDIO] tokens per 30 s chunk, as Voxtral's own (any Voxtral server serves it)"
+        return (
+            "375 [AUDIO] tokens per 30 s chunk, as Voxtral's own and voxtral_exp's default (any Voxtral server "
+            f"serves it; {PADDING_PRETRAINED})"
+        )
     encoder = "on each clip's own frames" if model_cfg["encoder_window"] == "clip" else "on 30 s chunks"
     return (
         "only the [AUDIO] tokens that cover each clip (one per 80 ms, plus 0.5 s, rounded up to 8; "
         f"`model.audio_tokens=clip`), the encoder {encoder}. Serve it with the code below or voxtral_exp: a "
         "standard Voxtral server (transformers' processor as is, mistral-common, vLLM) pads every clip to 30 s, "
-        f"which this model was not trained on and transcribes badly ({PADDED_SERVING})"
+        f"which this model was not trained on and transcribes badly ({PADDED_SERVING}). Trained from a padding-"
+        f"pretrained base, clip tokens cost accuracy: {PADDING_PRETRAINED}"
     )
 
 
