@@ -248,7 +248,10 @@ SHARED_RUNS = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+# A wrapper: its part before `yield` runs before every plain implementation, xdist's included,
+# which turns the xdist_group marks into node ids; after it, a group that did not reach the node
+# ids stops the suite (it went unnoticed once: every worker trained each shared run again)
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
     """Tests that use a shared run go to one xdist worker (`--dist loadgroup`), which trains it
     once; `@pytest.mark.gpu` tests skip, saying why, where CUDA is not available."""
@@ -263,3 +266,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(shared[0]))
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip)
+    result = yield
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        ungrouped = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if ungrouped:  # pytest 9.2 + xdist 3.8: the group never reached the node id (pyproject.toml pins pytest)
+            raise pytest.UsageError(
+                f"xdist did not group {ungrouped[0]}: each worker would train the shared runs again"
+            )
+    return result

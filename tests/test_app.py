@@ -245,7 +245,7 @@ def test_a_path_in_the_workspace_resolves_inside_it_with_names_the_app_uses(tmp_
     assert second != first
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # a shared run (conftest.SHARED_RUNS): built once per worker
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     run_dir = tmp / "outputs" / "app" / "run"

@@ -32,7 +32,7 @@ DIST = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # a shared run (conftest.SHARED_RUNS): built once per worker
 def ddp_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     run_torchrun([*DIST, f"hydra.run.dir={tmp / 'run'}"], tmp, tmp / "trackio")
@@ -97,7 +97,7 @@ def test_lora_with_fsdp_is_refused_with_a_reason(tmp_path, trackio_dir):
     assert "trainer=fsdp with method=lora" in proc.stderr + proc.stdout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # a shared run (conftest.SHARED_RUNS): built once per worker
 def one_process_eval(tmp_path_factory) -> dict:
     """tests/dist_eval.py's evaluation in one process: what two ranks must reproduce."""
     out = tmp_path_factory.mktemp("eval") / "one.json"
