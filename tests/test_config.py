@@ -106,3 +106,17 @@ def test_unknown_model_name_lists_the_options():
     with pytest.raises(MissingConfigException) as e:
         compose_config(["model=voxtral-huge"])
     assert "voxtral-mini-3b" in str(e.value) and "tiny" in str(e.value)
+
+
+def test_the_committed_default_audio_rule_is_the_transfer_benchmarks_decision():
+    """benchmarks/learning.py --task transfer ends with the decision its rule reached
+    (RESULTS.md); train.py, every model preset (what the app composes) and the quickstart carry it."""
+    import re
+
+    results = (Path(CONF).parent / "benchmarks" / "RESULTS.md").read_text()
+    tokens, window = re.search(
+        r"default after the decision: model.audio_tokens=(\w+)\s+model.encoder_window=(\w+)", results
+    ).groups()
+    for overrides in [[], ["experiment=quickstart"], *([f"model={m}"] for m in GROUPS["model"])]:
+        cfg = compose_config(overrides)
+        assert (cfg.model.audio_tokens, cfg.model.encoder_window) == (tokens, window), overrides
