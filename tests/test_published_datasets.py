@@ -344,7 +344,17 @@ def test_check_command_passes_every_replica(granary, yodas, tmp_path, capsys):
         assert "no errors" in out and "ERROR" not in out, (name, out)
 
 
-@pytest.mark.parametrize("name", ["granary manifests", "granary embedded yodas", "fleurs", "voxpopuli"])
+# FLEURS and VoxPopuli train in `make test-all`: their rows (language included) are read by the
+# reader tests above and by check (the reader train.py uses), and tests/test_train_sources.py
+# trains train.py on a Hub dataset; Granary's two streamed layouts train here
+@pytest.mark.parametrize(
+    "name",
+    [
+        "granary manifests",
+        "granary embedded yodas",
+        *(pytest.param(n, marks=pytest.mark.slow) for n in ("fleurs", "voxpopuli")),
+    ],
+)
 def test_train_py_trains_on_each_replica(name, granary, yodas, tmp_path, trackio_dir):
     run_dir = tmp_path / "run"
     run_train([*SHORT, *replicas(granary, yodas, tmp_path)[name], f"hydra.run.dir={run_dir}"], trackio_dir)
