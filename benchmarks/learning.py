@@ -331,18 +331,26 @@ def evaluate_on(run_dir: Path, manifest: Path, cache_dir: Path) -> tuple[dict, d
     return results[0], results[1]
 
 
-def evaluate_padded(run_dir: Path, manifest: Path, cache_dir: Path) -> dict:
-    """The trained final/ on ``manifest`` served as a standard Voxtral server serves any model:
-    375 [AUDIO] tokens per 30 s chunk, the encoder on whole chunks (the cross case for a model
-    trained with model.audio_tokens=clip)."""
+def served_metrics(
+    run_dir: Path, manifest: Path, cache_dir: Path, audio_tokens: str, encoder_window: str, final: Path | None = None
+) -> dict:
+    """Metrics (eval_wer, per_language, ...) of the model in ``final`` (default the run's final/;
+    or a checkpoint) on ``manifest``, its prompts built with ``audio_tokens`` and the encoder on
+    ``encoder_window``: the rule it trained with, or another (the cross case; chunk/chunk is how a
+    standard Voxtral server serves any model); the run's own evaluation settings."""
+    from transformers.utils import logging as transformers_logging
+
     from voxtral_exp.model.audio_path import attach
     from voxtral_exp.model.modeling import load_trained
     from voxtral_exp.run.record import load_run_config
     from voxtral_exp.training.evaluation import evaluate_wer
 
+    transformers_logging.disable_progress_bar()
     cfg = load_run_config(run_dir)
-    model = attach(load_trained(str(run_dir / "final")), encoder_window=False)
-    examples, featurizer, cache = cached_examples(run_dir, manifest, cache_dir, model, serve="chunk")
+    model = attach(load_trained(str(final or run_dir / "final")), encoder_window=encoder_window == "clip")
+    examples, featurizer, cache = cached_examples(
+        run_dir, manifest, cache_dir, model, serve=audio_tokens, window=encoder_window
+    )
     metrics, _ = evaluate_wer(model, featurizer, examples, cfg.evaluation, cfg.dataset.filters.max_label_tokens, cache)
     return metrics
 
@@ -515,7 +523,8 @@ def report(work: Path, args: argparse.Namespace) -> None:
         run["unseen_before"], run["unseen_after"] = before["eval_wer"], after["eval_wer"]
         if clip_tokens(run["run_dir"]):  # the cross case: served as a padding server serves it
             run["padded"] = {
-                name: evaluate_padded(run["run_dir"], manifests[name], cache)["eval_wer"] for name in held_out
+                name: served_metrics(run["run_dir"], manifests[name], cache, "chunk", "chunk")["eval_wer"]
+                for name in held_out
             }
             print(
                 f"seed {seed}: trained with clip tokens, served padded (375 per chunk): held-out WER "
@@ -592,7 +601,7 @@ def report_multilingual(work: Path, args: argparse.Namespace) -> None:
             run["run_dir"], manifests[sets[0]], cache
         )
         if clip_tokens(run["run_dir"]):  # the cross case: served as a padding server serves it
-            padded = evaluate_padded(run["run_dir"], manifests[sets[0]], cache)
+            padded = served_metrics(run["run_dir"], manifests[sets[0]], cache, "chunk", "chunk")
             run["padded_by_language"] = {lang: m["wer"] for lang, m in padded["per_language"].items()}
         start = time.perf_counter()
         run["command_by_language"] = {}

@@ -43,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.learning import ROOT, cached_examples, spread, synthesize
+from benchmarks.learning import ROOT, served_metrics, spread, synthesize
 
 SIDES = {  # side: (model.audio_tokens, model.encoder_window)
     "chunk": ("chunk", "chunk"),
@@ -290,23 +290,6 @@ def train_py(overrides: list[str], run_dir: Path, cache: Path) -> dict:
 
 
 def served_wer(
-    run_dir: Path, manifest: Path, cache_dir: Path, audio_tokens: str, encoder_window: str, final: Path
+    run_dir: Path, manifest: Path, cache: Path, audio_tokens: str, encoder_window: str, final: Path
 ) -> float:
-    """The model in ``final`` (the run's final/ or a checkpoint) on ``manifest``, its prompts built
-    with ``audio_tokens`` and the encoder on ``encoder_window``: the rule it trained with, or
-    another (the cross case); the run's own evaluation settings."""
-    from transformers.utils import logging as transformers_logging
-
-    from voxtral_exp.model.audio_path import attach
-    from voxtral_exp.model.modeling import load_trained
-    from voxtral_exp.run.record import load_run_config
-    from voxtral_exp.training.evaluation import evaluate_wer
-
-    transformers_logging.disable_progress_bar()
-    cfg = load_run_config(run_dir)
-    model = attach(load_trained(str(final)), encoder_window=encoder_window == "clip")
-    examples, featurizer, cache = cached_examples(
-        run_dir, manifest, cache_dir, model, serve=audio_tokens, window=encoder_window
-    )
-    metrics, _ = evaluate_wer(model, featurizer, examples, cfg.evaluation, cfg.dataset.filters.max_label_tokens, cache)
-    return metrics["eval_wer"]
+    return served_metrics(run_dir, manifest, cache, audio_tokens, encoder_window, final)["eval_wer"]

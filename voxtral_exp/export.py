@@ -21,6 +21,7 @@ as trained.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import logging
 import os
@@ -167,10 +168,9 @@ def write_export(out: Path, weights: dict[str, torch.Tensor], params_json: dict,
     staging.mkdir()
     try:
         save_file(weights, str(staging / "consolidated.safetensors"), metadata={"format": "pt"})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging / "consolidated.safetensors", 0o666 & ~umask)  # as readable as the other files (it is 0600)
         write_json(staging / "params.json", params_json)
+        # as readable as the other files (safetensors writes 0600)
+        shutil.copymode(staging / "params.json", staging / "consolidated.safetensors")
         (staging / "tekken.json").write_text(json.dumps(tekken, ensure_ascii=False), encoding="utf-8")
         check_tokenizer(staging / "tekken.json")
         if out.is_dir() and any(out.iterdir()):  # --force, checked: an earlier export
@@ -187,7 +187,7 @@ def write_export(out: Path, weights: dict[str, torch.Tensor], params_json: dict,
 
 def remove_stale_staging(out: Path) -> None:
     """Staging folders of exports to ``out`` that were killed (their process is gone)."""
-    for folder in out.parent.glob(f".{out.name}.*-*"):
+    for folder in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
         pid = folder.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(folder, ignore_errors=True)

@@ -88,6 +88,10 @@ class EncoderCache:
         """The clip's entry; None when it has none or it cannot be read."""
         return self.read(self.path(example))
 
+    def holds(self, example: Example) -> bool:
+        """Whether the clip has a readable entry, checked without reading its tensors."""
+        return self.read(self.path(example), mmap=True) is not None
+
     def read(self, path: Path, mmap: bool = False) -> dict[str, Any] | None:
         """The entry at ``path``, or None: missing, or unreadable (logged with its path). Never
         unpickled beyond tensors and numbers (weights_only), whatever torch's message suggests.
@@ -138,7 +142,7 @@ class EncoderCache:
         examples = dataset.examples
         # shares by index, not by what is missing: another rank may already be writing its own
         share = range(rank, len(examples), world_size)
-        missing = [i for i in share if self.read(self.path(examples[i]), mmap=True) is None]
+        missing = [i for i in share if not self.holds(examples[i])]
         if not missing:
             return 0
         tower, _ = audio_modules(model)

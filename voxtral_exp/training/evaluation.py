@@ -75,7 +75,7 @@ def evaluate_wer(
     holds every example, generation starts from the cached encoder output."""
     languages = [e.language or featurizer.default_language for e in examples]
     budget = generation_budget(featurizer, examples, cfg.max_new_tokens, max_label_tokens)
-    cached = cache is not None and all(cache.get(e) is not None for e in examples)  # readable, not just there
+    cached = cache is not None and all(cache.holds(e) for e in examples)  # readable, not just there
 
     def prompt(i: int) -> dict[str, Any]:
         e = examples[i]
