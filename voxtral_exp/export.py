@@ -106,10 +106,12 @@ def check_target(out: Path, run_dir: Path, force: bool) -> None:
     held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if held and not force:
         raise ExportError(f"--out {out} is not empty: choose another folder, or --force to replace an earlier export")
-    if held and not set(held) <= set(FILES):
+    others = sorted(set(held) - set(FILES))
+    if others:
+        named = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise ExportError(
-            f"--out {out} holds more than an export ({', '.join(sorted(set(held) - set(FILES)))}): --force replaces "
-            "only an earlier export's files; choose another folder"
+            f"--out {out} holds more than an export ({named}): --force replaces only an earlier export's files; "
+            "choose another folder"
         )
     parent = next(p for p in out.parents if p.exists())
     if not parent.is_dir() or not os.access(parent, os.W_OK):
