@@ -434,12 +434,14 @@ DEFAULTS = {  # task: (train clips, clips in each held-out set, steps); multilin
     "commands": (400, 40, 360),
     "multilingual": (400, 10, 800),
     "transfer": (100, 40, 240),  # stage 2 (Portuguese); stage 1: benchmarks/transfer.py
+    "streaming": (400, 40, 800),  # benchmarks/streaming.py: model=realtime-tiny from scratch
 }
 SMOKE = {
     "digits": (16, 4, 4),
     "commands": (16, 4, 4),
     "multilingual": (2, 1, 4),
     "transfer": (4, 2, 4),
+    "streaming": (16, 4, 4),
 }  # --smoke: runs end to end
 
 
@@ -449,12 +451,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="train this many times (seeds 0..N-1)")
     parser.add_argument(
         "--task",
-        choices=["digits", "commands", "multilingual", "transfer"],
+        choices=["digits", "commands", "multilingual", "transfer", "streaming"],
         default="digits",
         help="digits: spoken digit strings; commands: '<verb> the <colour> <object>' with "
         "colour-object pairs never heard in training; multilingual: digit strings in en, fr, de, es; transfer: "
         "a model pretrained on padded chunks fine-tuned with LoRA on Portuguese under each audio rule "
-        "(benchmarks/transfer.py)",
+        "(benchmarks/transfer.py); streaming: a small Voxtral Realtime model trained from scratch on word-aligned "
+        "streams, evaluated through streaming generation (benchmarks/streaming.py)",
     )
     parser.add_argument("--train-clips", type=int, help="default 400 (multilingual: 400 per language)")
     parser.add_argument(
@@ -483,6 +486,10 @@ def main() -> None:
             from benchmarks.transfer import report_transfer
 
             report_transfer(work, args)
+        elif args.task == "streaming":
+            from benchmarks.streaming import report_streaming
+
+            report_streaming(work, args)
         else:
             (report_multilingual if args.task == "multilingual" else report)(work, args)
     finally:

@@ -17,9 +17,11 @@ from itertools import islice
 from hydra import compose, initialize_config_dir
 
 from voxtral_exp.data.filters import FILTERS, ExampleChecker, Finding, SplitReport, summary
-from voxtral_exp.data.sources import preflight, read_data
+from voxtral_exp.data.sources import preflight, read_data, with_ctm_words
 from voxtral_exp.errors import run_command
 from voxtral_exp.model.processor import load_processor
+from voxtral_exp.realtime.model import is_realtime
+from voxtral_exp.realtime.model import load_processor as realtime_processor
 from voxtral_exp.run.config import ROOT
 
 STREAM_LIMIT = 10_000  # rows checked from a stream (it may be endless)
@@ -30,9 +32,15 @@ def check(overrides: list[str]) -> dict[str, SplitReport]:
         cfg = compose(config_name="train", overrides=overrides)
     preflight(cfg.dataset)
     model = cfg.model
-    processor = load_processor(None if model.random_init else model.name_or_path, model.revision)
-    checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer, decode=True)
+    name = None if model.random_init else model.name_or_path
+    if is_realtime(model):  # word timings are checked too
+        processor = realtime_processor(name, model.revision, model.delay_ms, model.text_config.get("vocab_size"))
+    else:
+        processor = load_processor(name, model.revision)
+    checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer, decode=True, words=is_realtime(model))
     data = read_data(cfg.dataset, cfg.seed)  # unscreened: every row is checked below, fully decoded
+    if is_realtime(model):
+        with_ctm_words(data, cfg.dataset)
     train = islice(data.train, STREAM_LIMIT) if data.streaming else data.train
     reports = {}
     for split, examples in (("train", train), ("eval", data.eval)):

@@ -36,6 +36,7 @@ from voxtral_exp.model.audio_rule import read_rule
 from voxtral_exp.model.mistral_format import distance_from_sinusoids, params, to_mistral, unrepresentable
 from voxtral_exp.model.modeling import merged_model
 from voxtral_exp.model.processor import load_processor
+from voxtral_exp.realtime.model import saved_is_realtime
 from voxtral_exp.run.artifacts import run_final
 from voxtral_exp.run.record import load_run_config
 
@@ -59,6 +60,11 @@ def export(run: Path, out: Path, dtype: str = "auto", force: bool = False) -> Pa
     final = run_final(run)  # refuses a folder that is not a run with a model
     check_status(final.parent)
     check_target(out, final.parent, force)
+    if saved_is_realtime(final):
+        raise ExportError(
+            f"{final.parent} is a Voxtral Realtime run: export writes the 2507 models' layout only. Serve it from "
+            f"{final} with transformers (the model card's code) or `python -m voxtral_exp.transcribe {final.parent}`"
+        )
     if not (final / "tekken.json").is_file():
         raise ExportError(f"{final / 'tekken.json'} not found: the run's processor was saved without its tokenizer")
     try:

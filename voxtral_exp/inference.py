@@ -29,6 +29,9 @@ from voxtral_exp.model.audio_path import AUDIO_INPUTS, batch_audio, encoder_wind
 from voxtral_exp.model.audio_rule import read_rule
 from voxtral_exp.model.modeling import load_trained
 from voxtral_exp.model.processor import load_processor
+from voxtral_exp.realtime import model as realtime
+from voxtral_exp.realtime.serve import generate_stream
+from voxtral_exp.realtime.stream import StreamFeaturizer
 from voxtral_exp.run.record import final_dir
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,13 @@ def load(source: str | Path) -> tuple[torch.nn.Module, Featurizer]:
     it was trained (the rule saved with it: 375 audio tokens per chunk, or the clip's own)."""
     folder = model_source(source)
     device, dtype = device_and_dtype()
+    if realtime.saved_is_realtime(folder):  # a Voxtral Realtime model: streams at the delay it trained with
+        try:
+            processor = realtime.load_processor(folder)
+            model = realtime.load_trained(folder, dtype).to(device).eval()
+        except OSError as e:
+            raise UserError(f"cannot load the model {source}: {e}") from None
+        return model, StreamFeaturizer(processor, trained_language(folder))
     try:
         processor = load_processor(folder)
         rule = read_rule(processor, folder)
@@ -110,7 +120,10 @@ def transcribe(
     max_new_tokens: int = 64,
     num_beams: int = 1,
 ) -> list[str]:
-    """Transcripts of 16 kHz mono arrays, with exactly the training prompt."""
+    """Transcripts of 16 kHz mono arrays, with exactly the training prompt (a Realtime model:
+    streamed as served, its languages detected)."""
+    if isinstance(featurizer, StreamFeaturizer):
+        return [generate_stream(model, featurizer, audio).text for audio in audios]
     prompt = lambda i: featurizer.prompt(audios[i], languages[i])  # noqa: E731
     return generate(model, featurizer, prompt, len(audios), batch_size, max_new_tokens, num_beams)[0]
 

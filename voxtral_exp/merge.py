@@ -16,6 +16,7 @@ from voxtral_exp.errors import UserError, run_command
 from voxtral_exp.model.audio_rule import read_rule, save_rule
 from voxtral_exp.model.modeling import merged_model
 from voxtral_exp.model.processor import load_processor
+from voxtral_exp.realtime import model as realtime
 from voxtral_exp.run.record import final_dir
 
 log = logging.getLogger("voxtral_exp.merge")
@@ -26,6 +27,11 @@ def merge(path: Path, out: Path | None = None) -> Path:
     if not (adapter_dir / "adapter_config.json").is_file():
         raise UserError(f"{adapter_dir} holds no LoRA adapter (adapter_config.json): only method=lora runs merge")
     out = out or adapter_dir / "merged"
+    if realtime.saved_is_realtime(adapter_dir):  # its delay is in the tokenizer file the processor copies
+        realtime.load_trained(adapter_dir).merge_and_unload().save_pretrained(str(out))
+        realtime.load_processor(str(adapter_dir)).save_pretrained(str(out))
+        log.info("Merged %s into %s", adapter_dir, out)
+        return out
     merged = merged_model(adapter_dir)
     merged.save_pretrained(str(out))
     processor = load_processor(str(adapter_dir))

@@ -14,6 +14,9 @@ class Example:
     offset: float | None = None  # seconds into the file where the clip starts
     duration: float | None = None  # seconds; None = to the end of the file
     origin: str = ""  # where it came from, for error messages: "file.jsonl:12", "dataset row 7"
+    # ((word, start s, end s), ...) from the clip's start: what a Realtime model's stream is built
+    # from (voxtral_exp.realtime.words); None when the row has none
+    words: tuple[tuple[str, float, float], ...] | None = None
 
 
 def optional_seconds(value: object, key: str) -> float | None:

@@ -28,10 +28,20 @@ from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import target_ids
 from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.errors import UserError
+from voxtral_exp.realtime.words import timing_problem
 
 log = logging.getLogger(__name__)
 
-ERRORS = ("bad_row", "missing_file", "unreadable_audio", "empty_audio", "nan_audio", "empty_text")
+ERRORS = (
+    "bad_row",
+    "missing_file",
+    "unreadable_audio",
+    "empty_audio",
+    "nan_audio",
+    "empty_text",
+    "no_word_timings",
+    "bad_word_timings",
+)
 FILTERS = ("too_short", "too_long", "too_many_label_tokens")
 
 
@@ -79,7 +89,8 @@ class NoDataError(UserError, ValueError):
 class ExampleChecker:
     """Checks one example against `dataset.filters` (and, with decode=True, its samples)."""
 
-    def __init__(self, filters, tokenizer=None, decode: bool = False):
+    def __init__(self, filters, tokenizer=None, decode: bool = False, words: bool = False):
+        self.words = words  # a Realtime model's run: every example needs word timings that fit its clip
         self.min_duration = filters.min_duration
         self.max_duration = filters.max_duration
         self.max_label_tokens = filters.max_label_tokens
@@ -109,7 +120,20 @@ class ExampleChecker:
             return finding(reason, str(e))
         if found is None and duration <= 0:
             return finding("empty_audio", f"audio {audio_name(example.audio)} has no samples")
+        if found is None and self.words:
+            found = self._word_timings(example, duration)
         return found
+
+    def _word_timings(self, example: Example, duration: float) -> Finding | None:
+        if example.words is None:
+            return Finding(
+                example.origin,
+                "no_word_timings",
+                'no word timings: a Realtime model trains on them. Add the row\'s "words", point '
+                "dataset.words_ctm at CTM files, or run `python -m voxtral_exp.realtime.align`",
+            )
+        problem = timing_problem(example.words, duration)
+        return Finding(example.origin, "bad_word_timings", problem) if problem else None
 
     def _filters(self, example: Example, duration: float) -> Finding | None:
         """The first of `dataset.filters` the example fails, or None."""

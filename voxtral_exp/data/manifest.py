@@ -3,6 +3,8 @@
 voxtral_exp: ``{"audio_path": "a.wav", "text": "...", "language": "en", "offset": 0, "duration": 2.1}``
 NeMo:        ``{"audio_filepath": "a.wav", "text": "...", "lang": "en", "offset": 0, "duration": 2.1}``
 Granary:     ``{"audio_filepath": "a.wav", "text": "...", "source_lang": "it", "duration": "None", ...}``
+Any row may carry word timings for Realtime models:
+             ``"words": [{"word": "three", "start": 0.52, "end": 0.81}, ...]`` (voxtral_exp.realtime.words)
 Relative paths resolve against the manifest's folder, never the working directory.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from voxtral_exp.data.example import Example, optional_seconds
 from voxtral_exp.data.languages import LanguageError, language_code
 from voxtral_exp.errors import UserError
+from voxtral_exp.realtime.words import WordTimingError, parse_words
 
 AUDIO_KEYS = ("audio_path", "audio_filepath")
 LANGUAGE_KEYS = ("language", "lang", "source_lang")
@@ -95,6 +98,9 @@ def _parse_row(line: str, root: Path, where: str) -> Example:
             optional_seconds(row.get("offset"), "offset"),
             optional_seconds(row.get("duration"), "duration"),
         )
+        words = parse_words(row["words"], where) if row.get("words") is not None else None
+    except WordTimingError as e:
+        raise ManifestError(str(e)) from None
     except (LanguageError, ValueError) as e:
         raise ManifestError(f"{where}: {e}") from None
     return Example(
@@ -104,4 +110,5 @@ def _parse_row(line: str, root: Path, where: str) -> Example:
         offset=offset,
         duration=duration,
         origin=where,
+        words=words,
     )

@@ -20,6 +20,7 @@ from voxtral_exp.data.sources.granary import granary_problems
 from voxtral_exp.errors import UserError
 from voxtral_exp.model.modeling import lora_config
 from voxtral_exp.model.tokens import AUDIO_TOKEN_MODES
+from voxtral_exp.realtime.model import DelayError, check_delay, is_realtime
 from voxtral_exp.run.schema import unknown_key_problems
 from voxtral_exp.run.secrets import redact
 
@@ -91,7 +92,7 @@ def validate(cfg: DictConfig) -> None:
             method_problems
             or _refused(lambda: lora_config(cfg.method) if cfg.method.name == "lora" else None, "method")
         ),
-        *_model_problems(cfg.model),
+        *(_realtime_problems(cfg) if is_realtime(cfg.model) else _model_problems(cfg.model)),
         *_dataset_problems(cfg.dataset, cfg.trainer),
         *_speed_problems(cfg.speed, cfg.method, cfg.dataset),
         *_evaluation_problems(cfg),
@@ -271,6 +272,30 @@ def _model_problems(model: DictConfig) -> list[str]:
         problems.append(
             f"model.audio_config.intermediate_size={audio.get('intermediate_size')}: must be 4 * "
             f"model.audio_config.hidden_size ({4 * audio.hidden_size}); the projector stacks 4 frames"
+        )
+    return problems
+
+
+def _realtime_problems(cfg: DictConfig) -> list[str]:
+    """A Voxtral Realtime model (model.family=realtime): its delay, and what it cannot use yet."""
+    model, problems = cfg.model, []
+    if not model.random_init and not model.name_or_path:
+        problems.append(
+            f"model.name_or_path is null for model={model.name}: name a checkpoint or set model.random_init=true"
+        )
+    try:
+        check_delay(model)
+    except DelayError as e:
+        problems.append(str(e))
+    if model.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        problems.append(f"model.dtype={model.dtype}: expected auto | float32 | bfloat16 | float16")
+    if cfg.dataset.get("streaming"):
+        problems.append(
+            f"model={model.name} trains on word timings read before training: use map-style data (dataset.streaming=false)"
+        )
+    if cfg.speed.encoder_cache not in (None, "auto"):
+        problems.append(
+            f"speed.encoder_cache: model={model.name} encodes audio causally with the text; set it to auto or null"
         )
     return problems
 

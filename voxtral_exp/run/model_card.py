@@ -20,21 +20,29 @@ def loading_code(resolved: dict[str, Any]) -> tuple[str, str]:
     model that reads clip-length prompts, also voxtral_exp's own audio plumbing, as source
     (voxtral_exp.model.tokens and .audio_path: the very functions training and transcribe use)."""
     model_cfg, method = resolved["model"], resolved["method"]["name"]
-    imports = "from transformers import VoxtralForConditionalGeneration, VoxtralProcessor\n"
+    realtime = model_cfg.get("family") == "realtime"
+    model_class, processor_class = (
+        ("VoxtralRealtimeForConditionalGeneration", "VoxtralRealtimeProcessor")
+        if realtime
+        else ("VoxtralForConditionalGeneration", "VoxtralProcessor")
+    )
+    imports = f"from transformers import {model_class}, {processor_class}\n"
     if method == "lora":
         revision = f', revision="{model_cfg["revision"]}"' if model_cfg.get("revision") else ""  # the pinned base
         base = (
-            f'VoxtralForConditionalGeneration.from_pretrained("{REPO}", subfolder="base_model")'
+            f'{model_class}.from_pretrained("{REPO}", subfolder="base_model")'
             if model_cfg["random_init"]
-            else f'VoxtralForConditionalGeneration.from_pretrained("{model_cfg["name_or_path"]}"{revision})'
+            else f'{model_class}.from_pretrained("{model_cfg["name_or_path"]}"{revision})'
         )
         imports = "from peft import PeftModel\n" + imports
         load = f'model = PeftModel.from_pretrained({base}, "{REPO}")'
     else:
-        load = f'model = VoxtralForConditionalGeneration.from_pretrained("{REPO}")'
+        load = f'model = {model_class}.from_pretrained("{REPO}")'
+    if realtime:
+        return imports, f'processor = {processor_class}.from_pretrained("{REPO}", mistral_format=True)\n{load}'
     if model_cfg["audio_tokens"] == "clip":
         imports = f"{imports}{clip_plumbing()}\n"
-    return imports, f'processor = VoxtralProcessor.from_pretrained("{REPO}", mistral_format=True)\n{load}'
+    return imports, f'processor = {processor_class}.from_pretrained("{REPO}", mistral_format=True)\n{load}'
 
 
 def clip_plumbing() -> str:
@@ -62,6 +70,10 @@ def clip_plumbing() -> str:
 def transcription_code(resolved: dict[str, Any], language: str, audio: str) -> str:
     """Statements that print the transcript of ``audio`` (expressions, as source): Voxtral's own
     prompt, or, for a `model.audio_tokens=clip` model, the prompt with the clip's [AUDIO] tokens."""
+    if resolved["model"].get("family") == "realtime":  # one token per 80 ms, as served (at the delay trained)
+        return f"""inputs = processor({audio}, sampling_rate=16000, return_tensors="pt").to(model.device, dtype=model.dtype)
+out = model.generate(**inputs, do_sample=False)
+text = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()"""
     model_id = resolved["model"]["name_or_path"] or REPO
     request = f"""inputs = processor.apply_transcription_request(language={language}, audio={audio}, model_id="{model_id}")
 inputs = inputs.to(model.device, dtype=model.dtype)
@@ -272,6 +284,12 @@ PADDING_PRETRAINED = (
 
 
 def audio_text(model_cfg: dict[str, Any]) -> str:
+    if model_cfg.get("family") == "realtime":
+        delay = model_cfg.get("delay_ms") or "the tokenizer's default"
+        return (
+            f"streamed, one text token per 80 ms frame, at a {delay} ms delay (`model.delay_ms`, written into "
+            "this folder's tekken.json): trained on word-aligned text streams (voxtral_exp.realtime)"
+        )
     if model_cfg["audio_tokens"] != "clip":
         return (
             "375 [AUDIO] tokens per 30 s chunk, as Voxtral's own and voxtral_exp's default (any Voxtral server "
@@ -289,6 +307,12 @@ def audio_text(model_cfg: dict[str, Any]) -> str:
 
 def serving_text(model_cfg: dict[str, Any]) -> str:
     """How to serve it at scale: vLLM through voxtral_exp's export, or, for a clip-token model, why not."""
+    if model_cfg.get("family") == "realtime":
+        return (
+            "**Serving.** This folder loads in transformers as above (its streaming generation is what "
+            "voxtral_exp evaluated) and in `python -m voxtral_exp.transcribe`. voxtral_exp's export to "
+            "Mistral's format covers the 2507 models only, not yet Realtime checkpoints."
+        )
     if model_cfg["audio_tokens"] == "clip":
         return (
             "**Serving.** This model reads clip-length audio, which no Voxtral server states: voxtral_exp's "

@@ -20,6 +20,9 @@ from voxtral_exp.data.example import Example
 from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.inference import sharded_generate
+from voxtral_exp.realtime.model import delay_ms
+from voxtral_exp.realtime.serve import stream_hypotheses
+from voxtral_exp.realtime.stream import StreamFeaturizer
 from voxtral_exp.training.encoder_cache import EncoderCache
 
 log = logging.getLogger(__name__)
@@ -74,24 +77,31 @@ def evaluate_wer(
     hypotheses the generation budget cut short (eval_truncated). With an encoder cache that
     holds every example, generation starts from the cached encoder output."""
     languages = [e.language or featurizer.default_language for e in examples]
-    budget = generation_budget(featurizer, examples, cfg.max_new_tokens, max_label_tokens)
-    cached = cache is not None and all(cache.holds(e) for e in examples)  # readable, not just there
+    if isinstance(featurizer, StreamFeaturizer):  # a Realtime model: as served, one token per frame
+        hypotheses, truncated = stream_hypotheses(model, featurizer, examples)
+        budget = None
+    else:
+        budget = generation_budget(featurizer, examples, cfg.max_new_tokens, max_label_tokens)
+        cached = cache is not None and all(cache.holds(e) for e in examples)  # readable, not just there
 
-    def prompt(i: int) -> dict[str, Any]:
-        e = examples[i]
-        if cached:
-            return featurizer.from_encoder_states(e, cache.get(e))
-        return featurizer.prompt(load_audio(e.audio, e.offset, e.duration), languages[i])
+        def prompt(i: int) -> dict[str, Any]:
+            e = examples[i]
+            if cached:
+                return featurizer.from_encoder_states(e, cache.get(e))
+            return featurizer.prompt(load_audio(e.audio, e.offset, e.duration), languages[i])
 
-    hypotheses, truncated = sharded_generate(
-        model, featurizer, prompt, len(examples), cfg.batch_size, budget, cfg.num_beams
-    )
+        hypotheses, truncated = sharded_generate(
+            model, featurizer, prompt, len(examples), cfg.batch_size, budget, cfg.num_beams
+        )
     normalize = text_normalizer(cfg.normalizer)
     refs = [normalize(e.text) for e in examples]
     hyps = [normalize(h) for h in hypotheses]
     metrics: dict[str, Any] = {f"eval_{k}": v for k, v in error_rates(refs, hyps).items()}
     metrics["eval_truncated"] = sum(truncated)
-    metrics["eval_max_new_tokens"] = budget
+    if budget is None:
+        metrics["eval_delay_ms"] = delay_ms(featurizer.processor)  # every figure holds at this delay
+    else:
+        metrics["eval_max_new_tokens"] = budget
     by_language = defaultdict(list)
     for i, lang in enumerate(languages):
         by_language[lang or "unknown"].append(i)
@@ -111,13 +121,16 @@ def evaluate_wer(
         for e, lang, h, r, hn, cut in zip(examples, languages, hypotheses, refs, hyps, truncated)
     ]
     log.info(
-        "WER <evaluation.normalizer=%s>: wer=%.4f cer=%.4f on %d clips",
+        "WER <evaluation.normalizer=%s>: wer=%.4f cer=%.4f on %d clips%s",
         cfg.normalizer,
         metrics["eval_wer"],
         metrics["eval_cer"],
         len(examples),
+        f", streaming at a {metrics['eval_delay_ms']} ms delay" if budget is None else "",
     )
-    if any(truncated):
+    if any(truncated) and budget is None:
+        log.warning("%d of %d streams ran out of audio before </s>", sum(truncated), len(examples))
+    elif any(truncated):
         log.warning(
             "%d of %d hypotheses reached the generation budget (%d new tokens) before EOS "
             "<evaluation.max_new_tokens>; their WER counts the missing words",

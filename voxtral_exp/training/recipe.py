@@ -35,6 +35,8 @@ from voxtral_exp.files import write_atomic, write_json
 from voxtral_exp.model.audio_rule import AudioRule, save_rule
 from voxtral_exp.model.modeling import apply_method, build_model, count_parameters, torch_dtype
 from voxtral_exp.model.processor import OFFLINE_MODEL_ID, load_processor
+from voxtral_exp.realtime import model as realtime
+from voxtral_exp.realtime.stream import StreamCollator, StreamFeaturizer
 from voxtral_exp.run.config import resolved_container, training_arguments, validate
 from voxtral_exp.run.model_card import model_card, write_model_card
 from voxtral_exp.run.names import model_chosen_by, overrides, run_group, run_name
@@ -104,6 +106,7 @@ class FineTuneRecipe:
         self.record: RunRecord | None = None  # run.json, once the lock is held (main process only)
         self.tracker = Tracker()
         self.checkpoint: str | None = None  # the checkpoint this attempt continues from
+        self.realtime = realtime.is_realtime(cfg.model)  # Voxtral Realtime: a text stream on word timings
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -153,17 +156,23 @@ class FineTuneRecipe:
         self.args = training_arguments(cfg, self.run_dir)
         preflight(cfg.dataset)
         name = None if cfg.model.random_init else cfg.model.name_or_path
+        language = language_code(cfg.dataset.language)
+        if self.realtime:  # its delay is written into the tokenizer file that every saved folder holds
+            vocab = cfg.model.text_config.get("vocab_size")
+            self.processor = realtime.load_processor(name, cfg.model.revision, cfg.model.delay_ms, vocab)
+            self.featurizer = StreamFeaturizer(self.processor, language)
+            log.info("Stream <model.delay_ms>: %d ms delay", realtime.delay_ms(self.processor))
+            return
         self.processor = load_processor(name, cfg.model.revision, cfg.model.audio_config.get("num_mel_bins", 128))
         rule = AudioRule.of(cfg.model)
         save_rule(self.processor, rule)  # saved with every checkpoint and final/: how the model reads audio
         model_id = cfg.model.name_or_path or OFFLINE_MODEL_ID
-        language = language_code(cfg.dataset.language)
         self.featurizer = Featurizer(self.processor, model_id, language, rule.audio_tokens)
 
     def _setup_data(self) -> None:
         """Read and screen the data (data_report.json), and wrap it as featurising datasets."""
         cfg = self.cfg
-        data = load_data(cfg.dataset, cfg.seed, self.processor.tokenizer)
+        data = load_data(cfg.dataset, cfg.seed, self.processor.tokenizer, words=self.realtime)
         data.eval = decodable(data.eval, cfg.dataset.on_error, data.report)
         if self.is_main_process:
             write_json(self.run_dir / "data_report.json", data.report)
@@ -182,26 +191,32 @@ class FineTuneRecipe:
         """The model in its training precision, with the method applied (LoRA adapters or full)."""
         cfg = self.cfg
         self.dtype = torch_dtype(cfg.model.dtype, self.args.bf16, cfg.method.name)
-        self.model = apply_method(build_model(cfg.model, self.dtype, cfg.seed), cfg.method, cfg.model.revision)
+        build = realtime.build_model if self.realtime else build_model
+        self.model = apply_method(build(cfg.model, self.dtype, cfg.seed), cfg.method, cfg.model.revision)
 
     def _setup_trainer(self) -> None:
         """The encoder cache (filled), the checkpoint to resume from, the tracker (started or
         continued) and the Trainer."""
         cfg, data = self.cfg, self.data
-        cache_folder = chosen_folder(cfg, data.examples, self.model)
+        cache_folder = None if self.realtime else chosen_folder(cfg, data.examples, self.model)
         self.cache = self._fill_encoder_cache(cache_folder) if cache_folder else None
         self.checkpoint = checkpoint_to_resume(cfg.resume, self.run_dir, self.is_main_process)
         if self.is_main_process and cfg.tracking.enabled:
             self._start_tracker()
-        group = cfg.speed.group_by_length and not data.streaming
+        group = cfg.speed.group_by_length and not data.streaming and not self.realtime
+        if self.realtime:  # the model's own loss on the whole text stream
+            collator, loss = StreamCollator(self.processor.num_delay_tokens), None
+        else:
+            collator = TranscriptionCollator(self.processor.tokenizer.pad_token_id, cfg.speed.label_only_logits)
+            loss = label_only_loss if cfg.speed.label_only_logits else None
         self.trainer = VoxtralTrainer(
             model=self.model,
             args=self.args,
             train_dataset=data.train,
             eval_dataset=data.eval,
-            data_collator=TranscriptionCollator(self.processor.tokenizer.pad_token_id, cfg.speed.label_only_logits),
+            data_collator=collator,
             processing_class=self.processor,
-            compute_loss_func=label_only_loss if cfg.speed.label_only_logits else None,
+            compute_loss_func=loss,
             callbacks=self._callbacks(),
             length_groups=data.train.length_groups() if group else None,
             encoder_cache=self.cache,
@@ -344,7 +359,8 @@ class FineTuneRecipe:
         if cfg.method.name == "lora" and cfg.model.random_init:
             # a random base cannot be re-downloaded: rebuilt from its seed (the very weights trained
             # on, frozen), it is kept beside the adapter
-            build_model(cfg.model, self.dtype, cfg.seed).save_pretrained(str(final_dir / "base_model"))
+            build = realtime.build_model if self.realtime else build_model
+            build(cfg.model, self.dtype, cfg.seed).save_pretrained(str(final_dir / "base_model"))
 
     # --- cleanup -------------------------------------------------------------------------------
 

@@ -128,7 +128,10 @@ class FrozenEncoderWithoutGraph(TrainerCallback):
         tower, _ = audio_modules(model)
         if any(p.requires_grad for p in tower.parameters()):
             return
-        embeddings = tower.get_input_embeddings()
+        try:
+            embeddings = tower.get_input_embeddings()
+        except NotImplementedError:  # Voxtral Realtime's encoder: the Trainer hooked nothing there
+            return
         for handle in getattr(unwrap_peft(model), "_require_grads_hooks", []):
             if handle.hooks_dict_ref() is embeddings._forward_hooks:
                 handle.remove()

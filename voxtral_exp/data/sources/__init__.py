@@ -15,22 +15,27 @@ from voxtral_exp.data.sources.base import Data
 from voxtral_exp.data.sources.granary import check_granary, read_granary
 from voxtral_exp.data.sources.hub import read_hub
 from voxtral_exp.data.sources.jsonl import read_jsonl
+from voxtral_exp.realtime.words import WordTimingError, attach_ctm, read_ctm
 
-__all__ = ["Data", "load_data", "preflight", "read_data"]
+__all__ = ["Data", "load_data", "preflight", "read_data", "with_ctm_words"]
 
 log = logging.getLogger(__name__)
 READERS = {"jsonl": read_jsonl, "hub": read_hub, "granary": read_granary}  # `dataset.reader`
 
 
-def load_data(cfg: DictConfig, seed: int, tokenizer=None) -> Data:
+def load_data(cfg: DictConfig, seed: int, tokenizer=None, words: bool = False) -> Data:
     """`dataset` node -> Data; map-style sets are screened (errors raise or skip, filters drop).
+    ``words``: every example needs word timings (a Realtime model), from its row or
+    `dataset.words_ctm`.
 
     Every problem of every split (malformed manifest lines, rows that are no example, missing or
     unreadable files, empty transcripts) is found in one pass and reported together; a split
     left with no example stops the run here, with the counts and the keys to change.
     """
     data = read_data(cfg, seed)
-    checker = ExampleChecker(cfg.filters, tokenizer, decode=False) if cfg.prescan else None
+    if words:
+        with_ctm_words(data, cfg)
+    checker = ExampleChecker(cfg.filters, tokenizer, decode=False, words=words) if cfg.prescan else None
     splits = ([] if data.streaming else [("train", data.train)]) + [("eval", data.eval)]
     errors = {}
     for split, examples in splits:
@@ -50,6 +55,16 @@ def load_data(cfg: DictConfig, seed: int, tokenizer=None) -> Data:
     n_train = "streamed" if data.streaming else len(data.train)
     log.info("Data <dataset=%s>: %s train / %d eval examples", cfg.name, n_train, len(data.eval))
     return data
+
+
+def with_ctm_words(data: Data, cfg: DictConfig) -> None:
+    """Rows without "words" take theirs from `dataset.words_ctm` (when set), in place."""
+    if not cfg.get("words_ctm"):
+        return
+    if data.streaming:
+        raise WordTimingError("dataset.words_ctm: word timings from CTM files need map-style data, not a stream")
+    timings = read_ctm(cfg.words_ctm)
+    data.train, data.eval = attach_ctm(list(data.train), timings), attach_ctm(data.eval, timings)
 
 
 def no_data_message(cfg: DictConfig, split: str, report: dict) -> str:

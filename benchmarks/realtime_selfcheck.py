@@ -1,0 +1,103 @@
+"""Does voxtral_exp's training stream match what the released Realtime model writes? Run once
+with the weights (a GPU, or patience on a CPU):
+
+    .venv/bin/python benchmarks/realtime_selfcheck.py [--model mistralai/Voxtral-Mini-4B-Realtime-2602]
+        [--manifest FILE.jsonl | AUDIO ...] [--limit 20] [--delay-ms 480]
+
+For each clip the model transcribes greedily through transformers' generation (as served). Its
+own stream then gives a transcript and emission times: each [STREAMING_WORD] it writes at stream
+frame g starts a word in clip frame g. voxtral_exp's target builder (voxtral_exp.realtime.stream)
+rebuilds a stream from exactly those words and times, and the script prints the share of frames
+where the rebuilt stream equals the model's own (frame agreement), with what differs most. 100%
+means the builder lays out words, pads, markers and </s> as the model does; every mismatch kind
+is a place where training would teach the model something other than what it does.
+
+Without --manifest or audio files it uses the sample speech bundled in data/sample (English
+clips of eval.jsonl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def compare(model, featurizer, audio) -> tuple[int, int, Counter]:
+    """(frames equal, frames compared, mismatch kinds) for one clip."""
+    from voxtral_exp.realtime.serve import generate_stream
+
+    tokenizer = featurizer.processor.tokenizer
+    written = generate_stream(model, featurizer, audio)
+    inputs = featurizer.inputs(audio)
+    n_positions = inputs["input_features"].shape[-1] // 8
+    clip_frames = -(-len(audio) // 1280)
+    words = tuple((word, start, start) for word, start in written.words)
+    try:
+        rebuilt, labels = featurizer.builder(inputs["prompt_ids"], n_positions, clip_frames, words)
+    except ValueError:
+        return 0, len(written.tokens), Counter({"words do not fit": 1})
+    start = featurizer.builder.first_text_position
+    ours = rebuilt[start:].tolist()
+    kinds = Counter()
+    same = 0
+    for mine, theirs in zip(ours, written.tokens):
+        if mine == theirs:
+            same += 1
+        else:
+            kinds[
+                f"builder {tokenizer.convert_ids_to_tokens([mine])[0]!r} / model {tokenizer.convert_ids_to_tokens([theirs])[0]!r}"
+            ] += 1
+    return same, len(written.tokens), kinds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("audio", nargs="*", type=Path)
+    parser.add_argument("--model", default="mistralai/Voxtral-Mini-4B-Realtime-2602")
+    parser.add_argument("--manifest", type=Path)
+    parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--delay-ms", type=int, default=None, help="default: the checkpoint's (480)")
+    args = parser.parse_args()
+
+    from transformers import VoxtralRealtimeForConditionalGeneration
+
+    from voxtral_exp.data.audio import load_audio
+    from voxtral_exp.data.manifest import read_manifest
+    from voxtral_exp.realtime.model import delay_ms, load_processor
+    from voxtral_exp.realtime.stream import StreamFeaturizer
+
+    if args.audio:
+        clips = [load_audio(str(p)) for p in args.audio]
+    else:
+        manifest = args.manifest or ROOT / "data" / "sample" / "eval.jsonl"
+        examples, _ = read_manifest(manifest)
+        if args.manifest is None:
+            examples = [e for e in examples if e.language == "en"]
+        clips = [load_audio(e.audio, e.offset, e.duration) for e in examples[: args.limit]]
+    device, dtype = ("cuda", torch.bfloat16) if torch.cuda.is_available() else ("cpu", torch.float32)
+    processor = load_processor(args.model, delay_ms=args.delay_ms)
+    model = VoxtralRealtimeForConditionalGeneration.from_pretrained(args.model, dtype=dtype).to(device).eval()
+    featurizer = StreamFeaturizer(processor)
+    same = total = 0
+    kinds = Counter()
+    for i, audio in enumerate(clips):
+        s, t, k = compare(model, featurizer, audio)
+        same, total, kinds = same + s, total + t, kinds + k
+        print(f"clip {i}: {s}/{t} frames agree", flush=True)
+    print(f"delay: {delay_ms(processor)} ms; clips: {len(clips)}")
+    print(f"frame agreement: {same / max(total, 1):.4f} ({same} of {total} frames)")
+    for kind, n in kinds.most_common(8):
+        print(f"  {n:5d}  {kind}")
+    print(json.dumps({"frame_agreement": same / max(total, 1), "frames": total, "clips": len(clips)}))
+
+
+if __name__ == "__main__":
+    main()
