@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import soundfile as sf
 import torch
 
 from tests.conftest import FAST, ROOT, compose_config, read_jsonl, run_train
+from tests.test_train import card_transcript
 
 RATE = 16000
 
@@ -161,13 +163,16 @@ def _words_manifest(folder: Path, rows: list[dict]) -> Path:
     return manifest
 
 
-def test_word_timings_come_from_the_manifest_or_ctm_files_and_bad_ones_name_the_row(tmp_path):
+def test_word_timings_come_from_the_manifest_or_ctm_files_and_bad_ones_name_the_row(tmp_path, rt_processor):
     from voxtral_exp.data.filters import DataError
     from voxtral_exp.data.manifest import read_manifest
     from voxtral_exp.data.sources import load_data
+    from voxtral_exp.realtime.stream import StreamBuilder
     from voxtral_exp.realtime.words import read_ctm
 
+    builder = StreamBuilder(rt_processor)
     good = [{"word": "one", "start": 0.1, "end": 0.4}, {"word": "two", "start": 0.6, "end": 0.9}]
+    crowded = [{"word": "seventeen", "start": 0.01 * i, "end": 0.2} for i in range(12)]
     manifest = _words_manifest(
         tmp_path,
         [
@@ -177,43 +182,52 @@ def test_word_timings_come_from_the_manifest_or_ctm_files_and_bad_ones_name_the_
             {"words": [{"word": "one", "start": 0.8, "end": 1.0}, {"word": "two", "start": 0.2, "end": 0.5}]},
             {"words": [{"word": "one", "start": 1.2, "end": 2.5}]},  # past the 1.5 s clip
             {"words": "one two"},  # not a list
+            {"words": [{"word": "one", "start": float("nan"), "end": 0.4}]},  # NaN is no time
+            {"words": crowded, "text": " ".join(["seventeen"] * 12)},  # more tokens than 80 ms frames
+            {"words": good, "text": "one three"},  # timed words that are not the transcript
         ],
     )
     examples, bad = read_manifest(manifest)
     assert examples[0].words == (("one", 0.1, 0.4), ("two", 0.6, 0.9))
-    assert len(bad) == 1 and f"{manifest}:6" in bad[0] and '"words" must be a list' in bad[0]
+    assert len(bad) == 2 and f"{manifest}:6: " in bad[0] and '"words" must be a list' in bad[0]
+    assert f"{manifest}:7: " in bad[1] and "finite" in bad[1]
 
     cfg = compose_config(
         ["model=realtime-tiny", f"dataset.train_manifest={manifest}", f"dataset.eval_manifest={manifest}"]
     )
     with pytest.raises(DataError) as caught:
-        load_data(cfg.dataset, 0, words=True)
+        load_data(cfg.dataset, 0, stream=builder)
     message = str(caught.value)
     for line, why in (
         (2, "no word timings"),
         (3, "ends (0.40 s) before"),
         (4, "before the word before"),
         (5, "outside the clip"),
+        (8, "more than the"),
+        (9, "are not its text ('one three')"),
     ):
         assert f"{manifest}:{line}: " in message and why in message
     cfg.dataset.on_error = "skip"
-    data = load_data(cfg.dataset, 0, words=True)
+    data = load_data(cfg.dataset, 0, stream=builder)
     assert len(data.train) == 1
-    assert data.report["train"]["dropped"] == {"bad_row": 1, "no_word_timings": 1, "bad_word_timings": 3}
+    assert data.report["train"]["dropped"] == {"bad_row": 2, "no_word_timings": 1, "bad_word_timings": 5}
 
-    # CTM, as NeMo Forced Aligner writes it: one file per utterance (audio stem), in ctm/words/
-    ctm = tmp_path / "nfa" / "ctm" / "words"
-    ctm.mkdir(parents=True)
-    (ctm / "clip1.ctm").write_text(
+    # CTM, as NeMo Forced Aligner writes it: one file per utterance (audio stem) in ctm/words/, beside
+    # ctm/tokens/ and ctm/segments/ (not word timings: never read)
+    nfa = tmp_path / "nfa" / "ctm"
+    for level in ("words", "tokens", "segments"):
+        (nfa / level).mkdir(parents=True)
+    (nfa / "words" / "clip1.ctm").write_text(
         "clip1 1 0.08 0.32 one NA lex NA\nclip1 1 0.56 0.40 two NA lex NA\nclip1 1 1.0 0.1 <eps> NA lex NA\n"
     )
-    assert read_ctm(ctm.parent.parent)["clip1"] == (("one", 0.08, 0.4), ("two", 0.56, 0.96))
+    (nfa / "tokens" / "clip1.ctm").write_text("clip1 1 0.08 0.1 ▁o NA lex NA\n")
+    assert read_ctm(tmp_path / "nfa")["clip1"] == (("one", 0.08, 0.4), ("two", 0.56, 0.96))
     cfg.dataset.words_ctm = str(tmp_path / "nfa")
-    data = load_data(cfg.dataset, 0, words=True)
+    data = load_data(cfg.dataset, 0, stream=builder)
     assert len(data.train) == 2 and data.train[1].words[1] == ("two", 0.56, 0.96)
-    (ctm / "clip2.ctm").write_text("clip2 1 zero\n")
+    (nfa / "words" / "clip2.ctm").write_text("clip2 1 zero\n")
     with pytest.raises(ValueError, match=r"clip2.ctm:1: expected 'utterance channel start duration word'"):
-        load_data(cfg.dataset, 0, words=True)
+        load_data(cfg.dataset, 0, stream=builder)
 
 
 # --- train.py end to end ---------------------------------------------------------------------
@@ -234,38 +248,41 @@ def digits_words(tmp_path_factory) -> dict[str, Path]:
     return synthesize(tmp_path_factory.mktemp("digits_words"), 24, 4)
 
 
+def realtime_args(digits_words: dict[str, Path]) -> list[str]:
+    return [
+        *RT_FAST,
+        "method=lora",
+        f"dataset.train_manifest={digits_words['train']}",
+        f"dataset.eval_manifest={digits_words['held-out']}",
+        "model.delay_ms=240",
+        "trainer.learning_rate=3e-3",
+        "trainer.max_steps=8",
+        "trainer.save_steps=4",
+        "trainer.eval_steps=4",
+        "trainer.save_total_limit=4",
+    ]
+
+
 @pytest.fixture(scope="session")
 def realtime_run(tmp_path_factory, digits_words) -> Path:
     run_dir = tmp_path_factory.mktemp("rt") / "run"
-    run_train(
-        [
-            *RT_FAST,
-            "method=lora",
-            f"dataset.train_manifest={digits_words['train']}",
-            f"dataset.eval_manifest={digits_words['held-out']}",
-            "model.delay_ms=240",
-            "trainer.learning_rate=3e-3",
-            "trainer.max_steps=8",
-            "trainer.save_steps=4",
-            "trainer.eval_steps=4",
-            f"hydra.run.dir={run_dir}",
-        ],
-        tmp_path_factory.mktemp("trackio"),
-    )
+    run_train([*realtime_args(digits_words), f"hydra.run.dir={run_dir}"], tmp_path_factory.mktemp("trackio"))
     return run_dir
 
 
+def last_state(run_dir: Path) -> dict:
+    last = max((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return json.loads((last / "trainer_state.json").read_text())
+
+
 @pytest.mark.xdist_group("realtime_run")
-def test_train_py_fine_tunes_a_realtime_model_on_word_timings(realtime_run, digits_words):
+def test_train_py_fine_tunes_a_realtime_model_on_word_timings(realtime_run, digits_words, capsys):
     """LoRA on the small Realtime model: the loss falls, checkpoints and final/ are saved with
     the delay it trained at, the WER comes from streaming generation and is stated with its
     delay, the card says how to load and stream it, and transcribe serves it."""
     run_dir = realtime_run
     history = json.loads((run_dir / "train_results.json").read_text())
-    state = json.loads(
-        sorted((run_dir / "checkpoints").glob("checkpoint-*"))[-1].joinpath("trainer_state.json").read_text()
-    )
-    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    losses = [h["loss"] for h in last_state(run_dir)["log_history"] if "loss" in h]
     assert history["global_step"] == 8 and losses[-1] < losses[0]
     results = json.loads((run_dir / "eval_results.json").read_text())
     assert results["eval_delay_ms"] == 240 and "eval_wer" in results and results["per_language"]["en"]["n"] == 4
@@ -273,18 +290,57 @@ def test_train_py_fine_tunes_a_realtime_model_on_word_timings(realtime_run, digi
     assert json.loads((final / "tekken.json").read_text())["audio"]["transcription_delay_ms"] == 240
     assert (final / "adapter_config.json").is_file() and (final / "base_model" / "config.json").is_file()
     card = (final / "README.md").read_text()
-    assert "VoxtralRealtimeForConditionalGeneration" in card and "240 ms delay" in card
+    assert "VoxtralRealtimeForConditionalGeneration" in card and "greedy streaming (240 ms delay)" in card
     assert len(read_jsonl(run_dir / "predictions.jsonl")) == 4
     clip = json.loads(digits_words["held-out"].read_text().splitlines()[0])["audio_path"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "voxtral_exp.transcribe", str(run_dir), clip], cwd=ROOT, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"{clip}\t")
+    from voxtral_exp import merge, push, transcribe
+    from voxtral_exp.data.audio import load_audio
+    from voxtral_exp.export import ExportError, export
+    from voxtral_exp.run.model_card import space_files
+    from voxtral_exp.run.record import load_run_config
+
+    # the commands' own main(), in this process (each as `python -m voxtral_exp.<command>` runs it)
+    assert transcribe.main([str(run_dir), clip]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{clip}\t")
+    transcript = printed.split("\t", 1)[1].strip()
+    assert card_transcript(final, Path(clip)) == transcript  # the card's plain transformers code, as written
+    files = space_files(dict(load_run_config(run_dir)), str(final))  # the demo Space, loading a local copy
+    namespace = {"__name__": "space"}
+    exec(compile(files["app.py"], "app.py", "exec"), namespace)
+    assert namespace["transcribe"](clip, "") == transcript
+    push.main([str(run_dir), "--repo-id", "me/rt", "--dry-run"])
+    listed = capsys.readouterr().out
+    for name in ("tekken.json", "processor_config.json", "adapter_model.safetensors", "README.md"):
+        assert f"  {name}\n" in listed
+    assert "base_model/config.json" in listed
+    merge.main([str(run_dir)])
+    capsys.readouterr()
+    assert transcribe.main([str(final / "merged"), clip]) == 0
+    assert capsys.readouterr().out.split("\t", 1)[1].strip() == transcript
+    with pytest.raises(ExportError, match="is a Voxtral Realtime run: export writes the 2507 models' layout only"):
+        export(run_dir, run_dir.parent / "exported")
     from voxtral_exp.inference import load
+    from voxtral_exp.realtime.serve import generate_live, generate_stream
 
     model, featurizer = load(run_dir)
     assert featurizer.processor.num_delay_tokens == 3  # 240 ms, read back from final/
+    # live, 80 ms at a time (as a realtime server hears it) = the whole clip at once (the evaluation)
+    for row in read_jsonl(digits_words["held-out"]):
+        audio = load_audio(row["audio_path"])
+        assert generate_live(model, featurizer, audio).tokens == generate_stream(model, featurizer, audio).tokens
+
+
+def test_check_lists_every_row_a_realtime_run_would_refuse(tmp_path, capsys):
+    """`python -m voxtral_exp.check model=realtime-tiny ...` screens word timings too, without training."""
+    from voxtral_exp.check import main
+
+    good = [{"word": "one", "start": 0.1, "end": 0.4}, {"word": "two", "start": 0.6, "end": 0.9}]
+    manifest = _words_manifest(tmp_path, [{"words": good}, {}])
+    status = main(["model=realtime-tiny", f"dataset.train_manifest={manifest}", f"dataset.eval_manifest={manifest}"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert f"ERROR  {manifest}:2: no word timings" in out and "1 usable (dropped: 1 no_word_timings)" in out
 
 
 def test_the_released_realtime_architecture_trains_with_lora_saves_and_streams(tmp_path, digits_words):
@@ -303,6 +359,7 @@ def test_the_released_realtime_architecture_trains_with_lora_saves_and_streams(t
             f"dataset.train_manifest={digits_words['train']}",
             f"dataset.eval_manifest={digits_words['held-out']}",
             "dataset.max_eval_samples=1",
+            "trainer.per_device_train_batch_size=1",
             "trainer.max_steps=2",
             "trainer.eval_strategy=no",
             "trainer.save_strategy=no",
@@ -317,3 +374,99 @@ def test_the_released_realtime_architecture_trains_with_lora_saves_and_streams(t
     results = json.loads((run_dir / "eval_results.json").read_text())
     assert results["eval_delay_ms"] == 480 and results["per_language"]["en"]["n"] == 1
     assert json.loads((run_dir / "train_results.json").read_text())["global_step"] == 2
+
+
+@pytest.mark.xdist_group("realtime_run")
+def test_self_alignment_writes_timings_once_beside_the_manifest(realtime_run, digits_words, tmp_path, capsys):
+    """`python -m voxtral_exp.realtime.align RUN MANIFEST`: the rows come back in order with a
+    "words" field for every reference word, starts in order and inside the clip; it is trainable
+    data (the screen accepts it); a second run without --force refuses to overwrite it."""
+    rows = [json.loads(line) for line in digits_words["held-out"].read_text().splitlines()]
+    bare = tmp_path / "dev.jsonl"
+    bare.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "words"}) + "\n" for r in rows))
+    from voxtral_exp.errors import UserError
+    from voxtral_exp.realtime import align
+
+    assert align.main([str(realtime_run), str(bare)]) == 0  # what `python -m voxtral_exp.realtime.align` runs
+    printed = capsys.readouterr().out
+    out = tmp_path / "dev.words.jsonl"
+    aligned = read_jsonl(out)
+    assert [r["text"] for r in aligned] == [r["text"] for r in rows]
+    for row in aligned:
+        words = row["words"]
+        assert [w["word"] for w in words] == row["text"].split()
+        duration = sf.info(row["audio_path"]).duration
+        starts = [w["start"] for w in words]
+        assert starts == sorted(starts) and starts[0] >= 0 and words[-1]["end"] <= duration + 1e-3
+    assert f"{len(rows)} rows" in printed
+    from voxtral_exp.data.sources import load_data
+    from voxtral_exp.inference import load
+
+    cfg = compose_config(["model=realtime-tiny", f"dataset.train_manifest={out}", f"dataset.eval_manifest={out}"])
+    builder = load(realtime_run)[1].builder
+    assert len(load_data(cfg.dataset, 0, stream=builder).train) == len(rows)
+    with pytest.raises(UserError, match="exists: the timings are written once; --force replaces it"):
+        align.main([str(realtime_run), str(bare)])
+
+
+@pytest.mark.xdist_group("realtime_run")
+def test_a_realtime_run_resumed_from_its_checkpoint_matches_the_uninterrupted_one(realtime_run, digits_words, tmp_path):
+    """Resuming from step 4 (trainer state, data order, delay) gives steps 5-8 and the adapter of
+    the run that was never interrupted."""
+    resumed = tmp_path / "resumed"
+    checkpoint = realtime_run / "checkpoints" / "checkpoint-4"
+    run_train([*realtime_args(digits_words), f"resume={checkpoint}", f"hydra.run.dir={resumed}"], tmp_path / "trackio")
+
+    def losses(run_dir: Path) -> dict[int, float]:
+        return {h["step"]: h["loss"] for h in last_state(run_dir)["log_history"] if "loss" in h and h["step"] > 4}
+
+    assert losses(resumed) == pytest.approx(losses(realtime_run), rel=1e-5) and len(losses(resumed)) == 4
+    from safetensors.torch import load_file
+
+    a = load_file(realtime_run / "final" / "adapter_model.safetensors")
+    b = load_file(resumed / "final" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_a_bf16_realtime_model_takes_the_collators_batch_and_generates(rt_processor):
+    """model.dtype=bfloat16 without autocast (a CPU, or trainer.bf16=false): the encoder does not
+    cast its input, so the collator hands features in the model's dtype; generation casts its own."""
+    from omegaconf import OmegaConf
+
+    from voxtral_exp.realtime.model import build_model
+    from voxtral_exp.realtime.serve import generate_stream
+    from voxtral_exp.realtime.stream import StreamCollator, StreamFeaturizer
+
+    cfg = OmegaConf.load(ROOT / "conf" / "model" / "realtime-tiny.yaml")
+    model = build_model(cfg, torch.bfloat16, 0)
+    featurizer = StreamFeaturizer(rt_processor)
+    inputs = featurizer.inputs(speech_like(1.0))
+    n = inputs["input_features"].shape[-1] // 8
+    ids, labels = featurizer.builder(inputs["prompt_ids"], n, 13, (("one", 0.2, 0.5),))
+    batch = StreamCollator(6, torch.bfloat16)([{"input_ids": ids, "labels": labels, **inputs}])
+    assert batch["input_features"].dtype == torch.bfloat16
+    loss = model(**batch).loss
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert generate_stream(model, featurizer, speech_like(1.0)).tokens
+
+
+@pytest.mark.xdist_group("realtime_run")
+def test_a_realtime_run_reproduces_from_what_it_saved(realtime_run, tmp_path):
+    """`python -m voxtral_exp.reproduce RUN --out NEW`: the same per-step losses, at the same delay."""
+    out = tmp_path / "again"
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxtral_exp.reproduce", str(realtime_run), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def losses(run_dir: Path) -> list[float]:
+        return [h["loss"] for h in last_state(run_dir)["log_history"] if "loss" in h]
+
+    assert losses(out) == pytest.approx(losses(realtime_run), rel=1e-5)
+    assert json.loads((out / "eval_results.json").read_text())["eval_delay_ms"] == 240

@@ -22,6 +22,7 @@ from voxtral_exp.errors import run_command
 from voxtral_exp.model.processor import load_processor
 from voxtral_exp.realtime.model import is_realtime
 from voxtral_exp.realtime.model import load_processor as realtime_processor
+from voxtral_exp.realtime.stream import StreamBuilder
 from voxtral_exp.run.config import ROOT
 
 STREAM_LIMIT = 10_000  # rows checked from a stream (it may be endless)
@@ -37,7 +38,8 @@ def check(overrides: list[str]) -> dict[str, SplitReport]:
         processor = realtime_processor(name, model.revision, model.delay_ms, model.text_config.get("vocab_size"))
     else:
         processor = load_processor(name, model.revision)
-    checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer, decode=True, words=is_realtime(model))
+    stream = StreamBuilder(processor) if is_realtime(model) else None
+    checker = ExampleChecker(cfg.dataset.filters, processor.tokenizer, decode=True, stream=stream)
     data = read_data(cfg.dataset, cfg.seed)  # unscreened: every row is checked below, fully decoded
     if is_realtime(model):
         with_ctm_words(data, cfg.dataset)

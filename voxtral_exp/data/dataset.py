@@ -23,6 +23,7 @@ from voxtral_exp.data.featurize import Featurizer
 from voxtral_exp.data.filters import ExampleChecker
 from voxtral_exp.data.hf import RowAdapter
 from voxtral_exp.model.tokens import audio_tokens, chunks
+from voxtral_exp.realtime.words import WordTimingError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class SpeechDataset(Dataset):
             return self.featurizer.from_encoder_states(example, states)
         try:
             return self.featurizer(example)
-        except (AudioError, FileNotFoundError) as e:
+        except (AudioError, FileNotFoundError, WordTimingError) as e:
             if self.on_error == "raise":
                 raise AudioError(f"{example.origin}: {e}") from e
             log.warning("Skipping %s: %s <dataset.on_error=skip>", example.origin, e)

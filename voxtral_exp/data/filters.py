@@ -11,6 +11,7 @@ Two kinds of findings:
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,8 +90,9 @@ class NoDataError(UserError, ValueError):
 class ExampleChecker:
     """Checks one example against `dataset.filters` (and, with decode=True, its samples)."""
 
-    def __init__(self, filters, tokenizer=None, decode: bool = False, words: bool = False):
-        self.words = words  # a Realtime model's run: every example needs word timings that fit its clip
+    def __init__(self, filters, tokenizer=None, decode: bool = False, stream=None):
+        # a Realtime model's run: its StreamBuilder; every example needs word timings that fit its clip
+        self.stream = stream
         self.min_duration = filters.min_duration
         self.max_duration = filters.max_duration
         self.max_label_tokens = filters.max_label_tokens
@@ -120,7 +122,7 @@ class ExampleChecker:
             return finding(reason, str(e))
         if found is None and duration <= 0:
             return finding("empty_audio", f"audio {audio_name(example.audio)} has no samples")
-        if found is None and self.words:
+        if found is None and self.stream is not None:
             found = self._word_timings(example, duration)
         return found
 
@@ -132,7 +134,10 @@ class ExampleChecker:
                 'no word timings: a Realtime model trains on them. Add the row\'s "words", point '
                 "dataset.words_ctm at CTM files, or run `python -m voxtral_exp.realtime.align`",
             )
-        problem = timing_problem(example.words, duration)
+        problem = timing_problem(example.words, duration) or self.stream.fit_problem(example.words, duration)
+        said, written = words_of(" ".join(w for w, _, _ in example.words)), words_of(example.text)
+        if problem is None and said != written:
+            problem = f"its words ({' '.join(said)!r}) are not its text ({' '.join(written)!r}): the stream is built from the words"
         return Finding(example.origin, "bad_word_timings", problem) if problem else None
 
     def _filters(self, example: Example, duration: float) -> Finding | None:
@@ -204,6 +209,11 @@ def screen(
         elif found.is_error:
             errors.append(found)
     return keep, report, errors
+
+
+def words_of(text: str) -> list[str]:
+    """Lowercase words without punctuation: a transcript and its timed words are compared this way."""
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ def read_manifest(path: str | Path, audio_root: str | Path | None = None) -> tup
         raise ManifestError(f"manifest {path} does not exist: check dataset.train_manifest / eval_manifest")
     root = Path(audio_root).expanduser().resolve() if audio_root else path.parent
     examples, problems = [], []
-    for number, line in enumerate(_text_lines(path), start=1):
+    for number, line in enumerate(text_lines(path), start=1):
         where = f"{path}:{number}"
         if isinstance(line, ManifestError):
             problems.append(f"{where}: {line}")
@@ -57,7 +57,7 @@ def read_manifest(path: str | Path, audio_root: str | Path | None = None) -> tup
     return examples, problems
 
 
-def _text_lines(path: Path) -> Iterator[str | ManifestError]:
+def text_lines(path: Path) -> Iterator[str | ManifestError]:
     """The manifest's lines as UTF-8 text (a leading byte-order mark is dropped); a line that is
     not UTF-8 comes as a ManifestError saying what it is and how to convert the file."""
     with open(path, "rb") as f:

@@ -21,8 +21,8 @@ import json
 import logging
 from pathlib import Path
 
-from voxtral_exp.data.audio import TARGET_RATE, load_audio
-from voxtral_exp.data.manifest import read_manifest
+from voxtral_exp.data.audio import TARGET_RATE, AudioError, load_audio
+from voxtral_exp.data.manifest import AUDIO_KEYS, read_manifest, text_lines
 from voxtral_exp.data.text import normalize_transcript
 from voxtral_exp.errors import UserError, run_command
 from voxtral_exp.files import write_atomic
@@ -38,6 +38,10 @@ def align_words(reference: list[str], written: list[tuple[str, float]], duration
     for i, j in aligned_pairs(reference, [w for w, _ in written]):
         starts[i] = written[j][1]
     matched = sum(s is not None for s in starts)
+    ordered = 0.0
+    for i, start in enumerate(starts):  # written into the padding after the clip, or out of order: kept in it
+        if start is not None:
+            starts[i] = ordered = min(max(start, ordered), duration)
     filled = interpolate(starts, duration)
     ends = filled[1:] + [duration]
     return tuple((w, s, max(s, e)) for w, s, e in zip(reference, filled, ends)), matched
@@ -86,25 +90,32 @@ def interpolate(starts: list[float | None], duration: float) -> list[float]:
 
 
 def align_manifest(model, featurizer, manifest: Path, out: Path) -> dict[str, int]:
-    """Write ``out``: the manifest's rows with "words" from the model; returns the counts."""
+    """Write ``out``: the manifest's rows with "words" from the model (audio paths absolute when
+    ``out`` is in another folder); returns the counts. A clip that cannot be read stops it, naming
+    the row, before anything is written."""
     from voxtral_exp.realtime.serve import generate_stream
 
     examples, bad = read_manifest(manifest)
     if bad:
         raise UserError("the manifest has rows that cannot be read:\n  " + "\n  ".join(bad[:20]))
-    lines = manifest.read_text(encoding="utf-8").splitlines()
-    rows = [json.loads(line) for line in lines if line.strip()]
-    counts = {"rows": 0, "words": 0, "from_model": 0}
+    rows = [json.loads(line) for line in text_lines(manifest) if line.strip()]  # as read_manifest reads them
+    counts = {"rows": 0, "words": 0, "from_model": 0, "rows_without_any": 0}
     written = []
     for row, example in zip(rows, examples):
-        audio = load_audio(example.audio, example.offset, example.duration)
+        try:
+            audio = load_audio(example.audio, example.offset, example.duration)
+        except AudioError as e:
+            raise UserError(f"{example.origin}: {e}") from None
         stream = generate_stream(model, featurizer, audio)
         reference = normalize_transcript(example.text).split()
         words, matched = align_words(reference, stream.words, len(audio) / TARGET_RATE)
+        if out.parent.resolve() != manifest.parent.resolve():
+            row = {**row, next(k for k in AUDIO_KEYS if k in row): example.audio}
         written.append(json.dumps({**row, "words": words_as_rows(words)}, ensure_ascii=False))
         counts["rows"] += 1
         counts["words"] += len(words)
         counts["from_model"] += matched
+        counts["rows_without_any"] += matched == 0 and len(reference) > 0
     write_atomic(out, "\n".join(written) + "\n")
     return counts
 
@@ -130,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = align_manifest(model, featurizer, manifest, out)
     print(
         f"{out}: {counts['rows']} rows, {counts['words']} words, {counts['from_model']} timed by the model, "
-        f"{counts['words'] - counts['from_model']} interpolated"
+        f"{counts['words'] - counts['from_model']} interpolated; {counts['rows_without_any']} rows got no word from "
+        "the model (their times are spread evenly: check or drop them)"
     )
     return 0
 

@@ -147,15 +147,15 @@ def build_model(cfg: DictConfig, dtype: torch.dtype, seed: int) -> VoxtralRealti
 
 
 def saved_is_realtime(path: str | Path) -> bool:
-    """Whether a saved model folder (or LoRA adapter with its base) holds a Realtime model."""
+    """Whether a saved model folder (full model, adapter, merged, checkpoint) holds a Realtime model:
+    its processor says so (every folder voxtral_exp saves has one), else its config."""
     path = Path(path)
+    processor = path / "processor_config.json"
+    if processor.is_file():
+        return json.loads(processor.read_text()).get("processor_class") == "VoxtralRealtimeProcessor"
     for config in (path / "config.json", path / "base_model" / "config.json"):
         if config.is_file():
             return json.loads(config.read_text()).get("model_type") == "voxtral_realtime"
-    adapter = path / "adapter_config.json"
-    if adapter.is_file():
-        base = json.loads(adapter.read_text()).get("base_model_name_or_path") or ""
-        return "realtime" in base.lower()
     return False
 
 

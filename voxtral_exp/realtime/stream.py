@@ -50,6 +50,7 @@ class StreamBuilder:
         self.tokenizer = processor.tokenizer
         self.delay = processor.num_delay_tokens
         self.n_left = processor.mistral_common_audio_config.n_left_pad_tokens
+        self.n_right = processor.num_right_pad_tokens  # delay + 1 + 10 frames of silence after the clip
         self.eos = self.tokenizer.eos_token_id
         self._word_ids: dict[str, list[int]] = {}
 
@@ -63,31 +64,48 @@ class StreamBuilder:
             self._word_ids[word] = self.tokenizer.encode(" " + word, add_special_tokens=False)
         return self._word_ids[word]
 
+    def layout(self, words: Words, clip_frames: int) -> tuple[list[tuple[int, list[int]]], int]:
+        """Each word's (stream frame, its marker and tokens), and the frame of </s>: a word starts
+        in the frame its start falls in, or the first one the previous word leaves free."""
+        placed, free = [], 0
+        for word, begin, _ in words:
+            frame = max(word_frame(begin), free)
+            tokens = [STREAMING_WORD_ID, *self.word_ids(word)]
+            placed.append((frame, tokens))
+            free = frame + len(tokens)
+        return placed, max(clip_frames, free)
+
+    def fit_problem(self, words: Words, seconds: float) -> str | None:
+        """Why the words do not fit in the clip's stream (one token per 80 ms, </s> before the end of
+        the padding), or None."""
+        clip_frames = math.ceil(round(seconds * TARGET_RATE) / SAMPLES_PER_FRAME)
+        _, end = self.layout(words, clip_frames)
+        room = clip_frames + self.n_right - self.delay - 1  # stream frames before the padded clip ends
+        if end >= room:
+            return (
+                f"its words' tokens and markers need {end + 1} frames of 80 ms, more than the {room} its stream has "
+                "(too many words, or tokens, too close together)"
+            )
+        return None
+
     def __call__(self, prompt: torch.Tensor, n_positions: int, clip_frames: int, words: Words, origin: str = ""):
         start = self.first_text_position
         if len(prompt) != start:
             raise ValueError(f"the processor's prompt has {len(prompt)} tokens, expected {start}")
+        placed, end = self.layout(words, clip_frames)
+        if start + end > n_positions - 1:
+            raise WordTimingError(
+                f"{origin}: its words' tokens run {start + end - n_positions + 1} frame(s) past the end of the padded "
+                "clip: too many words too close together for one token per 80 ms"
+            )
         stream = torch.full((n_positions,), STREAMING_PAD_ID, dtype=torch.long)
         stream[:start] = prompt
-        free = start
-        for word, begin, _ in words:
-            position = max(start + word_frame(begin), free)
-            tokens = [STREAMING_WORD_ID, *self.word_ids(word)]
-            free = position + len(tokens)
-            if free > n_positions - 1:
-                break  # reported below: the words do not fit before the end
-            stream[position:free] = torch.tensor(tokens)
-        end = max(start + clip_frames, free)
-        if end > n_positions - 1:
-            raise WordTimingError(
-                f"{origin}: its words' tokens run {end - n_positions + 1} frame(s) past the end of the padded clip: "
-                "too many words too close together for one token per 80 ms"
-            )
-        stream[end] = self.eos
-        stream[end + 1 :] = STREAMING_PAD_ID
+        for frame, tokens in placed:
+            stream[start + frame : start + frame + len(tokens)] = torch.tensor(tokens)
+        stream[start + end] = self.eos
         labels = stream.clone()
         labels[:start] = IGNORE_INDEX
-        labels[end + 1 :] = IGNORE_INDEX
+        labels[start + end + 1 :] = IGNORE_INDEX
         return stream, labels
 
 
@@ -135,15 +153,16 @@ class StreamCollator:
     """Right-pads streams and their mel features (8 frames per position); the model is causal, so
     the padding after a clip changes nothing before it, and its labels are -100."""
 
-    def __init__(self, num_delay_tokens: int):
+    def __init__(self, num_delay_tokens: int, dtype: torch.dtype = torch.float32):
         self.num_delay_tokens = num_delay_tokens
+        self.dtype = dtype  # the model's: the Realtime encoder does not cast its input
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         length = max(len(f["input_ids"]) for f in features)
         mels = features[0]["input_features"].shape[0]
         input_ids = torch.full((len(features), length), STREAMING_PAD_ID, dtype=torch.long)
         labels = torch.full((len(features), length), IGNORE_INDEX, dtype=torch.long)
-        input_features = torch.zeros((len(features), mels, length * MEL_FRAMES_PER_TOKEN))
+        input_features = torch.zeros((len(features), mels, length * MEL_FRAMES_PER_TOKEN), dtype=self.dtype)
         for i, f in enumerate(features):
             n = len(f["input_ids"])
             input_ids[i, :n] = f["input_ids"]

@@ -12,6 +12,7 @@ Three sources, one form (``Example.words``: ((word, start, end), ...)):
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from voxtral_exp.errors import UserError
@@ -33,9 +34,13 @@ def parse_words(value: object, where: str) -> Words:
         if not isinstance(item, dict) or not {"word", "start", "end"} <= set(item):
             raise WordTimingError(f'{where}: words[{i}] must be an object with "word", "start" and "end" (seconds)')
         word, start, end = item["word"], item["start"], item["end"]
-        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (start, end))
+        numbers = all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in (start, end)
+        )
         if not isinstance(word, str) or not word.strip() or not numbers:
-            raise WordTimingError(f"{where}: words[{i}] needs a non-empty word and numeric start/end, got {item}")
+            raise WordTimingError(
+                f"{where}: words[{i}] needs a non-empty word and finite start/end seconds, got {item}"
+            )
         words.append((word.strip(), float(start), float(end)))
     return tuple(words)
 
@@ -46,6 +51,8 @@ def timing_problem(words: Words, duration: float) -> str | None:
         return "no words in its timings"
     previous = 0.0
     for i, (word, start, end) in enumerate(words):
+        if not (math.isfinite(start) and math.isfinite(end)):
+            return f"word {i} {word!r} has no finite start and end ({start}, {end})"
         if start < 0 or end > duration + FRAME_S:  # a frame's slack: aligners round to their frame
             return f"word {i} {word!r} at {start:.2f}-{end:.2f} s falls outside the clip (0-{duration:.2f} s)"
         if end < start:
@@ -62,10 +69,13 @@ def read_ctm(path: str | Path) -> dict[str, Words]:
     path = Path(path).expanduser()
     if not path.exists():
         raise WordTimingError(f"dataset.words_ctm={path}: no such file or folder")
+    if path.is_dir():  # NeMo Forced Aligner's output folder: its word-level CTMs only (not tokens/, segments/)
+        path = next((p for p in (path / "ctm" / "words", path / "words") if p.is_dir()), path)
     files = sorted(path.rglob("*.ctm")) if path.is_dir() else [path]
     if not files:
         raise WordTimingError(f"dataset.words_ctm={path}: the folder holds no .ctm file")
     found: dict[str, list] = {}
+    source: dict[str, Path] = {}
     for file in files:
         for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip() or line.startswith((";;", "#")):
@@ -77,6 +87,12 @@ def read_ctm(path: str | Path) -> dict[str, Words]:
                 raise WordTimingError(
                     f"{file}:{number}: expected 'utterance channel start duration word', got {line!r}"
                 ) from None
+            if not (math.isfinite(start) and math.isfinite(duration)) or duration < 0:
+                raise WordTimingError(f"{file}:{number}: start and duration must be finite seconds, got {line!r}")
+            if source.setdefault(utterance, file) != file:
+                raise WordTimingError(
+                    f"{file}:{number}: utterance {utterance!r} is in {source[utterance]} too; one file per utterance"
+                )
             if word.startswith("<") and word.endswith(">"):  # <eps>, <unk>: no word spoken
                 continue
             found.setdefault(utterance, []).append((word, start, round(start + duration, 6)))
@@ -85,11 +101,25 @@ def read_ctm(path: str | Path) -> dict[str, Words]:
 
 def attach_ctm(examples: list, timings: dict[str, Words]) -> list:
     """The examples with words from CTM timings (utterance id = audio file stem); an example whose
-    row already has words keeps them; one with no CTM entry is left without (the screen counts it)."""
+    row already has words keeps them; one with no CTM entry is left without (the screen counts it).
+    Two rows whose files share a name, or a row that is a cut (offset) of its file, are refused:
+    a CTM's times cannot tell them apart or are the whole file's."""
+    stems: dict[str, str] = {}
     out = []
     for example in examples:
         utterance = Path(example.audio).stem if isinstance(example.audio, str) else None
         if example.words is None and utterance in timings:
+            if utterance in stems and stems[utterance] != example.audio:
+                raise WordTimingError(
+                    f"{example.origin}: its audio {example.audio} and {stems[utterance]} share the name {utterance!r}, "
+                    'which is all a CTM utterance id says: rename one, or give the rows their own "words"'
+                )
+            if example.offset:
+                raise WordTimingError(
+                    f"{example.origin}: a clip at an offset into its file: CTM times are the whole file's; give the "
+                    'row its own "words" (seconds from the clip\'s start)'
+                )
+            stems[utterance] = example.audio
             example = dataclasses.replace(example, words=timings[utterance])
         out.append(example)
     return out

@@ -293,6 +293,11 @@ def _realtime_problems(cfg: DictConfig) -> list[str]:
         problems.append(
             f"model={model.name} trains on word timings read before training: use map-style data (dataset.streaming=false)"
         )
+    if not cfg.dataset.prescan:
+        problems.append(
+            f"dataset.prescan=false: model={model.name} trains on word timings, which the prescan checks (in the "
+            "clip, in order, fitting its stream): keep it true"
+        )
     if cfg.speed.encoder_cache not in (None, "auto"):
         problems.append(
             f"speed.encoder_cache: model={model.name} encodes audio causally with the text; set it to auto or null"

@@ -39,6 +39,7 @@ def loading_code(resolved: dict[str, Any]) -> tuple[str, str]:
     else:
         load = f'model = {model_class}.from_pretrained("{REPO}")'
     if realtime:
+        imports += "from transformers.audio_utils import load_audio\n"
         return imports, f'processor = {processor_class}.from_pretrained("{REPO}", mistral_format=True)\n{load}'
     if model_cfg["audio_tokens"] == "clip":
         imports = f"{imports}{clip_plumbing()}\n"
@@ -71,7 +72,8 @@ def transcription_code(resolved: dict[str, Any], language: str, audio: str) -> s
     """Statements that print the transcript of ``audio`` (expressions, as source): Voxtral's own
     prompt, or, for a `model.audio_tokens=clip` model, the prompt with the clip's [AUDIO] tokens."""
     if resolved["model"].get("family") == "realtime":  # one token per 80 ms, as served (at the delay trained)
-        return f"""inputs = processor({audio}, sampling_rate=16000, return_tensors="pt").to(model.device, dtype=model.dtype)
+        return f"""audio = load_audio({audio}, sampling_rate=16000) if isinstance({audio}, str) else {audio}
+inputs = processor(audio, sampling_rate=16000, return_tensors="pt").to(model.device, dtype=model.dtype)
 out = model.generate(**inputs, do_sample=False)
 text = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()"""
     model_id = resolved["model"]["name_or_path"] or REPO
@@ -224,7 +226,7 @@ def model_card(
         steps=train_results.get("global_step"),
         train_loss=train_results.get("train_loss", float("nan")),
         normalizer=evaluation["normalizer"],
-        decoding="greedy" if evaluation["num_beams"] == 1 else "beam search",
+        decoding=decoding_text(evaluation, eval_results),
         eval_loss=eval_results.get("eval_loss", float("nan")),
         results=results_table(eval_results),
         usage=usage_snippet(resolved, languages[0] if languages else None),
@@ -233,6 +235,12 @@ def model_card(
         commit=run.get("git", {}).get("commit"),
         packages="\n".join(f"- {name} {version}" for name, version in run.get("packages", {}).items() if version),
     )
+
+
+def decoding_text(evaluation: dict[str, Any], eval_results: dict[str, Any]) -> str:
+    if "eval_delay_ms" in eval_results:  # a Realtime model: every figure holds at the delay it streamed with
+        return f"greedy streaming ({eval_results['eval_delay_ms']} ms delay)"
+    return "greedy" if evaluation["num_beams"] == 1 else "beam search"
 
 
 def training_data_name(data: dict[str, Any]) -> str:
@@ -285,10 +293,10 @@ PADDING_PRETRAINED = (
 
 def audio_text(model_cfg: dict[str, Any]) -> str:
     if model_cfg.get("family") == "realtime":
-        delay = model_cfg.get("delay_ms") or "the tokenizer's default"
+        delay = f"a {model_cfg['delay_ms']} ms delay" if model_cfg.get("delay_ms") else "its tokenizer's delay"
         return (
-            f"streamed, one text token per 80 ms frame, at a {delay} ms delay (`model.delay_ms`, written into "
-            "this folder's tekken.json): trained on word-aligned text streams (voxtral_exp.realtime)"
+            f"streamed, one text token per 80 ms frame, at {delay} (`model.delay_ms`, written into this folder's "
+            "tekken.json; the results below state it): trained on word-aligned text streams (voxtral_exp.realtime)"
         )
     if model_cfg["audio_tokens"] != "clip":
         return (

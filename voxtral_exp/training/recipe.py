@@ -172,7 +172,8 @@ class FineTuneRecipe:
     def _setup_data(self) -> None:
         """Read and screen the data (data_report.json), and wrap it as featurising datasets."""
         cfg = self.cfg
-        data = load_data(cfg.dataset, cfg.seed, self.processor.tokenizer, words=self.realtime)
+        stream = self.featurizer.builder if self.realtime else None
+        data = load_data(cfg.dataset, cfg.seed, self.processor.tokenizer, stream=stream)
         data.eval = decodable(data.eval, cfg.dataset.on_error, data.report)
         if self.is_main_process:
             write_json(self.run_dir / "data_report.json", data.report)
@@ -205,7 +206,7 @@ class FineTuneRecipe:
             self._start_tracker()
         group = cfg.speed.group_by_length and not data.streaming and not self.realtime
         if self.realtime:  # the model's own loss on the whole text stream
-            collator, loss = StreamCollator(self.processor.num_delay_tokens), None
+            collator, loss = StreamCollator(self.processor.num_delay_tokens, self.dtype), None
         else:
             collator = TranscriptionCollator(self.processor.tokenizer.pad_token_id, cfg.speed.label_only_logits)
             loss = label_only_loss if cfg.speed.label_only_logits else None

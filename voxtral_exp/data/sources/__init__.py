@@ -23,19 +23,19 @@ log = logging.getLogger(__name__)
 READERS = {"jsonl": read_jsonl, "hub": read_hub, "granary": read_granary}  # `dataset.reader`
 
 
-def load_data(cfg: DictConfig, seed: int, tokenizer=None, words: bool = False) -> Data:
+def load_data(cfg: DictConfig, seed: int, tokenizer=None, stream=None) -> Data:
     """`dataset` node -> Data; map-style sets are screened (errors raise or skip, filters drop).
-    ``words``: every example needs word timings (a Realtime model), from its row or
-    `dataset.words_ctm`.
+    ``stream``: a Realtime model's StreamBuilder; every example needs word timings that fit its
+    stream, from its row or `dataset.words_ctm`.
 
     Every problem of every split (malformed manifest lines, rows that are no example, missing or
     unreadable files, empty transcripts) is found in one pass and reported together; a split
     left with no example stops the run here, with the counts and the keys to change.
     """
     data = read_data(cfg, seed)
-    if words:
+    if stream is not None:
         with_ctm_words(data, cfg)
-    checker = ExampleChecker(cfg.filters, tokenizer, decode=False, words=words) if cfg.prescan else None
+    checker = ExampleChecker(cfg.filters, tokenizer, decode=False, stream=stream) if cfg.prescan else None
     splits = ([] if data.streaming else [("train", data.train)]) + [("eval", data.eval)]
     errors = {}
     for split, examples in splits:
