@@ -17,7 +17,15 @@ GROUPS = {  # shipped options; files starting with "_" are shared parts, not opt
 
 
 def test_shipped_groups_are_the_documented_ones():
-    assert GROUPS["model"] == ["base-whisper", "tiny", "tiny-whisper", "voxtral-mini-3b", "voxtral-small-24b"]
+    assert GROUPS["model"] == [
+        "base-whisper",
+        "realtime-tiny",
+        "tiny",
+        "tiny-whisper",
+        "voxtral-mini-3b",
+        "voxtral-realtime-4b",
+        "voxtral-small-24b",
+    ]
     assert GROUPS["method"] == ["full", "lora"]
     assert GROUPS["hardware"] == ["auto", "cpu", "gpu"]
     assert GROUPS["dataset"] == ["fleurs", "granary", "hub", "jsonl", "voxpopuli"]
@@ -30,12 +38,17 @@ def test_shipped_groups_are_the_documented_ones():
 def test_every_combination_composes_and_validates(model, dataset, method, hardware):
     cfg = compose_config([f"model={model}", f"dataset={dataset}", f"method={method}", f"hardware={hardware}"])
     assert cfg.model.name == model and cfg.method.name == method and cfg.dataset.name == dataset
+    expected = []
     if hardware == "gpu" and not torch.cuda.is_available():
+        expected.append("hardware=gpu but torch.cuda.is_available() is False: use hardware=cpu or hardware=auto")
+    if cfg.model.get("family") == "realtime" and cfg.dataset.get("streaming"):  # word timings are read up front
+        expected.append(
+            f"model={model} trains on word timings read before training: use map-style data (dataset.streaming=false)"
+        )
+    if expected:
         with pytest.raises(ConfigError) as e:
             validate(cfg)
-        assert e.value.problems == [
-            "hardware=gpu but torch.cuda.is_available() is False: use hardware=cpu or hardware=auto"
-        ]
+        assert e.value.problems == expected
     else:
         validate(cfg)
         OmegaConf.to_container(cfg.trainer, resolve=True)  # everything TrainingArguments gets resolves
@@ -117,6 +130,7 @@ def test_the_committed_default_audio_rule_is_the_transfer_benchmarks_decision():
     tokens, window = re.search(
         r"default after the decision: model.audio_tokens=(\w+)\s+model.encoder_window=(\w+)", results
     ).groups()
-    for overrides in [[], ["experiment=quickstart"], *([f"model={m}"] for m in GROUPS["model"])]:
+    presets = [m for m in GROUPS["model"] if "realtime" not in m]  # Realtime models read audio as a stream
+    for overrides in [[], ["experiment=quickstart"], *([f"model={m}"] for m in presets)]:
         cfg = compose_config(overrides)
         assert (cfg.model.audio_tokens, cfg.model.encoder_window) == (tokens, window), overrides

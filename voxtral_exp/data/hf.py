@@ -213,6 +213,7 @@ def as_example_rows(data, adapter: RowAdapter):
                 "error": str(e),
             }
         audio = example.pop("audio")
+        example.pop("words")  # Hub rows carry no word timings (voxtral_exp.realtime.words)
         return {
             **example,
             "audio_bytes": audio if isinstance(audio, bytes) else None,

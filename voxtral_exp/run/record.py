@@ -178,12 +178,13 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if "group_by_chunks" in speed:
         speed["group_by_length"] = speed.pop("group_by_chunks")
     speed.setdefault("encoder_cache_budget_gb", 50)
-    saved["model"] = {
-        "audio_tokens": "chunk",
-        "encoder_window": "chunk",
-        "encoder_positions": "as_built",
-        **saved["model"],
-    }
+    if saved["model"].get("family") != "realtime":  # a Realtime model has no audio-token rule
+        saved["model"] = {
+            "audio_tokens": "chunk",
+            "encoder_window": "chunk",
+            "encoder_positions": "as_built",
+            **saved["model"],
+        }
     saved["paths"] = {"cache_dir": f"{saved['paths']['root_dir']}/.cache", **saved["paths"]}
     saved["dataset"] = {"reader": saved["dataset"]["name"], **saved["dataset"]}
     if saved["method"]["name"] == "full":
