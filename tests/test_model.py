@@ -169,3 +169,23 @@ def test_a_pinned_base_revision_is_the_one_a_lora_adapter_is_served_on(tmp_path,
     card = {}
     exec(imports + statements.replace(REPO, str(final)), card)  # the model card's code, as written
     assert base_of(trained) == base_of(load_trained(str(final))) == base_of(card["model"]) == ["v1"]
+
+
+def test_the_saved_base_of_a_lora_run_on_random_weights_is_the_model_built_from_its_seed(tmp_path):
+    """final/base_model is saved from the trained LoRA model's frozen weights (no rebuild): after a
+    step that moves the adapters and the projector, it loads back equal to the base built from the
+    seed, every weight (the projector's original, not its trained copy)."""
+    from transformers import VoxtralForConditionalGeneration
+
+    from voxtral_exp.model.modeling import apply_method, build_model, frozen_base, unwrap_peft
+
+    cfg = compose_config(["model=tiny", "method=lora", "method.train_projector=true"])
+    model = apply_method(build_model(cfg.model, torch.float32, 0), cfg.method)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for p in trained:
+            p.add_(0.1)
+    unwrap_peft(model).save_pretrained(tmp_path, state_dict=frozen_base(model))
+    saved = VoxtralForConditionalGeneration.from_pretrained(tmp_path).state_dict()
+    built = build_model(cfg.model, torch.float32, 0).state_dict()
+    assert saved.keys() == built.keys() and all(torch.equal(saved[k], built[k]) for k in built)

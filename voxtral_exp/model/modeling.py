@@ -156,6 +156,20 @@ def unwrap_peft(model: torch.nn.Module) -> torch.nn.Module:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def frozen_base(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A LoRA model's base weights under the base model's own names: what it was before the
+    adapters (peft wraps each adapted layer, keeping its weight as ``base_layer``, and keeps a
+    trained module's original as ``original_module``); the base is frozen, so these are the
+    weights it was built with."""
+    weights = {}
+    for name, tensor in model.state_dict().items():
+        if "lora_" in name or ".modules_to_save." in name:
+            continue
+        name = name.removeprefix("base_model.model.").replace(".base_layer.", ".").replace(".original_module.", ".")
+        weights[name] = tensor
+    return weights
+
+
 def audio_modules(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(audio tower, projector) of a Voxtral model, PEFT-wrapped or not."""
     voxtral = unwrap_peft(model)

@@ -33,7 +33,14 @@ from voxtral_exp.data.languages import language_code
 from voxtral_exp.data.sources import Data, load_data, preflight
 from voxtral_exp.files import write_atomic, write_json
 from voxtral_exp.model.audio_rule import AudioRule, save_rule
-from voxtral_exp.model.modeling import apply_method, build_model, count_parameters, torch_dtype
+from voxtral_exp.model.modeling import (
+    apply_method,
+    build_model,
+    count_parameters,
+    frozen_base,
+    torch_dtype,
+    unwrap_peft,
+)
 from voxtral_exp.model.processor import OFFLINE_MODEL_ID, load_processor
 from voxtral_exp.realtime import model as realtime
 from voxtral_exp.realtime.stream import StreamCollator, StreamFeaturizer
@@ -358,10 +365,9 @@ class FineTuneRecipe:
         cfg = self.cfg
         self.trainer.processing_class.save_pretrained(str(final_dir))
         if cfg.method.name == "lora" and cfg.model.random_init:
-            # a random base cannot be re-downloaded: rebuilt from its seed (the very weights trained
-            # on, frozen), it is kept beside the adapter
-            build = realtime.build_model if self.realtime else build_model
-            build(cfg.model, self.dtype, cfg.seed).save_pretrained(str(final_dir / "base_model"))
+            # a random base cannot be re-downloaded: the very weights trained on (frozen under the
+            # adapter, so as built from the seed) are kept beside it
+            unwrap_peft(self.model).save_pretrained(str(final_dir / "base_model"), state_dict=frozen_base(self.model))
 
     # --- cleanup -------------------------------------------------------------------------------
 
