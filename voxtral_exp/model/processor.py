@@ -62,20 +62,32 @@ OFFLINE_MODEL_ID = "voxtral-exp/offline-tekken"  # a label only: never fetched
 
 def offline_tokenizer_file(cache_dir: str | Path | None = None, num_mel_bins: int = 128) -> Path:
     """Write (once) the Voxtral-compatible tekken file derived from mistral-common's and return it."""
+    audio = {
+        **AUDIO_SECTION,
+        "audio_encoding_config": {**AUDIO_SECTION["audio_encoding_config"], "num_mel_bins": num_mel_bins},
+    }
+    return cached_tekken(tekken_from_mistral_common(VOXTRAL_SPECIAL_TOKENS, audio), "tekken", cache_dir)
+
+
+def tekken_from_mistral_common(special_tokens: dict[int, str], audio: dict) -> dict:
+    """mistral-common's tekken file as a v7 tokenizer with these control tokens (ranks; the gaps
+    filled with placeholders) and this audio section."""
     data = json.loads(SOURCE_TOKENIZER.read_text(encoding="utf-8"))
     data["config"]["version"] = "v7"
     data.pop("image", None)
     data["special_tokens"] = [
-        {"rank": rank, "token_str": VOXTRAL_SPECIAL_TOKENS.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
-        for rank in range(max(VOXTRAL_SPECIAL_TOKENS) + 1)
+        {"rank": rank, "token_str": special_tokens.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
+        for rank in range(max(special_tokens) + 1)
     ]
-    data["audio"] = {
-        **AUDIO_SECTION,
-        "audio_encoding_config": {**AUDIO_SECTION["audio_encoding_config"], "num_mel_bins": num_mel_bins},
-    }
+    data["audio"] = audio
+    return data
+
+
+def cached_tekken(data: dict, prefix: str, cache_dir: str | Path | None = None) -> Path:
+    """``data`` written once as <cache>/<prefix>-<digest>/tekken.json (the digest of its text)."""
     text = json.dumps(data)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    path = cache_folder(cache_dir) / f"tekken-{digest}" / "tekken.json"
+    path = cache_folder(cache_dir) / f"{prefix}-{digest}" / "tekken.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text)  # concurrent ranks or jobs never see half a file

@@ -4,7 +4,7 @@ The model reads one audio frame (80 ms) and one text token per position: the inp
 is the projected audio of frame p plus the embedding of the token written at p. Its text stream is
 aligned to the audio: [STREAMING_PAD] while no word is due, each word's tokens (marked by
 [STREAMING_WORD]) a fixed delay after the word is spoken (Voxtral Realtime, arXiv 2602.11298 §3;
-Delayed Streams Modeling, arXiv 2509.08753).
+Delayed Streams Modeling, Kyutai 2025).
 
 - voxtral_exp.realtime.model: the processor (offline tokenizer for random models) and the model
 - voxtral_exp.realtime.words: word timings (manifest "words", CTM files) and their checks

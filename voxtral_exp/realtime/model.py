@@ -10,7 +10,6 @@ trains with (`model.delay_ms`) is written into its tokenizer file, so every fold
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -26,8 +25,7 @@ from transformers import (
 from transformers.tokenization_mistral_common import MistralCommonBackend
 
 from voxtral_exp.errors import UserError
-from voxtral_exp.files import cache_folder, write_atomic
-from voxtral_exp.model.processor import SOURCE_TOKENIZER, VOXTRAL_SPECIAL_TOKENS
+from voxtral_exp.model.processor import VOXTRAL_SPECIAL_TOKENS, cached_tekken, tekken_from_mistral_common
 
 log = logging.getLogger(__name__)
 
@@ -76,26 +74,14 @@ def tokenizer_file(source: Path | None, delay_ms: int | None, vocab_size: int | 
     ``source``: a Realtime tokenizer file; None builds one from mistral-common's, cut to
     ``vocab_size`` tokens (special ones included) when given."""
     if source is None:
-        data = json.loads(SOURCE_TOKENIZER.read_text(encoding="utf-8"))
-        data["config"]["version"] = "v7"
-        data.pop("image", None)
-        data["special_tokens"] = [
-            {"rank": rank, "token_str": SPECIAL_TOKENS.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
-            for rank in range(max(SPECIAL_TOKENS) + 1)
-        ]
-        data["audio"] = json.loads(json.dumps(STREAMING_AUDIO))
+        data = tekken_from_mistral_common(SPECIAL_TOKENS, json.loads(json.dumps(STREAMING_AUDIO)))
         if vocab_size:
             data["config"]["default_vocab_size"] = vocab_size
     else:
         data = json.loads(Path(source).read_text(encoding="utf-8"))
     if delay_ms is not None:
         data["audio"]["transcription_delay_ms"] = delay_ms
-    text = json.dumps(data)
-    path = cache_folder() / f"tekken-rt-{hashlib.sha256(text.encode()).hexdigest()[:12]}" / "tekken.json"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text)
-    return path
+    return cached_tekken(data, "tekken-rt")
 
 
 def load_processor(
