@@ -207,6 +207,7 @@ def test_word_timings_come_from_the_manifest_or_ctm_files_and_bad_ones_name_the_
         (9, "are not its text ('one three')"),
     ):
         assert f"{manifest}:{line}: " in message and why in message
+    assert "fix the row's words (or its text), or set dataset.on_error=skip" in message
     cfg.dataset.on_error = "skip"
     data = load_data(cfg.dataset, 0, stream=builder)
     assert len(data.train) == 1
@@ -225,6 +226,12 @@ def test_word_timings_come_from_the_manifest_or_ctm_files_and_bad_ones_name_the_
     cfg.dataset.words_ctm = str(tmp_path / "nfa")
     data = load_data(cfg.dataset, 0, stream=builder)
     assert len(data.train) == 2 and data.train[1].words[1] == ("two", 0.56, 0.96)
+    # an eval clip elsewhere with a train clip's name would take its timings: refused
+    other = _words_manifest(tmp_path / "elsewhere", [{}, {}])
+    cfg.dataset.eval_manifest = str(other)
+    with pytest.raises(ValueError, match="share the name 'clip1'"):
+        load_data(cfg.dataset, 0, stream=builder)
+    cfg.dataset.eval_manifest = str(manifest)
     (nfa / "words" / "clip2.ctm").write_text("clip2 1 zero\n")
     with pytest.raises(ValueError, match=r"clip2.ctm:1: expected 'utterance channel start duration word'"):
         load_data(cfg.dataset, 0, stream=builder)
@@ -407,6 +414,15 @@ def test_self_alignment_writes_timings_once_beside_the_manifest(realtime_run, di
     assert len(load_data(cfg.dataset, 0, stream=builder).train) == len(rows)
     with pytest.raises(UserError, match="exists: the timings are written once; --force replaces it"):
         align.main([str(realtime_run), str(bare)])
+    for bad, why in (
+        ({"text": ""}, ":2: empty text"),
+        ({"audio_path": str(tmp_path / "nope.flac")}, ":2: no such audio file"),
+    ):
+        manifest = tmp_path / "bad.jsonl"
+        manifest.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], **bad}) + "\n")
+        with pytest.raises(UserError, match=why):
+            align.main([str(realtime_run), str(manifest), "--force"])
+        assert not (tmp_path / "bad.words.jsonl").exists()  # nothing written
 
 
 @pytest.mark.xdist_group("realtime_run")

@@ -138,7 +138,10 @@ class ExampleChecker:
         said, written = words_of(" ".join(w for w, _, _ in example.words)), words_of(example.text)
         if problem is None and said != written:
             problem = f"its words ({' '.join(said)!r}) are not its text ({' '.join(written)!r}): the stream is built from the words"
-        return Finding(example.origin, "bad_word_timings", problem) if problem else None
+        if problem is None:
+            return None
+        fix = "fix the row's words (or its text), or set dataset.on_error=skip to drop and count it"
+        return Finding(example.origin, "bad_word_timings", f"{problem}; {fix}")
 
     def _filters(self, example: Example, duration: float) -> Finding | None:
         """The first of `dataset.filters` the example fails, or None."""

@@ -102,6 +102,10 @@ def align_manifest(model, featurizer, manifest: Path, out: Path) -> dict[str, in
     counts = {"rows": 0, "words": 0, "from_model": 0, "rows_without_any": 0}
     written = []
     for row, example in zip(rows, examples):
+        if not normalize_transcript(example.text):
+            raise UserError(f"{example.origin}: empty text: there is nothing to align; fill it in or remove the row")
+        if isinstance(example.audio, str) and not Path(example.audio).is_file():
+            raise UserError(f"{example.origin}: no such audio file {example.audio}")
         try:
             audio = load_audio(example.audio, example.offset, example.duration)
         except AudioError as e:

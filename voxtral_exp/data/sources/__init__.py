@@ -64,7 +64,9 @@ def with_ctm_words(data: Data, cfg: DictConfig) -> None:
     if data.streaming:
         raise WordTimingError("dataset.words_ctm: word timings from CTM files need map-style data, not a stream")
     timings = read_ctm(cfg.words_ctm)
-    data.train, data.eval = attach_ctm(list(data.train), timings), attach_ctm(data.eval, timings)
+    train = list(data.train)
+    both = attach_ctm(train + list(data.eval), timings)  # one file name, one clip, across both splits
+    data.train, data.eval = both[: len(train)], both[len(train) :]
 
 
 def no_data_message(cfg: DictConfig, split: str, report: dict) -> str:
