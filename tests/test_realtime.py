@@ -486,3 +486,38 @@ def test_a_realtime_run_reproduces_from_what_it_saved(realtime_run, tmp_path):
 
     assert losses(out) == pytest.approx(losses(realtime_run), rel=1e-5)
     assert json.loads((out / "eval_results.json").read_text())["eval_delay_ms"] == 240
+
+
+def test_full_fine_tuning_trains_every_realtime_weight_the_encoder_included(tmp_path, digits_words):
+    """method=full method.freeze_audio_tower=false (how realtime-tiny learns from scratch): the loss
+    falls, and final/ is one plain model that loads and streams."""
+    run_dir = tmp_path / "full"
+    run_train(
+        [
+            *RT_FAST,
+            "method=full",
+            "method.freeze_audio_tower=false",
+            f"dataset.train_manifest={digits_words['train']}",
+            f"dataset.eval_manifest={digits_words['held-out']}",
+            "trainer.learning_rate=3e-3",
+            "trainer.max_steps=6",
+            "trainer.eval_strategy=no",
+            "trainer.save_steps=6",
+            "trainer.load_best_model_at_end=false",
+            f"hydra.run.dir={run_dir}",
+        ],
+        tmp_path / "trackio",
+    )
+    results = json.loads((run_dir / "train_results.json").read_text())
+    assert results["parameters_trainable"] == results["parameters_total"]
+    losses = [h["loss"] for h in last_state(run_dir)["log_history"] if "loss" in h]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    final = run_dir / "final"
+    assert (final / "model.safetensors").is_file() and not (final / "adapter_config.json").exists()
+    from voxtral_exp.data.audio import load_audio
+    from voxtral_exp.inference import load
+    from voxtral_exp.realtime.serve import generate_stream
+
+    model, featurizer = load(run_dir)
+    clip = read_jsonl(digits_words["held-out"])[0]["audio_path"]
+    assert generate_stream(model, featurizer, load_audio(clip)).tokens
