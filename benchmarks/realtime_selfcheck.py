@@ -36,14 +36,15 @@ def compare(model, featurizer, audio) -> tuple[int, int, int, int, int, Counter]
     """(frames equal, frames compared, text frames equal, text frames, words written, mismatch
     kinds) for one clip; text frames are those where the model wrote something other than
     [STREAMING_PAD] (a model that writes nothing would otherwise agree on nearly every frame)."""
-    from voxtral_exp.realtime.model import STREAMING_PAD_ID
+    from voxtral_exp.model.tokens import MEL_FRAMES_PER_TOKEN
+    from voxtral_exp.realtime.model import SAMPLES_PER_FRAME, STREAMING_PAD_ID
     from voxtral_exp.realtime.serve import generate_stream
 
     tokenizer = featurizer.processor.tokenizer
     written = generate_stream(model, featurizer, audio)
     inputs = featurizer.inputs(audio)
-    n_positions = inputs["input_features"].shape[-1] // 8
-    clip_frames = -(-len(audio) // 1280)
+    n_positions = inputs["input_features"].shape[-1] // MEL_FRAMES_PER_TOKEN
+    clip_frames = -(-len(audio) // SAMPLES_PER_FRAME)
     words = tuple((word, start, start) for word, start in written.words)
     try:
         rebuilt, labels = featurizer.builder(inputs["prompt_ids"], n_positions, clip_frames, words)

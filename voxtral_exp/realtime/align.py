@@ -28,8 +28,6 @@ from voxtral_exp.errors import UserError, run_command
 from voxtral_exp.files import write_atomic
 from voxtral_exp.realtime.words import Words, words_as_rows
 
-log = logging.getLogger(__name__)
-
 
 def align_words(reference: list[str], written: list[tuple[str, float]], duration: float) -> tuple[Words, int]:
     """Timings for ``reference`` from the model's ``written`` (word, start) pairs; and how many

@@ -6,7 +6,7 @@ stream read back into text and word start times.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import warnings
 from dataclasses import dataclass
 
@@ -18,7 +18,16 @@ from voxtral_exp.data.example import Example
 from voxtral_exp.realtime.model import FRAME_MS, SAMPLES_PER_FRAME, STREAMING_PAD_ID, STREAMING_WORD_ID
 from voxtral_exp.realtime.stream import StreamFeaturizer
 
-log = logging.getLogger(__name__)
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module):
+    """The model in eval mode for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 @dataclass
@@ -40,12 +49,9 @@ def generate_stream(model: torch.nn.Module, featurizer: StreamFeaturizer, audio:
     parameter = next(model.parameters())
     inputs = {k: v.to(parameter.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
     inputs["input_features"] = inputs["input_features"].to(parameter.dtype)
-    was_training = model.training
-    model.eval()
-    with warnings.catch_warnings():  # the model sets max_length to the clip's frames itself, as intended
+    with evaluating(model), warnings.catch_warnings():  # the model sets max_length to the clip's frames itself
         warnings.filterwarnings("ignore", message="Using the model-agnostic default `max_length`")
         out = model.generate(**inputs, do_sample=False, num_beams=1)
-    model.train(was_training)
     tokens = out[0, inputs["input_ids"].shape[1] :].tolist()
     return read_stream(tokens, processor.tokenizer)
 
@@ -79,13 +85,11 @@ def generate_live(model: torch.nn.Module, featurizer: StreamFeaturizer, audio: n
             yield features(padded[start : start + processor.num_samples_per_audio_chunk], False)[1]
             frame += processor.audio_length_per_tok
 
-    was_training = model.training
-    model.eval()
     prompt = first["input_ids"].to(parameter.device)
-    out = model.generate(
-        input_ids=prompt, input_features=chunks(), num_delay_tokens=first["num_delay_tokens"], do_sample=False
-    )
-    model.train(was_training)
+    with evaluating(model):
+        out = model.generate(
+            input_ids=prompt, input_features=chunks(), num_delay_tokens=first["num_delay_tokens"], do_sample=False
+        )
     return read_stream(out[0, prompt.shape[1] :].tolist(), processor.tokenizer)
 
 

@@ -30,12 +30,9 @@ from transformers import VoxtralRealtimeProcessor
 
 from voxtral_exp.data.audio import TARGET_RATE, load_audio
 from voxtral_exp.data.example import Example
-from voxtral_exp.data.text import normalize_transcript
-from voxtral_exp.model.tokens import IGNORE_INDEX
+from voxtral_exp.model.tokens import IGNORE_INDEX, MEL_FRAMES_PER_TOKEN
 from voxtral_exp.realtime.model import FRAME_MS, SAMPLES_PER_FRAME, STREAMING_PAD_ID, STREAMING_WORD_ID
 from voxtral_exp.realtime.words import Words, WordTimingError
-
-MEL_FRAMES_PER_TOKEN = 8
 
 
 def word_frame(seconds: float) -> int:
@@ -140,13 +137,6 @@ class StreamFeaturizer:
             "language": example.language or self.default_language,
             "text": example.text,
         }
-
-    def target(self, text: str) -> torch.Tensor:
-        """The transcript's tokens as the stream writes them (word by word), for budgets."""
-        ids = [
-            i for word in normalize_transcript(text).split() for i in (STREAMING_WORD_ID, *self.builder.word_ids(word))
-        ]
-        return torch.tensor(ids + [self.builder.eos], dtype=torch.long)
 
 
 class StreamCollator:
