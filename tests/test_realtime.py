@@ -311,6 +311,7 @@ def test_train_py_fine_tunes_a_realtime_model_on_word_timings(realtime_run, digi
     printed = capsys.readouterr().out
     assert printed.startswith(f"{clip}\t")
     transcript = printed.split("\t", 1)[1].strip()
+    assert transcript == read_jsonl(run_dir / "predictions.jsonl")[0]["hypothesis"]  # what the run scored
     assert card_transcript(final, Path(clip)) == transcript  # the card's plain transformers code, as written
     files = space_files(dict(load_run_config(run_dir)), str(final))  # the demo Space, loading a local copy
     namespace = {"__name__": "space"}
@@ -414,6 +415,8 @@ def test_self_alignment_writes_timings_once_beside_the_manifest(realtime_run, di
     assert len(load_data(cfg.dataset, 0, stream=builder).train) == len(rows)
     with pytest.raises(UserError, match="exists: the timings are written once; --force replaces it"):
         align.main([str(realtime_run), str(bare)])
+    with pytest.raises(UserError, match="is a folder"):  # never a folder replaced, even with --force
+        align.main([str(realtime_run), str(bare), "--out", str(tmp_path), "--force"])
     for bad, why in (
         ({"text": ""}, ":2: empty text"),
         ({"audio_path": str(tmp_path / "nope.flac")}, ":2: no such audio file"),
@@ -521,3 +524,16 @@ def test_full_fine_tuning_trains_every_realtime_weight_the_encoder_included(tmp_
     model, featurizer = load(run_dir)
     clip = read_jsonl(digits_words["held-out"])[0]["audio_path"]
     assert generate_stream(model, featurizer, load_audio(clip)).tokens
+
+
+def test_a_delay_read_from_a_token_variable_is_refused_before_it_resolves(tmp_path):
+    """`model.delay_ms=${oc.env:HF_TOKEN}` (any key reading a secret-looking variable) stops the run
+    as a secret in the config, naming the key, before validation would echo the resolved value."""
+    from voxtral_exp.run.secrets import SecretInConfigError, refuse_secrets
+
+    cfg = compose_config(["model=realtime-tiny", "model.delay_ms=${oc.env:HF_TOKEN}"])
+    with pytest.raises(SecretInConfigError, match="model.delay_ms: secrets never go in the config"):
+        refuse_secrets(cfg, tmp_path)
+    refuse_secrets(
+        compose_config(["model=realtime-tiny", "paths.cache_dir=${oc.env:HOME}/c"]), tmp_path
+    )  # not a secret

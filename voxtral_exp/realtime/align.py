@@ -132,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     manifest = args.manifest.expanduser().resolve()
     out = args.out or manifest.with_name(manifest.stem + ".words.jsonl")
+    if out.is_dir():
+        raise UserError(
+            f"--out {out} is a folder: give the file to write, e.g. {out / manifest.with_suffix('').name}.words.jsonl"
+        )
     if out.exists() and not args.force:
         raise UserError(f"{out} exists: the timings are written once; --force replaces it")
     from voxtral_exp.inference import load

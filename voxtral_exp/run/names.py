@@ -8,13 +8,14 @@ from pathlib import Path
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def overrides() -> list[str]:
-    """The command line's overrides (none outside a Hydra app: resume, reproduce)."""
+    """The command line's overrides as typed, interpolations unresolved (so `${oc.env:...}` never
+    becomes the variable's value here); none outside a Hydra app: resume, reproduce."""
     if HydraConfig.initialized():
-        return list(HydraConfig.get().overrides.task)
+        return OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
     return []
 
 

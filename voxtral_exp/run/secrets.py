@@ -20,6 +20,7 @@ from voxtral_exp.files import write_atomic
 REDACTED = "<redacted>"
 # key names whose values are secrets: hf_token, hub_token, api_key, password ... (not max_new_tokens)
 SECRET_KEY = re.compile(r"(^|[._+])(\w*_)?(token|secret|password|api_?key|access_key)$", re.IGNORECASE)
+ENV_INTERPOLATION = re.compile(r"\$\{oc\.env:([^,}]+)")  # the variable an `${oc.env:NAME}` value reads
 
 
 class SecretInConfigError(UserError, ValueError):
@@ -36,21 +37,25 @@ def redact(value: Any) -> Any:
 
 
 def redact_argv(argv: list[str]) -> list[str]:
-    """Command-line words with the value of any secret-looking `key=value` replaced."""
+    """Command-line words with the value of any secret-looking `key=value`, or of one that reads a
+    secret-looking environment variable, replaced."""
     words = []
     for word in argv:
-        key, sep, _ = word.partition("=")
-        words.append(f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) else word)
+        key, sep, value = word.partition("=")
+        secret = sep and (SECRET_KEY.search(key) or reads_secret_variable(value))
+        words.append(f"{key}={REDACTED}" if secret else word)
     return words
 
 
 def secret_values(value: Any, prefix: str = "") -> dict[str, str]:
-    """{dotted key: value} for every secret-looking key that holds a string."""
+    """{dotted key: value} for every secret-looking key that holds a string, and every key whose
+    value reads a secret-looking environment variable (`${oc.env:HF_TOKEN}`): resolved, it would be
+    saved, logged and echoed in error messages like any other value."""
     found = {}
     if isinstance(value, dict):
         for k, v in value.items():
             key = f"{prefix}{k}"
-            if SECRET_KEY.search(str(k)) and isinstance(v, str) and v:
+            if isinstance(v, str) and v and (SECRET_KEY.search(str(k)) or reads_secret_variable(v)):
                 found[key] = v
             else:
                 found.update(secret_values(v, key + "."))
@@ -58,6 +63,11 @@ def secret_values(value: Any, prefix: str = "") -> dict[str, str]:
         for i, v in enumerate(value):
             found.update(secret_values(v, f"{prefix}{i}."))
     return found
+
+
+def reads_secret_variable(value: str) -> bool:
+    """Whether a config value interpolates a secret-looking environment variable (HF_TOKEN, ...)."""
+    return any(SECRET_KEY.search(name.strip()) for name in ENV_INTERPOLATION.findall(value))
 
 
 def refuse_secrets(cfg: DictConfig, run_dir: Path) -> None:
